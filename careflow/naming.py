@@ -1,0 +1,36 @@
+"""The URIs careflow mints: identifier systems, extensions, local code systems and profiles.
+
+Kept in one place so the planner, the profiles in ``fhir_profiles/``, the store and the engine
+never spell one differently.
+"""
+
+BASE = "https://careflow.dev/fhir"
+
+# identifier systems
+TASK_IDENTIFIER = f"{BASE}/sid/task"  # value: "<careplan id>/<activity id>/<occurrence>"
+CAREPLAN_IDENTIFIER = f"{BASE}/sid/careplan"  # value: "<patient id>/<programme id>"
+SSIN = "https://www.ehealth.fgov.be/standards/fhir/core/NamingSystem/ssin"
+NIHDI = "https://www.ehealth.fgov.be/standards/fhir/core/NamingSystem/nihdi"
+
+# local code systems
+TASK_BUSINESS_STATUS = f"{BASE}/CodeSystem/task-business-status"  # on-time | overdue | escalated
+CAREPLAN_FLAG = f"{BASE}/CodeSystem/careplan-flag"  # attention
+TASK_REASON = f"{BASE}/CodeSystem/task-reason"  # recurring | dependency | escalation | observation | reassignment
+POPULATION_GROUP = f"{BASE}/CodeSystem/population-group"  # A | B | C | D
+
+# extensions
+EXT_ATTENTION = f"{BASE}/StructureDefinition/careplan-attention"  # valueBoolean on CarePlan
+EXT_NEIGHBOURHOOD = f"{BASE}/StructureDefinition/neighbourhood"  # valueString on Patient / CareTeam / Task
+EXT_OCCURRENCE = f"{BASE}/StructureDefinition/task-occurrence"  # valuePositiveInt on Task
+EXT_TRIGGER = f"{BASE}/StructureDefinition/task-trigger"  # valueString: the programme trigger id that raised it
+
+# profiles
+PROFILE_CAREPLAN = f"{BASE}/StructureDefinition/careflow-careplan"
+PROFILE_TASK = f"{BASE}/StructureDefinition/careflow-task"
+PROFILE_GOAL = f"{BASE}/StructureDefinition/careflow-goal"
+PROFILE_CARETEAM = f"{BASE}/StructureDefinition/careflow-careteam"
+
+# canonical of ActivityDefinitions compiled from a programme: "<programme base>/ActivityDefinition/<program>-<activity>"
+def activity_definition_url(program_url: str, program_id: str, activity_id: str) -> str:
+    base = program_url.rsplit("/PlanDefinition/", 1)[0]
+    return f"{base}/ActivityDefinition/{program_id}-{activity_id}"

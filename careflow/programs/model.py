@@ -1,0 +1,287 @@
+"""The care-programme model: what a YAML pathway means, as typed plain data.
+
+The shape follows how a GP would hear a programme read aloud: who qualifies, which disciplines
+take part, what we aim for, what each discipline does and when, and what happens when something
+is late or a measurement goes wrong. The JSON Schema in ``care_programs/schema.json`` is generated
+from these classes, so the editor and the loader never disagree.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from careflow.programs.codes import canonical_system, code_problem
+from careflow.programs.durations import JSON_PATTERN, Duration, parse_duration
+
+ID_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
+Id = Annotated[str, Field(pattern=ID_PATTERN, description="lower-case letters, digits and hyphens")]
+
+
+def _check_duration(value: str) -> str:
+    parse_duration(value)
+    return value
+
+
+IsoDuration = Annotated[
+    str,
+    AfterValidator(_check_duration),
+    Field(json_schema_extra={"pattern": JSON_PATTERN}, description="ISO 8601 duration, e.g. P3M, P14D, P1Y"),
+]
+Priority = Literal["routine", "urgent", "asap", "stat"]
+Group = Literal["A", "B", "C", "D"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Text(Strict):
+    """A sentence in Dutch and English: the team reads Dutch, the wider world English."""
+
+    nl: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+
+class Coding(Strict):
+    system: str = Field(description="a short name (icpc-2, snomed, icd-10, loinc, cd-hcparty) or a URI")
+    code: str = Field(min_length=1)
+    display: str | None = None
+
+    @field_validator("system")
+    @classmethod
+    def _known_system(cls, v: str) -> str:
+        uri = canonical_system(v)
+        if uri is None:
+            if v.startswith(("http://", "https://", "urn:")):
+                return v
+            raise ValueError(f"unknown code system {v!r}: use icpc-2, snomed, icd-10, loinc, cd-hcparty or a URI")
+        return uri
+
+    @model_validator(mode="after")
+    def _well_formed(self) -> Coding:
+        problem = code_problem(self.system, self.code)
+        if problem:
+            raise ValueError(f"code {self.code!r} is not well-formed: {problem}")
+        return self
+
+
+class Quantity(Strict):
+    value: float
+    unit: str = Field(min_length=1, description="UCUM unit, e.g. kg, %, mm[Hg], mmol/mol")
+
+
+# ---------------------------------------------------------------- who qualifies
+
+
+class AgeBounds(Strict):
+    min: int | None = Field(default=None, ge=0, le=130)
+    max: int | None = Field(default=None, ge=0, le=130)
+
+
+class Eligibility(Strict):
+    """A patient qualifies with an active Condition coded as one of ``conditions``."""
+
+    conditions: list[Coding] = Field(min_length=1)
+    age: AgeBounds | None = None
+    groups: list[Group] = Field(
+        default_factory=lambda: ["A", "B", "C"],
+        description="population-pyramid groups the programme is for (A frail … D at risk)",
+    )
+    new_diagnosis_within: IsoDuration = Field(
+        default="P6M", description="a Condition whose onset lies this close before the start counts as new"
+    )
+
+
+# ---------------------------------------------------------------- who takes part
+
+
+class Role(Strict):
+    title: Text
+    codes: list[Coding] = Field(min_length=1, description="SNOMED CT occupation and CD-HCPARTY discipline codes")
+
+
+# ---------------------------------------------------------------- what we aim for
+
+
+class Target(Strict):
+    """One measurable target; exactly one of the bounds is given."""
+
+    measure: Coding
+    below: Quantity | None = None
+    at_most: Quantity | None = None
+    above: Quantity | None = None
+    at_least: Quantity | None = None
+    between: tuple[Quantity, Quantity] | None = None
+    stable_within: Quantity | None = Field(default=None, description="no more than this away from the baseline")
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Target:
+        given = [k for k in ("below", "at_most", "above", "at_least", "between", "stable_within") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError(
+                "a target needs exactly one of below, at_most, above, at_least, between, stable_within"
+                + (f" (found {', '.join(given)})" if given else "")
+            )
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("below", "at_most", "above", "at_least", "between", "stable_within") if getattr(self, k))
+
+
+class Goal(Strict):
+    id: Id
+    title: Text
+    category: Literal["physiologic", "behavioral", "dietary", "safety", "nursing"] = "physiologic"
+    targets: list[Target] = Field(default_factory=list)
+    due: IsoDuration | None = Field(default=None, description="when, counted from the plan's start")
+
+
+# ---------------------------------------------------------------- what each discipline does
+
+
+class Timing(Strict):
+    start: IsoDuration = Field(default="P0D", description="offset from the plan start (or from completion of `after`)")
+    every: IsoDuration | None = Field(default=None, description="repeat at this interval")
+    times: int | None = Field(default=None, ge=1, description="how many occurrences in all; omit for 'until the plan ends'")
+    due_within: IsoDuration = Field(default="P14D", description="the task is due this long after it opens")
+
+    @model_validator(mode="after")
+    def _times_needs_every(self) -> Timing:
+        if self.times and self.times > 1 and not self.every:
+            raise ValueError("times > 1 needs an `every` interval")
+        return self
+
+    def first_open(self) -> Duration:
+        return parse_duration(self.start)
+
+
+class Only(Strict):
+    """Restricts an activity to some patients."""
+
+    new_diagnosis: bool | None = Field(default=None, description="true: only at a new diagnosis; false: only when established")
+    groups: list[Group] | None = None
+    min_age: int | None = Field(default=None, ge=0)
+
+
+class Activity(Strict):
+    id: Id
+    title: Text
+    description: Text
+    role: Id
+    code: Coding
+    timing: Timing = Field(default_factory=Timing)
+    after: list[Id] = Field(default_factory=list, description="start when all of these activities are completed")
+    only_if: Only | None = None
+    priority: Priority = "routine"
+    instructions: Text | None = Field(default=None, description="for the patient's take-home plan")
+
+
+# ---------------------------------------------------------------- what happens when
+
+
+class Overdue(Strict):
+    activity: Id | Literal["any"]
+    by: IsoDuration
+
+
+class ObservationRule(Strict):
+    """A new Observation of ``code`` crossing a threshold, or changing by more than a delta."""
+
+    code: Coding
+    above: Quantity | None = None
+    below: Quantity | None = None
+    rises_by: Quantity | None = None
+    falls_by: Quantity | None = None
+    within: IsoDuration | None = Field(default=None, description="the window for rises_by / falls_by")
+    value_in: list[Coding] | None = Field(default=None, description="a coded value, e.g. an exacerbation")
+
+    @model_validator(mode="after")
+    def _one_test(self) -> ObservationRule:
+        given = [k for k in ("above", "below", "rises_by", "falls_by", "value_in") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("an observation rule needs exactly one of above, below, rises_by, falls_by, value_in")
+        if given[0] in ("rises_by", "falls_by") and not self.within:
+            raise ValueError(f"{given[0]} needs a `within` window, e.g. within: P3D")
+        return self
+
+
+class When(Strict):
+    overdue: Overdue | None = None
+    completed: Id | None = None
+    rejected: Id | Literal["any"] | None = None
+    observation: ObservationRule | None = None
+
+    @model_validator(mode="after")
+    def _one_event(self) -> When:
+        given = [k for k in ("overdue", "completed", "rejected", "observation") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("`when` needs exactly one of overdue, completed, rejected, observation")
+        return self
+
+    @property
+    def kind(self) -> Literal["overdue", "completed", "rejected", "observation"]:
+        return next(k for k in ("overdue", "completed", "rejected", "observation") if getattr(self, k) is not None)  # type: ignore[return-value]
+
+
+class NewTask(Strict):
+    role: Id
+    title: Text
+    description: Text | None = None
+    code: Coding | None = None
+    priority: Priority = "urgent"
+    due_within: IsoDuration = "P2D"
+
+
+class Then(Strict):
+    escalate_to: Id | None = Field(default=None, description="a new task for this role, linked to the overdue one")
+    priority: Priority | None = None
+    start: list[Id] = Field(default_factory=list)
+    reassign_to: Id | None = None
+    create_task: NewTask | None = None
+    flag_plan: bool = Field(default=False, description="raise the plan's attention flag")
+
+    @model_validator(mode="after")
+    def _does_something(self) -> Then:
+        if not (self.escalate_to or self.start or self.reassign_to or self.create_task or self.flag_plan):
+            raise ValueError("`then` needs at least one of escalate_to, start, reassign_to, create_task, flag_plan")
+        return self
+
+
+class Trigger(Strict):
+    id: Id
+    title: Text | None = None
+    when: When
+    then: Then
+
+
+# ---------------------------------------------------------------- the programme
+
+
+class Program(Strict):
+    """A care programme (zorgprogramma) as authors write it."""
+
+    id: Id
+    version: str = Field(pattern=r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$", description="semantic version, e.g. 1.2.0")
+    url: str = Field(pattern=r"^https?://\S+$", description="canonical URL of the PlanDefinition")
+    status: Literal["draft", "active", "retired"]
+    title: Text
+    description: Text | None = None
+    plan_period: IsoDuration = Field(default="P1Y", description="how long one plan runs before it is reviewed")
+    eligibility: Eligibility
+    roles: dict[Id, Role] = Field(min_length=1)
+    goals: list[Goal] = Field(default_factory=list)
+    activities: list[Activity] = Field(min_length=1)
+    triggers: list[Trigger] = Field(default_factory=list)
+
+    @property
+    def canonical(self) -> str:
+        return f"{self.url}|{self.version}"
+
+    def activity(self, activity_id: str) -> Activity:
+        for a in self.activities:
+            if a.id == activity_id:
+                return a
+        raise KeyError(activity_id)
