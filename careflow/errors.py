@@ -28,3 +28,95 @@ class NotEligible(CareflowError):
 
 class PatientDataError(CareflowError):
     """The patient input (a Patient or a Bundle) cannot be read."""
+
+
+# --- store errors (careflow.store): the API maps each to an OperationOutcome with ``http_status`` ---
+
+
+class StoreError(CareflowError):
+    """Base of the resource store's errors; ``http_status`` is what a REST adapter should answer."""
+
+    http_status: int = 500
+    code: str = "exception"  # OperationOutcome.issue.code
+    expression: str | None = None  # FHIRPath-ish location / search parameter name the error is about
+
+
+class NotFound(StoreError):
+    """No resource (or version) with that type and id was ever stored."""
+
+    http_status = 404
+    code = "not-found"
+
+    def __init__(self, type: str, id: str, version: int | None = None) -> None:
+        self.type, self.id, self.version = type, id, version
+        where = f"{type}/{id}" + (f"/_history/{version}" if version is not None else "")
+        super().__init__(f"{where} is not known")
+
+
+class Gone(StoreError):
+    """The resource existed but its current version is a deletion (history is kept)."""
+
+    http_status = 410
+    code = "deleted"
+
+    def __init__(self, type: str, id: str, version: int) -> None:
+        self.type, self.id, self.version = type, id, version
+        super().__init__(f"{type}/{id} was deleted (version {version})")
+
+
+class VersionConflict(StoreError):
+    """If-Match named a version that is no longer current: re-read, merge and retry."""
+
+    http_status = 412
+    code = "conflict"
+
+    def __init__(self, type: str, id: str, expected: int, current: int | None) -> None:
+        self.type, self.id, self.expected, self.current = type, id, expected, current
+        super().__init__(
+            f"{type}/{id}: If-Match expected version {expected} but the current version is {current}"
+        )
+
+
+class PreconditionFailed(StoreError):
+    """A conditional create/update/delete matched more than one resource: make the criteria selective."""
+
+    http_status = 412
+    code = "multiple-matches"
+
+    def __init__(self, message: str, *, matches: int | None = None) -> None:
+        self.matches = matches
+        super().__init__(message)
+
+
+class ResourceConflict(StoreError):
+    """The write contradicts stored state (wrong type/id in body, id clash): fix the request."""
+
+    http_status = 409
+    code = "conflict"
+
+    def __init__(self, message: str, *, expression: str | None = None) -> None:
+        self.expression = expression
+        super().__init__(message)
+
+
+class InvalidResource(StoreError):
+    """The resource dict cannot be stored at all (no resourceType, malformed id)."""
+
+    http_status = 400
+    code = "invalid"
+
+    def __init__(self, message: str, *, expression: str | None = None) -> None:
+        self.expression = expression
+        super().__init__(message)
+
+
+class InvalidSearch(StoreError):
+    """A search parameter is unknown, has a bad value or an unsupported modifier; ``param`` names it."""
+
+    http_status = 400
+    code = "invalid"
+
+    def __init__(self, param: str, message: str) -> None:
+        self.param = param
+        self.expression = param
+        super().__init__(f"search parameter '{param}': {message}")
