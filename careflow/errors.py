@@ -120,3 +120,14 @@ class InvalidSearch(StoreError):
         self.param = param
         self.expression = param
         super().__init__(f"search parameter '{param}': {message}")
+
+
+# --- FHIR validation (careflow.fhir.validation) ---
+
+
+class InvalidFhirResource(InvalidResource):
+    """The resource is not valid FHIR R4; ``problems`` lists (FHIRPath expression, what is wrong) pairs."""
+
+    def __init__(self, message: str, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        super().__init__(message, expression=problems[0][0] if problems else None)
