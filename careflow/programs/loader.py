@@ -1,0 +1,350 @@
+"""Load programme YAML into the model, reporting every problem at once with file:line:column.
+
+Authors fix a pathway in one pass only if they see all of its problems together, each pointing at
+the exact line. So structural errors (pydantic) and cross-reference errors (roles, activities,
+cycles, duplicate ids) are collected side by side before anything is raised.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from typing import get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from careflow.errors import ProgramError, UnknownProgram
+from careflow.programs.model import ID_PATTERN, Program
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    file: str
+    line: int
+    column: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}"
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+def _yaml() -> YAML:
+    y = YAML(typ="rt")
+    y.allow_duplicate_keys = False
+    return y
+
+
+def _position(root: Any, loc: Loc) -> tuple[int, int, Loc]:
+    """Line/column (1-based) of the deepest node of ``loc`` that exists, and the part of loc that exists."""
+    node, line, col, found = root, 1, 1, []
+    if isinstance(root, (CommentedMap, CommentedSeq)):
+        line, col = root.lc.line + 1, root.lc.col + 1
+    for part in loc:
+        if isinstance(node, CommentedMap) and isinstance(part, str) and part in node:
+            kl, kc = node.lc.key(part)
+            line, col = kl + 1, kc + 1
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
+            il, ic = node.lc.item(part)
+            line, col = il + 1, ic + 1
+            node = node[part]
+        else:
+            break
+        found.append(part)
+    return line, col, tuple(found)
+
+
+def _path(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _sentence(err: dict[str, Any]) -> str:
+    kind, msg, loc = err["type"], err["msg"], err["loc"]
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        close = difflib.get_close_matches(key, _model_keys(loc), n=1)
+        return f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+    if kind == "missing":
+        return f"missing required key {loc[-1]!r}"
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    pattern = (err.get("ctx") or {}).get("pattern", "")
+    if kind == "string_pattern_mismatch":
+        if pattern == ID_PATTERN:
+            return f"{err['input']!r} is not a valid id: use lower-case letters, digits and hyphens, starting with a letter"
+        if pattern.startswith(r"^\d+\.\d+\.\d+"):
+            return f"{err['input']!r} is not a semantic version such as 1.0.0"
+        if pattern.startswith("^https?"):
+            return f"{err['input']!r} is not an http(s) URL"
+    if kind == "string_type":
+        return "should be text (put the value in quotes)"
+    msg = msg.replace("Input should be", "should be").replace("input should be", "should be")
+    return msg[0].lower() + msg[1:] if msg else kind
+
+
+def _inner_model(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The model class inside an annotation, and whether a mapping level (a free key) comes first."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    if get_origin(annotation) is dict:
+        return _inner_model(get_args(annotation)[1])[0], True
+    for arg in get_args(annotation):
+        model, is_map = _inner_model(arg)
+        if model is not None:
+            return model, is_map
+    return None, False
+
+
+def _model_keys(loc: Loc) -> list[str]:
+    """The keys allowed where ``loc`` points, found by walking the model's fields (for 'did you mean')."""
+    model: type[BaseModel] | None = Program
+    free_key = False
+    for part in loc[:-1]:
+        if isinstance(part, int) or free_key:
+            free_key = False
+            continue
+        field = model.model_fields.get(part) if model else None
+        if field is None:
+            return []
+        model, free_key = _inner_model(field.annotation)
+    return list(model.model_fields) if model else []
+
+
+def _dedupe(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Union-typed fields give one error per alternative; keep one per location, joined by 'or'."""
+    by_loc: dict[Loc, list[dict[str, Any]]] = {}
+    for e in errors:
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and ("[" in p or p in ("constrained-str", "str"))))
+        by_loc.setdefault(loc, []).append({**e, "loc": loc})
+    out = []
+    for loc, group in by_loc.items():
+        if len(group) == 1:
+            out.append(group[0])
+        else:
+            msgs = []
+            for g in group:
+                if g["msg"] not in msgs:
+                    msgs.append(g["msg"])
+            out.append({**group[0], "msg": " or ".join(m[0].lower() + m[1:] for m in msgs), "type": "union"})
+    return out
+
+
+def _structural(data: Any) -> tuple[Program | None, list[tuple[Loc, str, dict[str, Any]]]]:
+    try:
+        return Program.model_validate(data), []
+    except ValidationError as exc:
+        return None, [(e["loc"], e["type"], e) for e in _dedupe(exc.errors(include_url=False))]
+
+
+def _ids(items: Any) -> list[tuple[int, str]]:
+    if not isinstance(items, list):
+        return []
+    return [(i, it["id"]) for i, it in enumerate(items) if isinstance(it, dict) and isinstance(it.get("id"), str)]
+
+
+def cross_reference_problems(data: Any) -> list[tuple[Loc, str]]:
+    """References to undeclared roles or activities, duplicate ids and dependency cycles.
+
+    Works on the raw mapping (not the model) so these are reported even when the file also has
+    structural errors.
+    """
+    if not isinstance(data, dict):
+        return []
+    out: list[tuple[Loc, str]] = []
+    roles = set(data["roles"]) if isinstance(data.get("roles"), dict) else set()
+    acts = data.get("activities") if isinstance(data.get("activities"), list) else []
+    activity_ids = {aid for _, aid in _ids(acts)}
+
+    for section in ("activities", "goals", "triggers"):
+        seen: dict[str, int] = {}
+        for i, ident in _ids(data.get(section)):
+            if ident in seen:
+                out.append(((section, i, "id"), f"duplicate id {ident!r} (first used at {section}[{seen[ident]}])"))
+            else:
+                seen[ident] = i
+
+    def role_ref(loc: Loc, value: Any) -> None:
+        if isinstance(value, str) and roles and value not in roles:
+            close = difflib.get_close_matches(value, sorted(roles), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f"; declared roles: {', '.join(sorted(roles))}"
+            out.append((loc, f"role {value!r} is not declared under `roles`{hint}"))
+
+    def activity_ref(loc: Loc, value: Any, allow_any: bool = False) -> None:
+        if allow_any and value == "any":
+            return
+        if isinstance(value, str) and value not in activity_ids:
+            close = difflib.get_close_matches(value, sorted(activity_ids), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            out.append((loc, f"activity {value!r} is not declared under `activities`{hint}"))
+
+    graph: dict[str, list[str]] = {}
+    for i, act in enumerate(acts):
+        if not isinstance(act, dict):
+            continue
+        role_ref(("activities", i, "role"), act.get("role"))
+        after = act.get("after") if isinstance(act.get("after"), list) else []
+        for j, dep in enumerate(after):
+            activity_ref(("activities", i, "after", j), dep)
+        if isinstance(act.get("id"), str):
+            graph.setdefault(act["id"], [d for d in after if isinstance(d, str)])
+
+    for i, trig in enumerate(data.get("triggers") or []):
+        if not isinstance(trig, dict):
+            continue
+        when, then = trig.get("when"), trig.get("then")
+        if isinstance(when, dict):
+            if isinstance(when.get("overdue"), dict):
+                activity_ref(("triggers", i, "when", "overdue", "activity"), when["overdue"].get("activity"), True)
+            if "completed" in when:
+                activity_ref(("triggers", i, "when", "completed"), when["completed"])
+            if "rejected" in when:
+                activity_ref(("triggers", i, "when", "rejected"), when["rejected"], True)
+        if isinstance(then, dict):
+            for key in ("escalate_to", "reassign_to"):
+                if key in then:
+                    role_ref(("triggers", i, "then", key), then[key])
+            for j, target in enumerate(then.get("start") or [] if isinstance(then.get("start"), list) else []):
+                activity_ref(("triggers", i, "then", "start", j), target)
+            if isinstance(then.get("create_task"), dict):
+                role_ref(("triggers", i, "then", "create_task", "role"), then["create_task"].get("role"))
+
+    for cycle in _cycles(graph):
+        index = next(i for i, a in _ids(acts) if a == cycle[0])
+        out.append(
+            (("activities", index, "after"), "dependency cycle: " + " → ".join([*cycle, cycle[0]]) + " can never start")
+        )
+    return out
+
+
+def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
+    """Each elementary cycle reported once (by its smallest rotation)."""
+    found: set[tuple[str, ...]] = set()
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in graph.get(node, []):
+            if state.get(nxt) == 1:
+                cyc = stack[stack.index(nxt) :]
+                k = cyc.index(min(cyc))
+                found.add(tuple(cyc[k:] + cyc[:k]))
+            elif nxt in graph and state.get(nxt) is None:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for n in graph:
+        if n not in state:
+            visit(n)
+    return [list(c) for c in sorted(found)]
+
+
+def parse_program(text: str, filename: str = "<string>") -> Program:
+    """Parse and validate one programme; ProgramError listing every problem when it is not valid."""
+    try:
+        data = _yaml().load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        what = (exc.problem or exc.context or "invalid YAML").strip()
+        if "duplicate key" in what.lower() or "found duplicate key" in str(exc):
+            what = "duplicate key " + (what.split('"')[1].join('""') if '"' in what else "")
+        raise ProgramError([Problem(filename, line, col, "", f"not valid YAML: {what}")]) from None
+    except YAMLError as exc:
+        raise ProgramError([Problem(filename, 1, 1, "", f"not valid YAML: {exc}")]) from None
+    if not isinstance(data, CommentedMap):
+        raise ProgramError([Problem(filename, 1, 1, "", "a programme file must be a mapping of keys (id, version, …)")])
+
+    program, structural = _structural(data)
+    problems: list[Problem] = []
+    for loc, _kind, err in structural:
+        line, col, _ = _position(data, loc)
+        problems.append(Problem(filename, line, col, _path(loc), _sentence(err)))
+    for loc, message in cross_reference_problems(data):
+        line, col, _ = _position(data, loc)
+        problems.append(Problem(filename, line, col, _path(loc), message))
+    if problems:
+        raise ProgramError(sorted(set(problems)))
+    assert program is not None
+    return program
+
+
+def load_program(path: str | Path) -> Program:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProgramError([Problem(str(p), 1, 1, "", f"cannot read the file: {exc.strerror or exc}")]) from None
+    except UnicodeDecodeError:
+        raise ProgramError([Problem(str(p), 1, 1, "", "the file is not UTF-8 text")]) from None
+    return parse_program(text, str(p))
+
+
+def program_files(paths: Iterable[str | Path]) -> list[Path]:
+    """YAML files named directly, or found in the folders named (schema.json and friends ignored)."""
+    files: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            files.extend(sorted(q for q in p.iterdir() if q.suffix in (".yaml", ".yml")))
+        else:
+            files.append(p)
+    return files
+
+
+def load_programs(paths: Iterable[str | Path]) -> dict[str, Program]:
+    """Every programme in ``paths``; one ProgramError with the problems of all files together."""
+    programs: dict[str, Program] = {}
+    where: dict[str, str] = {}
+    problems: list[Problem] = []
+    for f in program_files(paths):
+        try:
+            prog = load_program(f)
+        except ProgramError as exc:
+            problems.extend(exc.problems)
+            continue
+        if prog.id in programs:
+            problems.append(Problem(str(f), 1, 1, "id", f"programme id {prog.id!r} is also used by {where[prog.id]}"))
+            continue
+        programs[prog.id] = prog
+        where[prog.id] = str(f)
+    if problems:
+        raise ProgramError(problems)
+    return programs
+
+
+def default_program_dir() -> Path:
+    """care_programs/ next to the package (source checkout), overridable by CAREFLOW_PROGRAMS."""
+    import os
+
+    env = os.environ.get("CAREFLOW_PROGRAMS")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "care_programs"
+
+
+def load_directory(path: str | Path | None = None) -> dict[str, Program]:
+    return load_programs([path or default_program_dir()])
+
+
+def find_program(programs: dict[str, Program], program_id: str) -> Program:
+    try:
+        return programs[program_id]
+    except KeyError:
+        known = ", ".join(sorted(programs)) or "none"
+        raise UnknownProgram(f"no programme with id {program_id!r} (known: {known})") from None
