@@ -1,0 +1,430 @@
+"""FHIR search query strings parsed into a typed ``SearchQuery`` that every store engine executes.
+
+Pure (no SQLAlchemy): the API parses the query once, the SQL and in-memory engines interpret the same
+structure, so a parameter means the same thing in both.  Semantics, per FHIR R4 search:
+
+* repeated parameters AND, comma-separated values OR;
+* token ``system|code``, ``code``, ``|code`` (no system), ``system|`` (any code of the system);
+  modifiers ``:not``, ``:missing``;
+* reference ``Type/id``, ``id``, absolute URL (its ``Type/id`` tail); ``:Type`` modifier; one level of
+  chaining (``patient.identifier=sys|val``, ``subject:Patient.name=x``);
+* date with prefixes eq ne gt lt ge le sa eb ap at the precision written (a value without a zone is UTC);
+* string: case- and accent-insensitive prefix; ``:exact``, ``:contains``;
+* quantity/number with prefixes and the written precision (``5.4`` means [5.35, 5.45)),
+  ``value|system|code``;
+* uri: exact, ``:below`` (prefix); a canonical's ``|version`` suffix is ignored on both sides;
+* ``:missing=true|false`` on every indexed parameter;
+* ``_id``, ``_lastUpdated``, ``_count``, ``_offset``, ``_sort``, ``_include``, ``_revinclude`` (with
+  ``:iterate``), ``_summary=count``, ``_total=none``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal, Union
+
+from careflow.errors import InvalidSearch
+from careflow.fhir.search_params import (
+    CONTROL_PARAMS,
+    REGISTRY,
+    SearchParam,
+    get_param,
+    indexed_params,
+    is_resource_type_name,
+)
+from careflow.fhir.search_values import (
+    DATE_MAX,
+    DATE_MIN,
+    date_range,
+    decimal_precision_range,
+    normalise_string,
+    parse_decimal,
+    parse_reference,
+    split_unescaped,
+    unescape,
+)
+
+Prefix = Literal["eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap"]
+PREFIXES: tuple[str, ...] = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
+
+DEFAULT_COUNT = 50
+MAX_COUNT = 1000
+
+
+@dataclass(frozen=True)
+class TokenValue:
+    """``system`` None: any system; "" : no system.  ``code`` None: any code of ``system``."""
+
+    system: str | None
+    code: str | None
+
+
+@dataclass(frozen=True)
+class ReferenceValue:
+    """``type`` None: any target type.  ``url`` is set for references without a Type/id tail (urn:uuid)."""
+
+    type: str | None
+    id: str | None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class DateValue:
+    prefix: Prefix
+    low: datetime  # inclusive, naive UTC
+    high: datetime  # inclusive, naive UTC
+
+
+@dataclass(frozen=True)
+class StringValue:
+    text: str  # normalised (default, :contains) or as written (:exact)
+
+
+@dataclass(frozen=True)
+class NumberValue:
+    """Quantity or number.  ``low``/``high`` bound the written precision (used by eq/ne)."""
+
+    prefix: Prefix
+    value: Decimal
+    low: Decimal
+    high: Decimal
+    system: str | None = None  # quantity only; None = any
+    code: str | None = None  # quantity only; matches code or unit; None = any
+
+
+@dataclass(frozen=True)
+class UriValue:
+    url: str
+
+
+Value = Union[TokenValue, ReferenceValue, DateValue, StringValue, NumberValue, UriValue]
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One parameter occurrence: its values OR together.
+
+    ``missing`` is set (and ``values`` empty) for ``:missing``.  For a chained parameter ``chain`` holds,
+    per target type, the criterion the referenced resource must meet (``values`` empty).
+    """
+
+    param: SearchParam
+    modifier: str | None = None
+    values: tuple[Value, ...] = ()
+    missing: bool | None = None
+    chain: tuple[tuple[str, "Criterion"], ...] = ()
+
+
+@dataclass(frozen=True)
+class SortKey:
+    param: SearchParam
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class Include:
+    """``_include`` / ``_revinclude``: ``source`` type (or "*"), reference ``param`` (None: every
+    reference parameter of the source), optional ``target`` type, ``iterate`` to follow recursively."""
+
+    source: str
+    param: str | None
+    target: str | None = None
+    iterate: bool = False
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    type: str
+    criteria: tuple[Criterion, ...] = ()
+    sort: tuple[SortKey, ...] = ()
+    count: int = DEFAULT_COUNT
+    offset: int = 0
+    includes: tuple[Include, ...] = ()
+    revincludes: tuple[Include, ...] = ()
+    summary: str | None = None  # _summary as given ("count" -> total only)
+    total: bool = True  # False for _total=none
+    ignored: tuple[str, ...] = ()  # parameter names skipped in lenient mode (report them)
+    raw: tuple[tuple[str, str], ...] = ()  # the filter parameters as given, for links and conditional keys
+    passthrough: tuple[tuple[str, str], ...] = field(default=(), compare=False)  # _format, _elements, ...
+
+    @property
+    def total_only(self) -> bool:
+        return self.summary == "count" or self.count == 0
+
+    def canonical_key(self) -> str:
+        """Order-independent text of the filter criteria: two queries with the same key match the same
+        resources.  Conditional creates claim (type, key) rows so concurrent identical creates collide."""
+        return "&".join(f"{n}={v}" for n, v in sorted(self.raw))
+
+    def query_string(self) -> str:
+        """The filter and result parameters back as a query string (without _offset), for Bundle links."""
+        from urllib.parse import urlencode
+
+        pairs = list(self.raw)
+        if self.sort:
+            pairs.append(("_sort", ",".join(("-" if k.descending else "") + k.param.name for k in self.sort)))
+        for inc in self.includes:
+            pairs.append(("_include:iterate" if inc.iterate else "_include", _include_text(inc)))
+        for inc in self.revincludes:
+            pairs.append(("_revinclude:iterate" if inc.iterate else "_revinclude", _include_text(inc)))
+        if self.count != DEFAULT_COUNT:
+            pairs.append(("_count", str(self.count)))
+        if self.summary:
+            pairs.append(("_summary", self.summary))
+        if not self.total:
+            pairs.append(("_total", "none"))
+        return urlencode(pairs)
+
+
+def _include_text(inc: Include) -> str:
+    text = f"{inc.source}:{inc.param or '*'}"
+    return text + (f":{inc.target}" if inc.target else "")
+
+
+def by_id(rtype: str, *ids: str) -> SearchQuery:
+    """Convenience: ``Type?_id=a,b``."""
+    return parse_search(rtype, [("_id", ",".join(ids))], strict=True)
+
+
+# --- parser -------------------------------------------------------------------------------------
+
+_MODIFIERS: dict[str, frozenset[str]] = {
+    "token": frozenset({"missing", "not"}),
+    "reference": frozenset({"missing"}),
+    "date": frozenset({"missing"}),
+    "string": frozenset({"missing", "exact", "contains"}),
+    "quantity": frozenset({"missing"}),
+    "number": frozenset({"missing"}),
+    "uri": frozenset({"missing", "below"}),
+}
+
+
+def parse_search(rtype: str, params: list[tuple[str, str]] | tuple[tuple[str, str], ...], strict: bool = False) -> SearchQuery:
+    """Parse query parameters (in order, repeats kept) for a search of ``rtype``.
+
+    Unknown parameters raise InvalidSearch when ``strict`` (``Prefer: handling=strict``), otherwise they
+    are skipped and named in ``SearchQuery.ignored``.  Bad values and unsupported modifiers always raise.
+    """
+    if not is_resource_type_name(rtype):
+        raise InvalidSearch("_type", f"'{rtype}' is not a resource type name")
+    criteria: list[Criterion] = []
+    sort: tuple[SortKey, ...] = ()
+    count = DEFAULT_COUNT
+    offset = 0
+    includes: list[Include] = []
+    revincludes: list[Include] = []
+    summary: str | None = None
+    total = True
+    ignored: list[str] = []
+    raw: list[tuple[str, str]] = []
+    passthrough: list[tuple[str, str]] = []
+    for name, value in params:
+        if name in CONTROL_PARAMS:
+            if name == "_count":
+                count = min(_non_negative_int(name, value), MAX_COUNT)
+            elif name == "_offset":
+                offset = _non_negative_int(name, value)
+            elif name == "_sort":
+                sort = _parse_sort(rtype, value)
+            elif name in ("_include", "_include:iterate"):
+                inc = _parse_include(rtype, name, value, reverse=False, strict=strict)
+                if inc is None:
+                    ignored.append(f"{name}={value}")
+                else:
+                    includes.append(inc)
+            elif name in ("_revinclude", "_revinclude:iterate"):
+                inc = _parse_include(rtype, name, value, reverse=True, strict=strict)
+                if inc is None:
+                    ignored.append(f"{name}={value}")
+                else:
+                    revincludes.append(inc)
+            elif name == "_summary":
+                summary = value
+            elif name == "_total":
+                if value not in ("none", "estimate", "accurate"):
+                    raise InvalidSearch(name, "must be none, estimate or accurate")
+                total = value != "none"
+            else:
+                passthrough.append((name, value))
+            continue
+        if value == "":
+            continue  # FHIR: empty parameters are ignored
+        crit = _parse_criterion(rtype, name, value, strict)
+        if crit is None:
+            ignored.append(name)
+            continue
+        criteria.append(crit)
+        raw.append((name, value))
+    return SearchQuery(
+        type=rtype, criteria=tuple(criteria), sort=sort, count=count, offset=offset,
+        includes=tuple(includes), revincludes=tuple(revincludes), summary=summary, total=total,
+        ignored=tuple(ignored), raw=tuple(raw), passthrough=tuple(passthrough),
+    )
+
+
+def _non_negative_int(name: str, value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise InvalidSearch(name, f"'{value}' is not a whole number") from None
+    if n < 0:
+        raise InvalidSearch(name, "must not be negative")
+    return n
+
+
+def _parse_sort(rtype: str, value: str) -> tuple[SortKey, ...]:
+    keys: list[SortKey] = []
+    for part in value.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        desc = part.startswith("-")
+        pname = part[1:] if desc else part
+        param = get_param(rtype, pname)
+        if param is None:
+            raise InvalidSearch("_sort", f"'{pname}' is not a search parameter of {rtype}")
+        if param.type == "reference":
+            raise InvalidSearch("_sort", f"cannot sort on reference parameter '{pname}'")
+        keys.append(SortKey(param, desc))
+    return tuple(keys)
+
+
+def _parse_include(rtype: str, name: str, value: str, *, reverse: bool, strict: bool) -> Include | None:
+    iterate = name.endswith(":iterate")
+    if value == "*":
+        return Include("*" if reverse else rtype, None, None, iterate)
+    parts = value.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+        raise InvalidSearch(name, f"'{value}' is not Type:param[:targetType]")
+    source, pname = parts[0], parts[1]
+    target = parts[2] if len(parts) == 3 else None
+    if not reverse and source != rtype and not iterate and source != "*":
+        raise InvalidSearch(name, f"_include source must be {rtype}, got {source}")
+    if pname == "*":
+        return Include(source, None, target, iterate)
+    sources = list(REGISTRY) if source == "*" else [source]
+    found = [s for s in sources if (p := get_param(s, pname)) is not None and p.type == "reference"]
+    if not found:
+        if strict:
+            raise InvalidSearch(name, f"'{pname}' is not a reference parameter of {source}")
+        return None
+    return Include(source, pname, target, iterate)
+
+
+def _parse_criterion(rtype: str, name: str, value: str, strict: bool) -> Criterion | None:
+    if "." in name:
+        return _parse_chain(rtype, name, value, strict)
+    pname, _, modifier = name.partition(":")
+    param = get_param(rtype, pname)
+    if param is None:
+        if strict:
+            raise InvalidSearch(pname, f"unknown search parameter for {rtype}")
+        return None
+    mod = modifier or None
+    target_type: str | None = None
+    if mod is not None and mod not in _MODIFIERS[param.type]:
+        if param.type == "reference" and is_resource_type_name(mod):
+            target_type = mod
+        else:
+            raise InvalidSearch(name, f"modifier ':{mod}' is not supported on {param.type} parameters")
+    if mod == "missing":
+        if param.column:
+            raise InvalidSearch(name, f":missing is not supported on {pname}")
+        if value not in ("true", "false"):
+            raise InvalidSearch(name, ":missing takes true or false")
+        return Criterion(param, mod, (), value == "true")
+    values = tuple(_parse_value(param, mod, target_type, v, name) for v in split_unescaped(value, ","))
+    return Criterion(param, mod, values)
+
+
+def _parse_chain(rtype: str, name: str, value: str, strict: bool) -> Criterion | None:
+    head, _, inner = name.partition(".")
+    if "." in inner:
+        raise InvalidSearch(name, "only one level of chaining is supported")
+    pname, _, type_mod = head.partition(":")
+    param = get_param(rtype, pname)
+    if param is None:
+        if strict:
+            raise InvalidSearch(pname, f"unknown search parameter for {rtype}")
+        return None
+    if param.type != "reference":
+        raise InvalidSearch(name, f"'{pname}' is not a reference parameter and cannot be chained")
+    targets = (type_mod,) if type_mod else param.targets
+    if not targets:
+        raise InvalidSearch(name, f"'{pname}' may point to any type: name one, e.g. {pname}:Patient.{inner}")
+    chain: list[tuple[str, Criterion]] = []
+    for target in targets:
+        inner_param = get_param(target, inner.partition(":")[0])
+        if inner_param is None:
+            continue
+        crit = _parse_criterion(target, inner, value, strict=True)
+        assert crit is not None
+        chain.append((target, crit))
+    if not chain:
+        if strict:
+            raise InvalidSearch(name, f"'{inner}' is not a search parameter of {', '.join(targets)}")
+        return None
+    return Criterion(param, type_mod or None, (), None, tuple(chain))
+
+
+def _split_prefix(text: str) -> tuple[Prefix, str]:
+    if len(text) > 2 and text[:2] in PREFIXES and not text[:2].isdigit():
+        return text[:2], text[2:]  # type: ignore[return-value]
+    return "eq", text
+
+
+def _parse_value(param: SearchParam, mod: str | None, target_type: str | None, text: str, name: str) -> Value:
+    kind = param.type
+    if kind == "token":
+        parts = split_unescaped(text, "|")
+        if len(parts) == 1:
+            return TokenValue(None, unescape(parts[0]))
+        if len(parts) != 2:
+            raise InvalidSearch(name, f"'{text}' is not [system|]code")
+        system, code = unescape(parts[0]), unescape(parts[1])
+        if not system and not code:
+            raise InvalidSearch(name, "empty token")
+        return TokenValue(system, code or None)
+    if kind == "reference":
+        raw = unescape(text)
+        if "/" not in raw:
+            return ReferenceValue(target_type, raw)
+        rtype, rid = parse_reference(raw)
+        if rtype is None:
+            return ReferenceValue(None, None, raw)
+        if target_type and rtype != target_type:
+            raise InvalidSearch(name, f"'{raw}' is not a {target_type} reference")
+        return ReferenceValue(rtype, rid)
+    if kind == "date":
+        prefix, rest = _split_prefix(text)
+        rng = date_range(rest)
+        if rng is None:
+            raise InvalidSearch(name, f"'{text}' is not a FHIR date (YYYY[-MM[-DD[Thh:mm[:ss][zone]]]])")
+        return DateValue(prefix, rng[0], rng[1])
+    if kind == "string":
+        raw = unescape(text)
+        return StringValue(raw if mod == "exact" else normalise_string(raw))
+    if kind in ("quantity", "number"):
+        prefix, rest = _split_prefix(text)
+        parts = split_unescaped(rest, "|") if kind == "quantity" else [rest]
+        if len(parts) not in (1, 3):
+            raise InvalidSearch(name, f"'{text}' is not [prefix]number[|system|code]")
+        number = parse_decimal(parts[0])
+        if number is None:
+            raise InvalidSearch(name, f"'{parts[0]}' is not a number")
+        low, high = decimal_precision_range(number)
+        system = unescape(parts[1]) or None if len(parts) == 3 else None
+        code = unescape(parts[2]) or None if len(parts) == 3 else None
+        return NumberValue(prefix, number, low, high, system, code)
+    if kind == "uri":
+        return UriValue(unescape(text).split("|", 1)[0])
+    raise InvalidSearch(name, f"unsupported parameter type {kind}")  # pragma: no cover - registry is closed
+
+
+__all__ = [
+    "Criterion", "DateValue", "Include", "NumberValue", "ReferenceValue", "SearchQuery", "SortKey",
+    "StringValue", "TokenValue", "UriValue", "Value", "by_id", "parse_search", "DATE_MIN", "DATE_MAX",
+    "indexed_params",
+]

@@ -1,0 +1,174 @@
+"""The port every careflow resource store implements: what the API and the engine may ask of storage.
+
+Two implementations: ``careflow.store.sql.SqlRepository`` (SQLAlchemy; SQLite embedded, PostgreSQL in
+production) and ``careflow.store.memory.MemoryRepository`` (a pure in-memory twin for tests and
+planning dry-runs).  One contract suite (tests/store) runs against both, so callers can rely on:
+
+* every read and write passes through a ``Repository`` (listeners see every write, so access rules,
+  audit and the outbox hook in at one place);
+* a ``UnitOfWork`` is one transaction: all its writes (resources, history, index rows, outbox events,
+  listener side effects) commit together or not at all;
+* uniqueness (conditional create, create-if-absent, If-Match) is decided by the database, not by a
+  search followed by an insert;
+* resources are plain JSON dicts; the store stamps ``id`` (on create), ``meta.versionId`` (str) and
+  ``meta.lastUpdated`` (ISO instant, UTC) and never validates them (the API validates at the edge).
+
+Errors raised (careflow.errors): NotFound, Gone, VersionConflict, PreconditionFailed,
+ResourceConflict, InvalidResource, InvalidSearch.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Literal, Protocol, runtime_checkable
+
+from careflow.fhir.search_query import SearchQuery
+
+Action = Literal["create", "update", "delete"]
+
+
+@dataclass(frozen=True)
+class Stored:
+    """One version of one resource as the store holds it.
+
+    ``resource`` carries ``meta.versionId`` and ``meta.lastUpdated``; it is ``None`` for a deletion.
+    Treat it as read-only (it may be shared with the store's cache in the memory twin: copy before
+    mutating).
+    """
+
+    type: str
+    id: str
+    version: int
+    last_updated: datetime  # timezone-aware, UTC
+    deleted: bool
+    resource: dict[str, Any] | None
+
+    @property
+    def reference(self) -> str:
+        return f"{self.type}/{self.id}"
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """``total`` counts all matches (``None`` when the query asked ``_total=none``); ``matches`` is
+    the requested page; ``included`` holds ``_include`` / ``_revinclude`` resources (no duplicates,
+    none that is also in ``matches``)."""
+
+    total: int | None
+    matches: list[Stored]
+    included: list[Stored] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    """An event recorded in the same transaction as the write that caused it (transactional outbox)."""
+
+    id: int
+    topic: str
+    payload: dict[str, Any]
+    created: datetime  # timezone-aware, UTC
+
+
+# Called after each write, inside the writing transaction: (action, stored, uow).  Raising aborts the
+# whole unit of work.  The engine uses it to add outbox events (uow.outbox_add) for new Observations.
+Listener = Callable[[Action, Stored, "UnitOfWork"], None]
+
+
+@runtime_checkable
+class UnitOfWork(Protocol):
+    """One transaction.  Reads inside it see its own writes."""
+
+    def create(self, resource: dict[str, Any], *, if_none_exist: SearchQuery | None = None) -> tuple[Stored, bool]:
+        """POST: assigns a server id (uuid4; any id in the body is replaced).  With ``if_none_exist``:
+        one match -> ``(existing, False)``; several -> PreconditionFailed; none -> created.  Concurrent
+        identical conditional creates yield exactly one resource."""
+        ...
+
+    def create_if_absent(self, resource: dict[str, Any]) -> tuple[Stored, bool]:
+        """Create with the client id the resource carries; if that id exists (even deleted) leave it
+        untouched and return ``(current, False)``.  Idempotent planning relies on this."""
+        ...
+
+    def update(self, resource: dict[str, Any], *, if_match: int | None = None) -> tuple[Stored, bool]:
+        """PUT Type/id: new version (``created`` False) or create with the client id (``created`` True;
+        also when the current version is a deletion).  ``if_match`` stale -> VersionConflict; if_match
+        on an absent resource -> NotFound."""
+        ...
+
+    def conditional_update(
+        self, resource: dict[str, Any], query: SearchQuery, *, if_match: int | None = None
+    ) -> tuple[Stored, bool]:
+        """PUT Type?query: no match -> create (the body's id if any, else a server id); one match ->
+        update it (a body id that differs -> ResourceConflict); several -> PreconditionFailed."""
+        ...
+
+    def delete(self, type: str, id: str, *, if_match: int | None = None) -> Stored | None:
+        """Soft delete: a new, deleted version (history kept).  Returns it, or ``None`` when the resource
+        is absent or already deleted (DELETE is idempotent)."""
+        ...
+
+    def conditional_delete(self, type: str, query: SearchQuery, *, multiple: bool = False) -> list[Stored]:
+        """DELETE Type?query: deletes the match; several matches -> PreconditionFailed unless
+        ``multiple``.  Returns the deletion versions written."""
+        ...
+
+    def read(self, type: str, id: str) -> Stored:
+        """Current version; NotFound when never stored, Gone when the current version is a deletion."""
+        ...
+
+    def vread(self, type: str, id: str, version: int) -> Stored:
+        """One version (a deleted version is returned with ``deleted`` True); NotFound when absent."""
+        ...
+
+    def history(
+        self, type: str | None = None, id: str | None = None, *, since: datetime | None = None,
+        count: int = 100, offset: int = 0,
+    ) -> tuple[int, list[Stored]]:
+        """(total, page) of versions, newest first: of one resource, of one type, or of everything."""
+        ...
+
+    def search(self, query: SearchQuery) -> SearchResult:
+        ...
+
+    def outbox_add(self, topic: str, payload: dict[str, Any]) -> None:
+        """Record an event that commits (or not) with this unit of work."""
+        ...
+
+
+@runtime_checkable
+class Repository(Protocol):
+    """The one place every read and write passes."""
+
+    def unit_of_work(self) -> AbstractContextManager[UnitOfWork]:
+        """One transaction: commit on normal exit, rollback when the block raises."""
+        ...
+
+    def add_listener(self, listener: Listener) -> None:
+        """Run ``listener`` after every write, inside the writing transaction."""
+        ...
+
+    # read conveniences: each runs in its own short read transaction
+    def read(self, type: str, id: str) -> Stored: ...
+
+    def vread(self, type: str, id: str, version: int) -> Stored: ...
+
+    def history(
+        self, type: str | None = None, id: str | None = None, *, since: datetime | None = None,
+        count: int = 100, offset: int = 0,
+    ) -> tuple[int, list[Stored]]: ...
+
+    def search(self, query: SearchQuery) -> SearchResult: ...
+
+    # outbox consumption (each call is its own transaction)
+    def outbox_claim(self, limit: int = 100) -> list[OutboxEvent]:
+        """Take up to ``limit`` unclaimed events, oldest first; concurrent consumers never get the same
+        event.  A claimed event not marked done within the lease (5 minutes) becomes claimable again."""
+        ...
+
+    def outbox_done(self, ids: list[int]) -> None:
+        """Mark claimed events processed (they are deleted)."""
+        ...
+
+    def close(self) -> None: ...
