@@ -131,3 +131,14 @@ class InvalidFhirResource(InvalidResource):
     def __init__(self, message: str, problems: list[tuple[str, str]]) -> None:
         self.problems = problems
         super().__init__(message, expression=problems[0][0] if problems else None)
+
+
+# --- FHIR R4 conformance checks (careflow.fhir.r4_schema, careflow.fhir.profiles) ---
+
+
+class R4SchemaUnavailable(CareflowError):
+    """The FHIR R4 JSON Schema file cannot be read: point CAREFLOW_R4_SCHEMA at a copy of fhir.schema.json."""
+
+
+class ProfileDefinitionError(CareflowError):
+    """A StructureDefinition in fhir_profiles/ is missing, unreadable or uses a rule the checker cannot enforce."""
