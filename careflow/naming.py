@@ -34,3 +34,15 @@ PROFILE_CARETEAM = f"{BASE}/StructureDefinition/careflow-careteam"
 def activity_definition_url(program_url: str, program_id: str, activity_id: str) -> str:
     base = program_url.rsplit("/PlanDefinition/", 1)[0]
     return f"{base}/ActivityDefinition/{program_id}-{activity_id}"
+
+# HL7 Belgium profiles careflow's own profiles derive from or point at (canonicals of the published IGs)
+BE_PATIENT_CARE = "https://www.ehealth.fgov.be/standards/fhir/patient-care/StructureDefinition"
+BE_CORE = "https://www.ehealth.fgov.be/standards/fhir/core/StructureDefinition"
+BE_PROFILE_CAREPLAN = f"{BE_PATIENT_CARE}/be-care-plan"
+BE_PROFILE_CARETEAM = f"{BE_PATIENT_CARE}/be-careteam"
+BE_PROFILE_GOAL = f"{BE_PATIENT_CARE}/be-goal"
+BE_PROFILE_TASK = f"{BE_PATIENT_CARE}/be-task"
+BE_PROFILE_PATIENT = f"{BE_CORE}/be-patient"
+BE_PROFILE_PRACTITIONER = f"{BE_CORE}/be-practitioner"
+BE_PROFILE_PRACTITIONERROLE = f"{BE_CORE}/be-practitionerrole"
+BE_PROFILE_ORGANIZATION = f"{BE_CORE}/be-organization"
