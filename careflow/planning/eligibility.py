@@ -1,0 +1,71 @@
+"""Who qualifies for a programme, and why not.
+
+Planning an ineligible patient must be a clear refusal, never an empty plan, so the check returns
+the reason in words a GP understands.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Iterable
+
+from careflow.programs.codes import ICD10, ICPC2
+from careflow.programs.durations import parse_duration
+from careflow.programs.model import Program
+from careflow.planning.patient import ConditionFact, PatientContext
+
+PREFIX_SYSTEMS = {ICD10, ICPC2}  # I50 covers I50.9; K77 covers K77.01 extensions
+
+
+def _code_matches(system: str, wanted: str, have: str) -> bool:
+    if system in PREFIX_SYSTEMS:
+        return have == wanted or have.startswith(wanted + ".") or (len(wanted) == 3 and have.startswith(wanted))
+    return have == wanted
+
+
+def _wanted(program: Program) -> dict[str, list[str]]:
+    wanted: dict[str, list[str]] = {}
+    for c in program.eligibility.conditions:
+        wanted.setdefault(c.system, []).append(c.code)
+    return wanted
+
+
+def qualifying_conditions(program: Program, ctx: PatientContext) -> list[ConditionFact]:
+    """The patient's active Conditions coded as one of the programme's eligibility codes."""
+    wanted = _wanted(program)
+    out = []
+    for cond in ctx.conditions:
+        if not cond.active:
+            continue
+        if any(_code_matches(s, w, c) for s, c in cond.codes for w in wanted.get(s, ())):
+            out.append(cond)
+    return out
+
+
+def ineligibility(program: Program, ctx: PatientContext, on: date) -> str | None:
+    """Why the patient does not qualify on ``on``; None when they do."""
+    if not qualifying_conditions(program, ctx):
+        codes = ", ".join(f"{c.code}" for c in program.eligibility.conditions[:4])
+        return f"the patient has no active condition coded for {program.title.en} ({codes}…)"
+    bounds = program.eligibility.age
+    if bounds and (bounds.min is not None or bounds.max is not None):
+        age = ctx.age_on(on)
+        if age is None:
+            return "the patient's birth date is unknown, and the programme has age bounds"
+        if bounds.min is not None and age < bounds.min:
+            return f"the patient is {age}, younger than the programme's minimum age {bounds.min}"
+        if bounds.max is not None and age > bounds.max:
+            return f"the patient is {age}, older than the programme's maximum age {bounds.max}"
+    if ctx.group and ctx.group not in program.eligibility.groups:
+        return f"the patient is in population group {ctx.group}; the programme is for {', '.join(program.eligibility.groups)}"
+    return None
+
+
+def is_new_diagnosis(program: Program, ctx: PatientContext, on: date) -> bool:
+    """True when a qualifying Condition began within the programme's new-diagnosis window."""
+    since = parse_duration(program.eligibility.new_diagnosis_within).before(on)
+    return any(c.onset is not None and c.onset >= since for c in qualifying_conditions(program, ctx))
+
+
+def eligible_programs(programs: Iterable[Program], ctx: PatientContext, on: date) -> list[Program]:
+    return [p for p in programs if p.status == "active" and ineligibility(p, ctx, on) is None]

@@ -1,0 +1,41 @@
+"""Deterministic resource ids: planning the same thing twice yields the same ids, never a duplicate.
+
+uuid5 over a fixed namespace and the natural key (patient, programme, activity, occurrence); the
+store's primary key then makes a replayed plan a no-op.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+NAMESPACE = uuid.UUID("0b7c3a52-5d3e-4f0e-9a49-6ca2ef1c0f10")
+
+
+def _id(*key: object) -> str:
+    return str(uuid.uuid5(NAMESPACE, "|".join(str(k) for k in key)))
+
+
+def careplan_id(patient_id: str, program_id: str) -> str:
+    return _id("careplan", patient_id, program_id)
+
+
+def careteam_id(patient_id: str) -> str:
+    """One CareTeam per patient, shared by all of the patient's plans."""
+    return _id("careteam", patient_id)
+
+
+def goal_id(patient_id: str, program_id: str, goal: str) -> str:
+    return _id("goal", patient_id, program_id, goal)
+
+
+def task_id(patient_id: str, program_id: str, activity: str, occurrence: int) -> str:
+    return _id("task", patient_id, program_id, activity, occurrence)
+
+
+def triggered_task_id(patient_id: str, program_id: str, trigger: str, cause: str) -> str:
+    """A task raised by a trigger rule, keyed by what caused it (an overdue Task, an Observation)."""
+    return _id("triggered", patient_id, program_id, trigger, cause)
+
+
+def task_identifier_value(careplan: str, activity: str, occurrence: int) -> str:
+    return f"{careplan}/{activity}/{occurrence}"

@@ -1,0 +1,106 @@
+"""A programme as a readable timeline per role: what the author wrote, as a GP would hear it."""
+
+from __future__ import annotations
+
+from careflow.programs.durations import humanise, parse_duration
+from careflow.programs.model import Activity, ObservationRule, Program, Target, Trigger
+
+
+def _when(a: Activity) -> str:
+    t = a.timing
+    start = parse_duration(t.start)
+    if a.after:
+        base = f"after {' and '.join(a.after)} completed" + (f", +{humanise(t.start)}" if start.approx_days else "")
+    else:
+        base = "at the start" if not start.approx_days else f"after {humanise(t.start)}"
+    if t.every:
+        base += f", then every {humanise(t.every)}"
+        base += f" ({t.times} times in all)" if t.times else " until the plan ends"
+    return f"{base}; due within {humanise(t.due_within)}"
+
+
+def _target(t: Target) -> str:
+    name = t.measure.display or t.measure.code
+    q = getattr(t, t.kind)
+    words = {"below": "below", "at_most": "at most", "above": "above", "at_least": "at least"}
+    if t.kind in words:
+        return f"{name} {words[t.kind]} {q.value:g} {q.unit}"
+    if t.kind == "between":
+        return f"{name} between {q[0].value:g} and {q[1].value:g} {q[1].unit}"
+    return f"{name} stable within {q.value:g} {q.unit}"
+
+
+def _rule(o: ObservationRule) -> str:
+    name = o.code.display or o.code.code
+    if o.above:
+        return f"{name} above {o.above.value:g} {o.above.unit}"
+    if o.below:
+        return f"{name} below {o.below.value:g} {o.below.unit}"
+    if o.rises_by:
+        return f"{name} rises by more than {o.rises_by.value:g} {o.rises_by.unit} within {humanise(o.within or 'P0D')}"
+    if o.falls_by:
+        return f"{name} falls by more than {o.falls_by.value:g} {o.falls_by.unit} within {humanise(o.within or 'P0D')}"
+    return f"{name} is " + " or ".join(c.display or c.code for c in o.value_in or [])
+
+
+def describe_trigger(t: Trigger) -> str:
+    w = t.when
+    if w.overdue:
+        what = "any task" if w.overdue.activity == "any" else w.overdue.activity
+        cause = f"when {what} is overdue by {humanise(w.overdue.by)}"
+    elif w.completed:
+        cause = f"when {w.completed} is completed"
+    elif w.rejected:
+        cause = f"when {'any task' if w.rejected == 'any' else w.rejected} is rejected"
+    else:
+        assert w.observation
+        cause = f"when {_rule(w.observation)}"
+    th = t.then
+    acts = []
+    if th.escalate_to:
+        acts.append(f"escalate to {th.escalate_to}" + (f" ({th.priority})" if th.priority else ""))
+    if th.start:
+        acts.append("start " + ", ".join(th.start))
+    if th.reassign_to:
+        acts.append(f"reassign to {th.reassign_to}")
+    if th.create_task:
+        acts.append(f"create a {th.create_task.priority} task for {th.create_task.role}: {th.create_task.title.en}")
+    if th.flag_plan:
+        acts.append("flag the plan for attention")
+    return f"{cause}: {'; '.join(acts)}"
+
+
+def render(program: Program, language: str = "en") -> str:
+    def tr(text: object) -> str:
+        return getattr(text, language)
+
+    lines = [f"{tr(program.title)}  ({program.id} {program.version}, {program.status})", ""]
+    conds = ", ".join(f"{c.code}" + (f" {c.display}" if c.display else "") for c in program.eligibility.conditions)
+    lines.append(f"Who: patients with {conds}")
+    age = program.eligibility.age
+    if age and (age.min is not None or age.max is not None):
+        lines.append(f"     aged {age.min if age.min is not None else 0}–{age.max if age.max is not None else '…'}")
+    lines.append(f"     population groups {', '.join(program.eligibility.groups)}; plan runs {humanise(program.plan_period)}")
+    if program.goals:
+        lines += ["", "Goals:"]
+        for g in program.goals:
+            due = f" (within {humanise(g.due)})" if g.due else ""
+            lines.append(f"  - {tr(g.title)}{due}")
+            for t in g.targets:
+                lines.append(f"      {_target(t)}")
+    for role_id, role in program.roles.items():
+        acts = [a for a in program.activities if a.role == role_id]
+        if not acts:
+            continue
+        lines += ["", f"{tr(role.title)} [{role_id}]:"]
+        for a in sorted(acts, key=lambda a: (bool(a.after), parse_duration(a.timing.start).approx_days)):
+            flag = " [urgent]" if a.priority != "routine" else ""
+            only = ""
+            if a.only_if and a.only_if.new_diagnosis is not None:
+                only = " (only at a new diagnosis)" if a.only_if.new_diagnosis else " (only for an established diagnosis)"
+            lines.append(f"  - {tr(a.title)}{flag}{only}: {_when(a)}")
+    if program.triggers:
+        lines += ["", "Follow-up rules:"]
+        for t in program.triggers:
+            lines.append(f"  - {t.id}: {describe_trigger(t)}")
+    return "\n".join(lines) + "\n"
