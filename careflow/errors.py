@@ -142,3 +142,19 @@ class R4SchemaUnavailable(CareflowError):
 
 class ProfileDefinitionError(CareflowError):
     """A StructureDefinition in fhir_profiles/ is missing, unreadable or uses a rule the checker cannot enforce."""
+
+
+# --- programme <-> PlanDefinition (careflow.programs.plandefinition) ---
+
+
+class PlanDefinitionError(CareflowError):
+    """A PlanDefinition or ActivityDefinition cannot be read back into a programme; ``path`` names the element."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.expression = path
+        super().__init__(f"{path}: {message}")
+
+
+class ProgramNotExportable(CareflowError):
+    """A programme cannot be written as a valid PlanDefinition (e.g. two parts share an element id): rename."""

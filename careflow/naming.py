@@ -46,3 +46,27 @@ BE_PROFILE_PATIENT = f"{BE_CORE}/be-patient"
 BE_PROFILE_PRACTITIONER = f"{BE_CORE}/be-practitioner"
 BE_PROFILE_PRACTITIONERROLE = f"{BE_CORE}/be-practitionerrole"
 BE_PROFILE_ORGANIZATION = f"{BE_CORE}/be-organization"
+
+# --- PlanDefinition / ActivityDefinition compilation (careflow.programs.plandefinition) ---
+# standard
+EXT_TRANSLATION = "http://hl7.org/fhir/StructureDefinition/translation"  # on a primitive's _element: lang + content
+USAGE_CONTEXT_TYPE = "http://terminology.hl7.org/CodeSystem/usage-context-type"
+PLAN_DEFINITION_TYPE = "http://terminology.hl7.org/CodeSystem/plan-definition-type"
+GOAL_CATEGORY_HL7 = "http://terminology.hl7.org/CodeSystem/goal-category"
+ACTION_TYPE = "http://terminology.hl7.org/CodeSystem/action-type"
+RESOURCE_TYPES = "http://hl7.org/fhir/resource-types"
+# careflow semantics FHIR has no element for
+GOAL_CATEGORY = f"{BASE}/CodeSystem/goal-category"  # physiologic (the HL7 goal-category has no such code)
+EXT_PLAN_PERIOD = f"{BASE}/StructureDefinition/plan-period"  # valueDuration on PlanDefinition
+EXT_ELIGIBILITY = f"{BASE}/StructureDefinition/eligibility"  # complex: group*, new-diagnosis-within, any-age
+EXT_CARE_ROLE = f"{BASE}/StructureDefinition/care-role"  # complex: id (valueId), role (valueCodeableConcept)
+EXT_CARE_ROLE_REF = f"{BASE}/StructureDefinition/care-role-ref"  # valueId on an action participant
+EXT_ISO_DURATION = f"{BASE}/StructureDefinition/iso8601-duration"  # valueString: exact text of an inexact Duration
+EXT_START_OFFSET = f"{BASE}/StructureDefinition/start-offset"  # valueDuration on a recurring action
+EXT_DUE_WITHIN = f"{BASE}/StructureDefinition/due-within"  # valueDuration on an action
+EXT_PATIENT_INSTRUCTION = f"{BASE}/StructureDefinition/patient-instruction"  # complex: en, nl (valueString)
+EXT_TARGET_STABLE_WITHIN = f"{BASE}/StructureDefinition/target-stable-within"  # valueQuantity on goal.target
+EXT_TRIGGER_ACTIVITY = f"{BASE}/StructureDefinition/trigger-activity"  # valueCode (activity id or any)
+EXT_OVERDUE_BY = f"{BASE}/StructureDefinition/overdue-by"  # valueDuration on a TriggerDefinition
+EXT_OBSERVATION_RULE = f"{BASE}/StructureDefinition/observation-rule"  # complex: above|below|rises-by|falls-by, within, value-in
+EXT_THEN_STEP = f"{BASE}/StructureDefinition/then-step"  # valueCode on a trigger's nested action
