@@ -70,3 +70,8 @@ EXT_TRIGGER_ACTIVITY = f"{BASE}/StructureDefinition/trigger-activity"  # valueCo
 EXT_OVERDUE_BY = f"{BASE}/StructureDefinition/overdue-by"  # valueDuration on a TriggerDefinition
 EXT_OBSERVATION_RULE = f"{BASE}/StructureDefinition/observation-rule"  # complex: above|below|rises-by|falls-by, within, value-in
 EXT_THEN_STEP = f"{BASE}/StructureDefinition/then-step"  # valueCode on a trigger's nested action
+
+# --- demo region (careflow.region) ---
+# careflow's role ids as a code system: gp | pharmacist | home-nurse | physiotherapist | dietitian | care-coach |
+# case-manager | hf-educator | diabetes-educator | psychologist | podiatrist (PractitionerRole.code)
+CARE_ROLE_SYSTEM = f"{BASE}/CodeSystem/role"
