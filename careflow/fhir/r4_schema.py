@@ -54,7 +54,37 @@ def _schema() -> dict[str, Any]:
         raise R4SchemaUnavailable(f"{path} is not a readable JSON Schema: {exc}") from exc
     if not isinstance(schema, dict) or "definitions" not in schema:
         raise R4SchemaUnavailable(f"{path} has no 'definitions': not the FHIR JSON Schema")
+    _apply_401_corrections(schema)
     return schema
+
+
+def _apply_401_corrections(schema: dict[str, Any]) -> None:
+    """Bring the 4.0.0 build of the schema (the only one a registry ships) up to R4 4.0.1.
+
+    The 4.0.1 technical correction changed two things the schema encodes: "4.0.1" joined the
+    FHIRVersion codes (StructureDefinition.fhirVersion, CapabilityStatement.fhirVersion ...), and Meta
+    became an open type (``Extension.valueMeta`` and every other ``[x]`` that takes any type). Both
+    are found structurally, not by a list of element names, so nothing else is touched.
+    """
+
+    def widen_versions(node: Any) -> None:
+        if isinstance(node, dict):
+            enum = node.get("enum")
+            if isinstance(enum, list) and "4.0.0" in enum and "4.0.1" not in enum:
+                enum.append("4.0.1")
+            for child in node.values():
+                widen_versions(child)
+        elif isinstance(node, list):
+            for child in node:
+                widen_versions(child)
+
+    widen_versions(schema["definitions"])
+    for definition in schema["definitions"].values():
+        props = definition.get("properties", {})
+        open_choices = [k[: -len("Base64Binary")] for k in props if k.endswith("Base64Binary")]
+        for prefix in open_choices:
+            if f"{prefix}Dosage" in props and f"{prefix}Meta" not in props:  # Dosage is the last open type
+                props[f"{prefix}Meta"] = {"$ref": "#/definitions/Meta"}
 
 
 def resource_types() -> frozenset[str]:

@@ -81,3 +81,13 @@ def test_missing_schema_file_is_a_clear_error(tmp_path: Path, monkeypatch: pytes
         r4_schema._schema.cache_clear()
         r4_schema._validator.cache_clear()
     assert r4_errors(TASK) == []
+
+
+def test_the_4_0_1_corrections_are_applied() -> None:
+    # 4.0.1 itself is a FHIR version, and Meta is an open type since the technical correction.
+    capability = {"resourceType": "CapabilityStatement", "status": "active", "date": "2025-01-01",
+                  "kind": "instance", "fhirVersion": "4.0.1", "format": ["json"]}
+    assert r4_errors(capability) == []
+    assert r4_errors({**capability, "fhirVersion": "4.3.0"})  # R4B's number is not R4
+    task = {**TASK, "input": [{"type": {"text": "seen"}, "valueMeta": {"versionId": "2"}}]}
+    assert r4_errors(task) == []
