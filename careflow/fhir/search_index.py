@@ -1,0 +1,193 @@
+"""Index rows of a resource: the values of its declared search parameters, extracted once on write.
+
+Pure function of the resource dict (``extract_index``) so the SQL store writes these rows to its index
+tables and the in-memory twin keeps them beside each resource; both then match queries against the same
+rows (``careflow.fhir.search_match`` for memory, ``careflow.store.sql_search`` for SQL).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterator, NamedTuple
+
+from careflow.fhir.search_params import SearchParam, indexed_params
+from careflow.fhir.search_values import (
+    DATE_MAX,
+    DATE_MIN,
+    STRING_INDEX_LENGTH,
+    date_range,
+    normalise_string,
+    parse_reference,
+)
+
+
+class TokenRow(NamedTuple):
+    param: str
+    system: str  # "" when the value has no system
+    code: str
+
+
+class ReferenceRow(NamedTuple):
+    param: str
+    target_type: str  # "" when the reference has no Type/id tail
+    target_id: str
+    url: str  # the reference as written when it has no Type/id tail (urn:uuid:...), else ""
+
+
+class DateRow(NamedTuple):
+    param: str
+    low: datetime  # inclusive, naive UTC
+    high: datetime
+
+
+class StringRow(NamedTuple):
+    param: str
+    norm: str  # accent/case folded, for prefix and :contains
+    exact: str  # as written, for :exact
+
+
+class QuantityRow(NamedTuple):
+    param: str
+    value: float
+    system: str
+    code: str
+    unit: str
+
+
+class UriRow(NamedTuple):
+    param: str
+    value: str
+
+
+@dataclass
+class IndexRows:
+    token: list[TokenRow] = field(default_factory=list)
+    reference: list[ReferenceRow] = field(default_factory=list)
+    date: list[DateRow] = field(default_factory=list)
+    string: list[StringRow] = field(default_factory=list)
+    quantity: list[QuantityRow] = field(default_factory=list)  # quantity and number parameters
+    uri: list[UriRow] = field(default_factory=list)
+
+    def of_param(self, table: str, param: str) -> list[Any]:
+        return [r for r in getattr(self, table) if r.param == param]
+
+
+# which IndexRows list (and SQL index table) a parameter type lives in
+TABLE_OF_TYPE: dict[str, str] = {
+    "token": "token", "reference": "reference", "date": "date", "string": "string",
+    "quantity": "quantity", "number": "quantity", "uri": "uri",
+}
+
+_NAME_PARTS = ("family", "given", "prefix", "suffix", "text")
+_ADDRESS_PARTS = ("line", "city", "district", "state", "postalCode", "country", "text")
+
+
+def values_at(node: Any, path: str) -> Iterator[Any]:
+    """Every value at a dotted path, flattening lists at each step."""
+    items = [node]
+    for step in path.split("."):
+        nxt: list[Any] = []
+        for item in items:
+            if isinstance(item, dict) and step in item:
+                value = item[step]
+                if isinstance(value, list):
+                    nxt.extend(value)
+                else:
+                    nxt.append(value)
+        items = nxt
+        if not items:
+            return
+    yield from items
+
+
+def extract_index(resource: dict[str, Any]) -> IndexRows:
+    """Index rows for every declared parameter of the resource's type (duplicates removed)."""
+    rows = IndexRows()
+    rtype = resource.get("resourceType", "")
+    for param in indexed_params(rtype):
+        for value in (v for path in param.paths for v in values_at(resource, path)):
+            _add(rows, param, value)
+    for name in ("token", "reference", "date", "string", "quantity", "uri"):
+        lst = getattr(rows, name)
+        if len(lst) > 1:
+            setattr(rows, name, list(dict.fromkeys(lst)))
+    return rows
+
+
+def _add(rows: IndexRows, param: SearchParam, value: Any) -> None:
+    kind = param.type
+    name = param.name
+    if kind == "token":
+        for system, code in _tokens(value):
+            rows.token.append(TokenRow(name, system, code))
+    elif kind == "reference":
+        ref = value.get("reference") if isinstance(value, dict) else value if isinstance(value, str) else None
+        if isinstance(ref, str) and ref and not ref.startswith("#"):
+            rtype, rid = parse_reference(ref)
+            if rtype is not None and rid is not None:
+                rows.reference.append(ReferenceRow(name, rtype, rid, ""))
+            else:
+                rows.reference.append(ReferenceRow(name, "", "", ref))
+    elif kind == "date":
+        rng = _date_range(value)
+        if rng is not None:
+            rows.date.append(DateRow(name, rng[0], rng[1]))
+    elif kind == "string":
+        for text in _strings(value):
+            rows.string.append(StringRow(name, normalise_string(text), text[:STRING_INDEX_LENGTH]))
+    elif kind in ("quantity", "number"):
+        if isinstance(value, dict) and isinstance(value.get("value"), (int, float)) and not isinstance(value.get("value"), bool):
+            rows.quantity.append(QuantityRow(
+                name, float(value["value"]), str(value.get("system") or ""), str(value.get("code") or ""),
+                str(value.get("unit") or ""),
+            ))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            rows.quantity.append(QuantityRow(name, float(value), "", "", ""))
+    elif kind == "uri":
+        if isinstance(value, str) and value:
+            rows.uri.append(UriRow(name, value.split("|", 1)[0]))
+
+
+def _tokens(value: Any) -> Iterator[tuple[str, str]]:
+    if isinstance(value, bool):
+        yield "", "true" if value else "false"
+    elif isinstance(value, str):
+        yield "", value
+    elif isinstance(value, dict):
+        if isinstance(value.get("coding"), list):
+            for coding in value["coding"]:
+                if isinstance(coding, dict) and coding.get("code"):
+                    yield str(coding.get("system") or ""), str(coding["code"])
+        elif value.get("code") is not None:  # Coding
+            yield str(value.get("system") or ""), str(value["code"])
+        elif value.get("value") is not None:  # Identifier, ContactPoint
+            yield str(value.get("system") or ""), str(value["value"])
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        if value:
+            yield value
+    elif isinstance(value, dict):
+        parts = _NAME_PARTS if ("family" in value or "given" in value) else _ADDRESS_PARTS
+        for part in parts:
+            for v in values_at(value, part):
+                if isinstance(v, str) and v:
+                    yield v
+
+
+def _date_range(value: Any) -> tuple[datetime, datetime] | None:
+    if isinstance(value, str):
+        return date_range(value)
+    if isinstance(value, dict):
+        if "start" in value or "end" in value:  # Period
+            start = date_range(value["start"]) if isinstance(value.get("start"), str) else None
+            end = date_range(value["end"]) if isinstance(value.get("end"), str) else None
+            if start is None and end is None:
+                return None
+            return (start[0] if start else DATE_MIN), (end[1] if end else DATE_MAX)
+        events = [r for e in value.get("event", []) if isinstance(e, str) and (r := date_range(e))]
+        if events:  # Timing: the span of its events
+            return min(r[0] for r in events), max(r[1] for r in events)
+    return None

@@ -1,0 +1,127 @@
+"""Where the store lives and how to open it: URL resolution, engine set-up, migrations at open.
+
+SQLite (the embedded default, a file in the user's data directory) is tuned for concurrent use: WAL
+journal, a busy timeout, and ``BEGIN IMMEDIATE`` for write transactions so concurrent writers queue for
+the lock instead of failing with "database is locked" half-way through.  Read transactions use a
+plain deferred ``BEGIN`` so searches run in parallel with a writer.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+
+from careflow.errors import CareflowError
+
+ENV_URL = "CAREFLOW_DATABASE_URL"
+MIGRATIONS = Path(__file__).with_name("migrations")
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+READ_ONLY = "careflow_read_only"  # execution option: deferred BEGIN on SQLite
+_PG_MIGRATION_LOCK = 0x6361726566  # advisory lock id serialising concurrent upgrades on PostgreSQL
+
+
+class DatabaseUrlError(CareflowError):
+    """The database URL cannot be used (unsupported backend or malformed)."""
+
+
+def default_url() -> str:
+    import platformdirs
+
+    data_dir = Path(platformdirs.user_data_dir("careflow"))
+    return f"sqlite:///{data_dir / 'careflow.db'}"
+
+
+def resolve_url(url: str | None = None) -> str:
+    """The argument, else $CAREFLOW_DATABASE_URL, else the SQLite file in the user's data directory.
+    ``postgresql://`` is read as ``postgresql+psycopg://`` (psycopg 3 is the driver careflow ships)."""
+    chosen = url or os.environ.get(ENV_URL) or default_url()
+    if chosen.startswith("postgresql://") or chosen.startswith("postgres://"):
+        chosen = "postgresql+psycopg://" + chosen.split("://", 1)[1]
+    try:
+        backend = make_url(chosen).get_backend_name()
+    except Exception as exc:  # sqlalchemy raises ArgumentError with a terse message
+        raise DatabaseUrlError(f"cannot read database URL {chosen!r}: {exc}") from None
+    if backend not in ("sqlite", "postgresql"):
+        raise DatabaseUrlError(f"unsupported database {backend!r}: use sqlite:///path or postgresql+psycopg://...")
+    return chosen
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine configured for the store's transaction discipline (see module docstring)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:") or database.startswith("file::memory:"):
+            raise DatabaseUrlError("an in-memory SQLite database cannot be shared; use a file or MemoryRepository")
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            pool_size=kwargs.pop("pool_size", 8), max_overflow=kwargs.pop("max_overflow", 56), pool_timeout=120,
+            **kwargs,
+        )
+        _tune_sqlite(engine)
+        return engine
+    return create_engine(
+        url, pool_size=kwargs.pop("pool_size", 10), max_overflow=kwargs.pop("max_overflow", 40),
+        pool_pre_ping=True, pool_timeout=120, **kwargs,
+    )
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_conn.isolation_level = None  # let SQLAlchemy's "begin" event below emit BEGIN itself
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache per connection
+        cur.execute("PRAGMA temp_store=MEMORY")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def upgrade(url: str | Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` with the Alembic migrations shipped in the package."""
+    from alembic import command
+    from alembic.config import Config
+
+    engine = url if isinstance(url, Engine) else make_engine(resolve_url(url))
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    try:
+        with engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+                conn.commit()
+            try:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+                conn.commit()
+            finally:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_MIGRATION_LOCK})
+                    conn.commit()
+    finally:
+        if not isinstance(url, Engine):
+            engine.dispose()
+
+
+def open_repository(url: str | None = None, *, migrate: bool = True) -> "SqlRepository":  # noqa: F821
+    """The SQL store at ``resolve_url(url)``, migrated to the latest schema unless ``migrate`` is False."""
+    from careflow.store.sql import SqlRepository
+
+    engine = make_engine(resolve_url(url))
+    if migrate:
+        upgrade(engine)
+    return SqlRepository(engine)

@@ -1,0 +1,297 @@
+"""In-memory twin of the SQL store: same port, same semantics, no database.
+
+For tests and dry runs.  One re-entrant lock serialises units of work (like SQLite's single writer);
+a unit of work records an undo action per change and replays them backwards on rollback, so its writes
+are all-or-nothing.  Search evaluates the same index rows the SQL store writes
+(``careflow.fhir.search_match``).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterator
+
+from careflow.errors import Gone, NotFound
+from careflow.fhir.search_index import IndexRows
+from careflow.fhir.search_match import Candidate, matches_all, sort_candidates
+from careflow.fhir.search_query import SearchQuery
+from careflow.fhir.search_values import to_utc_naive
+from careflow.store.port import Listener, OutboxEvent, SearchResult, Stored
+from careflow.store.unit_of_work import Current, UnitOfWorkBase, utc_now
+
+OUTBOX_LEASE = timedelta(minutes=5)
+MAX_INCLUDE_ROUNDS = 4
+
+
+@dataclass
+class _Entry:
+    seq: int
+    versions: list[Stored] = field(default_factory=list)
+    index: IndexRows | None = None  # of the current version; None when deleted
+
+    @property
+    def current(self) -> Stored:
+        return self.versions[-1]
+
+
+class _State:
+    def __init__(self) -> None:
+        self.entries: dict[str, dict[str, _Entry]] = {}  # type -> id -> entry (creation order)
+        self.keys: dict[tuple[str, str], str] = {}
+        self.outbox: dict[int, tuple[OutboxEvent, datetime | None]] = {}
+        self.seq = itertools.count(1)
+        self.outbox_seq = itertools.count(1)
+
+
+class MemoryUnitOfWork(UnitOfWorkBase):
+    def __init__(self, state: _State, listeners: list[Listener]) -> None:
+        super().__init__(listeners)
+        self._s = state
+        self._undo: list[Callable[[], None]] = []
+
+    def rollback(self) -> None:
+        while self._undo:
+            self._undo.pop()()
+
+    # --- primitives ---------------------------------------------------------------------------
+    def _entry(self, rtype: str, rid: str) -> _Entry | None:
+        return self._s.entries.get(rtype, {}).get(rid)
+
+    def _current(self, rtype: str, rid: str, *, lock: bool) -> Current | None:
+        e = self._entry(rtype, rid)
+        return None if e is None else Current(e, e.current.version, e.current.deleted)
+
+    def _insert(self, stored: Stored, index: IndexRows) -> bool:
+        by_id = self._s.entries.setdefault(stored.type, {})
+        if stored.id in by_id:
+            return False
+        by_id[stored.id] = _Entry(next(self._s.seq), [_frozen(stored)], index)
+        self._undo.append(lambda: by_id.pop(stored.id, None))
+        return True
+
+    def _replace(self, cur: Current, stored: Stored, index: IndexRows | None) -> bool:
+        e: _Entry = cur.handle
+        if e.current.version != cur.version:
+            return False
+        old_index = e.index
+        e.versions.append(_frozen(stored))
+        e.index = index
+
+        def undo() -> None:
+            e.versions.pop()
+            e.index = old_index
+
+        self._undo.append(undo)
+        return True
+
+    def _claim(self, rtype: str, key: str, rid: str) -> str | None:
+        owner = self._s.keys.get((rtype, key))
+        if owner is not None:
+            return owner
+        self._s.keys[(rtype, key)] = rid
+        self._undo.append(lambda: self._s.keys.pop((rtype, key), None))
+        return None
+
+    def _take_over(self, rtype: str, key: str, old_owner: str, rid: str) -> bool:
+        if self._s.keys.get((rtype, key)) != old_owner:
+            return False
+        self._s.keys[(rtype, key)] = rid
+        self._undo.append(lambda: self._s.keys.__setitem__((rtype, key), old_owner))
+        return True
+
+    def _match_ids(self, query: SearchQuery) -> list[str]:
+        return [c.id for c in self._matching(query)]
+
+    # --- reads --------------------------------------------------------------------------------
+    def read(self, type: str, id: str) -> Stored:
+        e = self._entry(type, id)
+        if e is None:
+            raise NotFound(type, id)
+        if e.current.deleted:
+            raise Gone(type, id, e.current.version)
+        return e.current
+
+    def vread(self, type: str, id: str, version: int) -> Stored:
+        e = self._entry(type, id)
+        if e is None or not 1 <= version <= len(e.versions):
+            raise NotFound(type, id, version)
+        return e.versions[version - 1]
+
+    def history(
+        self, type: str | None = None, id: str | None = None, *, since: datetime | None = None,
+        count: int = 100, offset: int = 0,
+    ) -> tuple[int, list[Stored]]:
+        if type is not None and id is not None:
+            e = self._entry(type, id)
+            if e is None:
+                raise NotFound(type, id)
+            versions = list(e.versions)
+        else:
+            types = [type] if type is not None else list(self._s.entries)
+            versions = [v for t in types for e in self._s.entries.get(t, {}).values() for v in e.versions]
+        if since is not None:
+            versions = [v for v in versions if v.last_updated >= since]
+        versions.sort(key=lambda v: (v.last_updated, v.version), reverse=True)
+        return len(versions), versions[offset: offset + count]
+
+    def _candidate(self, rtype: str, rid: str, e: _Entry) -> Candidate | None:
+        if e.index is None:
+            return None
+        return Candidate(rtype, rid, to_utc_naive(e.current.last_updated), e.index, e.seq)
+
+    def _resolve(self, rtype: str, rid: str) -> Candidate | None:
+        e = self._entry(rtype, rid)
+        return None if e is None else self._candidate(rtype, rid, e)
+
+    def _matching(self, query: SearchQuery) -> list[Candidate]:
+        out = []
+        for rid, e in self._s.entries.get(query.type, {}).items():
+            cand = self._candidate(query.type, rid, e)
+            if cand is not None and matches_all(query.criteria, cand, self._resolve):
+                out.append(cand)
+        return out
+
+    def search(self, query: SearchQuery) -> SearchResult:
+        found = self._matching(query)
+        total = len(found) if query.total or query.total_only else None
+        if query.total_only:
+            return SearchResult(len(found), [], [])
+        page = sort_candidates(found, query.sort)[query.offset: query.offset + query.count]
+        matches = [self._entry(c.type, c.id).current for c in page]  # type: ignore[union-attr]
+        return SearchResult(total, matches, self._included(matches, query))
+
+    def _included(self, matches: list[Stored], query: SearchQuery) -> list[Stored]:
+        seen = {(s.type, s.id) for s in matches}
+        included: list[Stored] = []
+        frontier = matches
+        for round_ in range(MAX_INCLUDE_ROUNDS):
+            new: list[Stored] = []
+            for inc in query.includes:
+                if round_ and not inc.iterate:
+                    continue
+                for s in frontier:
+                    if inc.source not in ("*", s.type):
+                        continue
+                    e = self._entry(s.type, s.id)
+                    for row in (e.index.reference if e and e.index else []):
+                        if (inc.param is None or row.param == inc.param) and row.target_type and (
+                            inc.target is None or row.target_type == inc.target
+                        ):
+                            _add_new(self._live(row.target_type, row.target_id), seen, new)
+            for inc in query.revincludes:
+                if round_ and not inc.iterate:
+                    continue
+                wanted = {(s.type, s.id) for s in frontier}
+                sources = list(self._s.entries) if inc.source == "*" else [inc.source]
+                for src in sources:
+                    for rid, e in self._s.entries.get(src, {}).items():
+                        if e.index is None:
+                            continue
+                        for row in e.index.reference:
+                            if (inc.param is None or row.param == inc.param) and (row.target_type, row.target_id) in wanted and (
+                                inc.target is None or row.target_type == inc.target
+                            ):
+                                _add_new(e.current, seen, new)
+                                break
+            if not new:
+                break
+            included.extend(new)
+            frontier = new
+        return included
+
+    def _live(self, rtype: str, rid: str) -> Stored | None:
+        e = self._entry(rtype, rid)
+        return None if e is None or e.current.deleted else e.current
+
+    # --- outbox -------------------------------------------------------------------------------
+    def outbox_add(self, topic: str, payload: dict[str, Any]) -> None:
+        eid = next(self._s.outbox_seq)
+        self._s.outbox[eid] = (OutboxEvent(eid, topic, copy.deepcopy(payload), utc_now()), None)
+        self._undo.append(lambda: self._s.outbox.pop(eid, None))
+
+
+def _add_new(s: Stored | None, seen: set[tuple[str, str]], out: list[Stored]) -> None:
+    if s is not None and (s.type, s.id) not in seen:
+        seen.add((s.type, s.id))
+        out.append(s)
+
+
+def _frozen(stored: Stored) -> Stored:
+    """Keep a private deep copy so callers mutating what they passed in cannot change stored history."""
+    return Stored(stored.type, stored.id, stored.version, stored.last_updated, stored.deleted,
+                  copy.deepcopy(stored.resource) if stored.resource is not None else None)
+
+
+class MemoryRepository:
+    """The in-memory store (see module docstring).  Thread-safe; units of work run one at a time."""
+
+    def __init__(self) -> None:
+        self._state = _State()
+        self._lock = threading.RLock()
+        self._listeners: list[Listener] = []
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[MemoryUnitOfWork]:
+        with self._lock:
+            uow = MemoryUnitOfWork(self._state, self._listeners)
+            try:
+                yield uow
+            except BaseException:
+                uow.rollback()
+                raise
+
+    @contextmanager
+    def _reader(self) -> Iterator[MemoryUnitOfWork]:
+        with self._lock:
+            yield MemoryUnitOfWork(self._state, [])
+
+    def read(self, type: str, id: str) -> Stored:
+        with self._reader() as u:
+            return u.read(type, id)
+
+    def vread(self, type: str, id: str, version: int) -> Stored:
+        with self._reader() as u:
+            return u.vread(type, id, version)
+
+    def history(
+        self, type: str | None = None, id: str | None = None, *, since: datetime | None = None,
+        count: int = 100, offset: int = 0,
+    ) -> tuple[int, list[Stored]]:
+        with self._reader() as u:
+            return u.history(type, id, since=since, count=count, offset=offset)
+
+    def search(self, query: SearchQuery) -> SearchResult:
+        with self._reader() as u:
+            return u.search(query)
+
+    def outbox_claim(self, limit: int = 100) -> list[OutboxEvent]:
+        with self._lock:
+            now = utc_now()
+            out: list[OutboxEvent] = []
+            for eid in sorted(self._state.outbox):
+                event, until = self._state.outbox[eid]
+                if until is None or until < now:
+                    self._state.outbox[eid] = (event, now + OUTBOX_LEASE)
+                    out.append(event)
+                    if len(out) >= limit:
+                        break
+            return out
+
+    def outbox_done(self, ids: list[int]) -> None:
+        with self._lock:
+            for eid in ids:
+                self._state.outbox.pop(eid, None)
+
+    def close(self) -> None:
+        pass
+
+
+__all__ = ["MemoryRepository", "MemoryUnitOfWork"]

@@ -1,0 +1,372 @@
+"""The SQL resource store (SQLAlchemy Core; SQLite or PostgreSQL).
+
+Race-freedom comes from the database: new resources and conditional-create keys are claimed with
+``INSERT ... ON CONFLICT DO NOTHING RETURNING`` on unique keys, version changes are
+``UPDATE ... WHERE pk=? AND version=?`` with a row-count check, and on PostgreSQL the current row is
+read ``FOR UPDATE`` first so concurrent writers of one resource queue instead of racing.  On SQLite every
+unit of work starts with ``BEGIN IMMEDIATE`` (see ``database``), which serialises writers outright.
+
+Version and index rows are buffered per unit of work and written with one executemany per table
+before the next read and at commit: ingest of a 500-resource transaction bundle costs one INSERT per
+resource plus a handful of bulk inserts.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterator
+
+import orjson
+from sqlalchemy import Connection, Engine, Row, and_, delete, func, or_, select, update
+
+from careflow.errors import Gone, NotFound
+from careflow.fhir.search_index import IndexRows
+from careflow.fhir.search_query import Include, SearchQuery
+from careflow.store.database import READ_ONLY
+from careflow.store.port import Listener, OutboxEvent, SearchResult, Stored
+from careflow.store.sql_search import filter_clause, order_by
+from careflow.store.tables import (
+    INDEX_TABLES,
+    condition_key,
+    idx_reference,
+    outbox,
+    resource,
+    resource_version,
+)
+from careflow.store.unit_of_work import Current, UnitOfWorkBase, utc_now
+
+OUTBOX_LEASE = timedelta(minutes=5)
+MAX_INCLUDE_ROUNDS = 4
+
+_TABLES = {"resource_version": resource_version, "outbox": outbox, **{f"idx_{k}": t for k, t in INDEX_TABLES.items()}}
+_COLUMNS = (
+    resource.c.pk, resource.c.type, resource.c.id, resource_version.c.version,
+    resource_version.c.last_updated, resource_version.c.deleted, resource_version.c.content,
+)
+_CURRENT = resource.join(
+    resource_version, and_(resource_version.c.res_pk == resource.c.pk, resource_version.c.version == resource.c.version)
+)
+_ANY_VERSION = resource_version.join(resource, resource.c.pk == resource_version.c.res_pk)
+
+
+def _naive(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=timezone.utc)
+
+
+def _stored(row: Row[Any]) -> Stored:
+    content = row.content
+    return Stored(
+        row.type, row.id, row.version, _aware(row.last_updated), bool(row.deleted),
+        orjson.loads(content) if content is not None else None,
+    )
+
+
+class SqlUnitOfWork(UnitOfWorkBase):
+    """One database transaction on ``conn`` (begun and ended by ``SqlRepository``)."""
+
+    def __init__(self, conn: Connection, listeners: list[Listener]) -> None:
+        super().__init__(listeners)
+        self._conn = conn
+        self._pg = conn.dialect.name == "postgresql"
+        self._pending: dict[str, list[dict[str, Any]]] = defaultdict(list)
+
+    # --- buffered writes ----------------------------------------------------------------------
+    def flush(self) -> None:
+        """Write buffered version, index and outbox rows (one executemany per table)."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, defaultdict(list)
+        for name, rows in pending.items():
+            if rows:
+                self._conn.execute(_TABLES[name].insert(), rows)
+
+    def _queue(self, pk: int, stored: Stored, index: IndexRows | None) -> None:
+        self._pending["resource_version"].append({
+            "res_pk": pk, "version": stored.version, "last_updated": _naive(stored.last_updated),
+            "deleted": stored.deleted,
+            "content": orjson.dumps(stored.resource) if stored.resource is not None else None,
+        })
+        if index is None:
+            return
+        rtype = stored.type
+        for kind in INDEX_TABLES:
+            rows = getattr(index, kind)
+            if rows:
+                bucket = self._pending[f"idx_{kind}"]
+                for r in rows:
+                    bucket.append({"res_pk": pk, "rtype": rtype, **r._asdict()})
+
+    def _insert_ignoring_conflict(self, table: Any) -> Any:
+        if self._pg:
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        return insert(table)
+
+    # --- primitives ---------------------------------------------------------------------------
+    def _current(self, rtype: str, rid: str, *, lock: bool) -> Current | None:
+        stmt = select(resource.c.pk, resource.c.version, resource.c.deleted).where(
+            resource.c.type == rtype, resource.c.id == rid
+        )
+        if lock and self._pg:
+            stmt = stmt.with_for_update()
+        row = self._conn.execute(stmt).first()
+        return None if row is None else Current(row.pk, row.version, bool(row.deleted))
+
+    def _insert(self, stored: Stored, index: IndexRows) -> bool:
+        stmt = (
+            self._insert_ignoring_conflict(resource)
+            .values(type=stored.type, id=stored.id, version=1, last_updated=_naive(stored.last_updated), deleted=False)
+            .on_conflict_do_nothing(index_elements=["type", "id"])
+            .returning(resource.c.pk)
+        )
+        pk = self._conn.execute(stmt).scalar()
+        if pk is None:
+            return False
+        self._queue(pk, stored, index)
+        return True
+
+    def _replace(self, cur: Current, stored: Stored, index: IndexRows | None) -> bool:
+        result = self._conn.execute(
+            update(resource)
+            .where(resource.c.pk == cur.handle, resource.c.version == cur.version)
+            .values(version=stored.version, last_updated=_naive(stored.last_updated), deleted=stored.deleted)
+        )
+        if result.rowcount != 1:
+            return False
+        if not cur.deleted:
+            self.flush()  # index rows of this resource still buffered must land before they are removed
+            for table in INDEX_TABLES.values():
+                self._conn.execute(delete(table).where(table.c.res_pk == cur.handle))
+        self._queue(cur.handle, stored, index)
+        return True
+
+    def _claim(self, rtype: str, key: str, rid: str) -> str | None:
+        stmt = (
+            self._insert_ignoring_conflict(condition_key)
+            .values(rtype=rtype, key=key, res_id=rid)
+            .on_conflict_do_nothing(index_elements=["rtype", "key"])
+            .returning(condition_key.c.key)
+        )
+        if self._conn.execute(stmt).scalar() is not None:
+            return None
+        owner = self._conn.execute(
+            select(condition_key.c.res_id).where(condition_key.c.rtype == rtype, condition_key.c.key == key)
+        ).scalar()
+        return owner or ""
+
+    def _take_over(self, rtype: str, key: str, old_owner: str, rid: str) -> bool:
+        result = self._conn.execute(
+            update(condition_key)
+            .where(condition_key.c.rtype == rtype, condition_key.c.key == key, condition_key.c.res_id == old_owner)
+            .values(res_id=rid)
+        )
+        return result.rowcount == 1
+
+    def _match_ids(self, query: SearchQuery) -> list[str]:
+        self.flush()
+        stmt = select(resource.c.id).where(filter_clause(query.type, query.criteria)).order_by(resource.c.pk)
+        return list(self._conn.execute(stmt).scalars())
+
+    # --- reads --------------------------------------------------------------------------------
+    def read(self, type: str, id: str) -> Stored:
+        self.flush()
+        row = self._conn.execute(
+            select(*_COLUMNS).select_from(_CURRENT).where(resource.c.type == type, resource.c.id == id)
+        ).first()
+        if row is None:
+            raise NotFound(type, id)
+        if row.deleted:
+            raise Gone(type, id, row.version)
+        return _stored(row)
+
+    def vread(self, type: str, id: str, version: int) -> Stored:
+        self.flush()
+        row = self._conn.execute(
+            select(*_COLUMNS).select_from(_ANY_VERSION)
+            .where(resource.c.type == type, resource.c.id == id, resource_version.c.version == version)
+        ).first()
+        if row is None:
+            raise NotFound(type, id, version)
+        return _stored(row)
+
+    def history(
+        self, type: str | None = None, id: str | None = None, *, since: datetime | None = None,
+        count: int = 100, offset: int = 0,
+    ) -> tuple[int, list[Stored]]:
+        self.flush()
+        where: list[Any] = []
+        if type is not None and id is not None:
+            cur = self._current(type, id, lock=False)
+            if cur is None:
+                raise NotFound(type, id)
+            where.append(resource_version.c.res_pk == cur.handle)
+        elif type is not None:
+            where.append(resource.c.type == type)
+        if since is not None:
+            where.append(resource_version.c.last_updated >= _naive(since))
+        total = self._conn.execute(select(func.count()).select_from(_ANY_VERSION).where(*where)).scalar() or 0
+        rows = self._conn.execute(
+            select(*_COLUMNS).select_from(_ANY_VERSION).where(*where)
+            .order_by(resource_version.c.last_updated.desc(), resource_version.c.res_pk.desc(),
+                      resource_version.c.version.desc())
+            .limit(count).offset(offset)
+        )
+        return total, [_stored(r) for r in rows]
+
+    def search(self, query: SearchQuery) -> SearchResult:
+        self.flush()
+        where = filter_clause(query.type, query.criteria)
+        total: int | None = None
+        if query.total or query.total_only:
+            total = self._conn.execute(select(func.count()).select_from(resource).where(where)).scalar() or 0
+        if query.total_only:
+            return SearchResult(total, [], [])
+        rows = self._conn.execute(
+            select(*_COLUMNS).select_from(_CURRENT).where(where)
+            .order_by(*order_by(query.type, query.sort)).limit(query.count).offset(query.offset)
+        ).all()
+        matches = [_stored(r) for r in rows]
+        included: list[Stored] = []
+        if (query.includes or query.revincludes) and rows:
+            included = self._included({r.pk: (r.type, r.id) for r in rows}, query)
+        return SearchResult(total, matches, included)
+
+    def _included(self, frontier: dict[int, tuple[str, str]], query: SearchQuery) -> list[Stored]:
+        seen = set(frontier.values())
+        out: list[Stored] = []
+        for round_ in range(MAX_INCLUDE_ROUNDS):
+            found: dict[int, Stored] = {}
+            for inc in query.includes:
+                if round_ == 0 or inc.iterate:
+                    self._forward(inc, frontier, seen, found)
+            for inc in query.revincludes:
+                if round_ == 0 or inc.iterate:
+                    self._reverse(inc, frontier, seen, found)
+            if not found:
+                break
+            ordered = sorted(found.items())
+            out.extend(s for _, s in ordered)
+            frontier = {pk: (s.type, s.id) for pk, s in ordered}
+        return out
+
+    def _fetch(self, where: Any, seen: set[tuple[str, str]], found: dict[int, Stored]) -> None:
+        rows = self._conn.execute(select(*_COLUMNS).select_from(_CURRENT).where(resource.c.deleted.is_(False), where))
+        for r in rows:
+            if (r.type, r.id) not in seen:
+                seen.add((r.type, r.id))
+                found[r.pk] = _stored(r)
+
+    def _forward(self, inc: Include, frontier: dict[int, tuple[str, str]], seen: set[tuple[str, str]],
+                 found: dict[int, Stored]) -> None:
+        pks = [pk for pk, (t, _) in frontier.items() if inc.source in ("*", t)]
+        if not pks:
+            return
+        stmt = select(idx_reference.c.target_type, idx_reference.c.target_id).where(
+            idx_reference.c.res_pk.in_(pks), idx_reference.c.target_type != ""
+        )
+        if inc.param is not None:
+            stmt = stmt.where(idx_reference.c.param == inc.param)
+        if inc.target is not None:
+            stmt = stmt.where(idx_reference.c.target_type == inc.target)
+        by_type: dict[str, set[str]] = defaultdict(set)
+        for t, i in self._conn.execute(stmt.distinct()):
+            if (t, i) not in seen:
+                by_type[t].add(i)
+        for t, ids in by_type.items():
+            self._fetch(and_(resource.c.type == t, resource.c.id.in_(sorted(ids))), seen, found)
+
+    def _reverse(self, inc: Include, frontier: dict[int, tuple[str, str]], seen: set[tuple[str, str]],
+                 found: dict[int, Stored]) -> None:
+        by_type: dict[str, list[str]] = defaultdict(list)
+        for t, i in frontier.values():
+            if inc.target is None or inc.target == t:
+                by_type[t].append(i)
+        if not by_type:
+            return
+        stmt = select(idx_reference.c.res_pk).where(
+            or_(*(and_(idx_reference.c.target_type == t, idx_reference.c.target_id.in_(ids)) for t, ids in by_type.items()))
+        )
+        if inc.source != "*":
+            stmt = stmt.where(idx_reference.c.rtype == inc.source)
+        if inc.param is not None:
+            stmt = stmt.where(idx_reference.c.param == inc.param)
+        self._fetch(resource.c.pk.in_(stmt), seen, found)
+
+    # --- outbox -------------------------------------------------------------------------------
+    def outbox_add(self, topic: str, payload: dict[str, Any]) -> None:
+        self._pending["outbox"].append(
+            {"topic": topic, "payload": orjson.dumps(payload), "created": _naive(utc_now()), "claimed_until": None}
+        )
+
+
+class SqlRepository:
+    """The SQL store on an engine made by ``careflow.store.database.make_engine`` (schema migrated)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._listeners: list[Listener] = []
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[SqlUnitOfWork]:
+        with self.engine.connect() as conn, conn.begin():
+            uow = SqlUnitOfWork(conn, self._listeners)
+            yield uow
+            uow.flush()
+
+    @contextmanager
+    def _reader(self) -> Iterator[SqlUnitOfWork]:
+        with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn, conn.begin():
+            yield SqlUnitOfWork(conn, [])
+
+    def read(self, type: str, id: str) -> Stored:
+        with self._reader() as u:
+            return u.read(type, id)
+
+    def vread(self, type: str, id: str, version: int) -> Stored:
+        with self._reader() as u:
+            return u.vread(type, id, version)
+
+    def history(
+        self, type: str | None = None, id: str | None = None, *, since: datetime | None = None,
+        count: int = 100, offset: int = 0,
+    ) -> tuple[int, list[Stored]]:
+        with self._reader() as u:
+            return u.history(type, id, since=since, count=count, offset=offset)
+
+    def search(self, query: SearchQuery) -> SearchResult:
+        with self._reader() as u:
+            return u.search(query)
+
+    def outbox_claim(self, limit: int = 100) -> list[OutboxEvent]:
+        now = _naive(utc_now())
+        with self.engine.connect() as conn, conn.begin():
+            rows = conn.execute(
+                select(outbox)
+                .where(or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now))
+                .order_by(outbox.c.id).limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
+            if rows:
+                conn.execute(
+                    update(outbox).where(outbox.c.id.in_([r.id for r in rows])).values(claimed_until=now + OUTBOX_LEASE)
+                )
+        return [OutboxEvent(r.id, r.topic, orjson.loads(r.payload), _aware(r.created)) for r in rows]
+
+    def outbox_done(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        with self.engine.connect() as conn, conn.begin():
+            conn.execute(delete(outbox).where(outbox.c.id.in_(list(ids))))
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,146 @@
+"""SQLAlchemy table models of the resource store (storage shape only; API models live elsewhere).
+
+* ``resource``: one row per (type, id) pointing at its current version; unique (type, id) makes
+  create-if-absent and PUT-create race-free, and ``version`` is the compare-and-set field of updates.
+* ``resource_version``: every version's JSON (orjson bytes; NULL for a deletion) = the history.
+* ``idx_*``: search index rows of current, non-deleted versions, one table per value shape, each with
+  a composite (rtype, param, value..., res_pk) index so a parameter lookup is one index range scan.
+* ``condition_key``: unique (rtype, key) claimed by conditional creates in their own transaction.
+* ``outbox``: events written with the change that caused them.
+
+Index and version rows carry no foreign keys: resource rows are never deleted (soft delete), and
+skipping the checks keeps bulk ingest cheap.
+
+The schema itself is created and changed by Alembic migrations (``careflow/store/migrations``); these
+models must match the latest migration (a test compares them).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Integer on SQLite so the column is the ROWID (autoincrementing, no extra index); BIGINT elsewhere
+PK = BigInteger().with_variant(Integer(), "sqlite")
+# byte-order collation on PostgreSQL so prefix ranges on normalised strings use the index
+ORDERED_TEXT = Text().with_variant(Text(collation="C"), "postgresql")
+
+resource = Table(
+    "resource", metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("type", String(64), nullable=False),
+    Column("id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("last_updated", DateTime, nullable=False),  # naive UTC
+    Column("deleted", Boolean, nullable=False),
+    UniqueConstraint("type", "id"),
+    Index(None, "type", "last_updated"),
+)
+
+resource_version = Table(
+    "resource_version", metadata,
+    Column("res_pk", PK, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("last_updated", DateTime, nullable=False),
+    Column("deleted", Boolean, nullable=False),
+    Column("content", LargeBinary, nullable=True),
+    PrimaryKeyConstraint("res_pk", "version"),
+    Index(None, "last_updated"),
+)
+
+
+def _index_table(name: str, *columns: Column, lookup: tuple[str, ...]) -> Table:
+    return Table(
+        name, metadata,
+        Column("res_pk", PK, nullable=False),
+        Column("rtype", String(64), nullable=False),
+        Column("param", String(64), nullable=False),
+        *columns,
+        Index(None, "rtype", "param", *lookup, "res_pk"),
+        Index(None, "res_pk", "param"),
+    )
+
+
+idx_token = _index_table(
+    "idx_token",
+    Column("system", Text, nullable=False),
+    Column("code", Text, nullable=False),
+    lookup=("code", "system"),
+)
+idx_reference = _index_table(
+    "idx_reference",
+    Column("target_type", String(64), nullable=False),
+    Column("target_id", String(64), nullable=False),
+    Column("url", Text, nullable=False),
+    lookup=("target_id", "target_type"),
+)
+idx_date = _index_table(
+    "idx_date",
+    Column("low", DateTime, nullable=False),
+    Column("high", DateTime, nullable=False),
+    lookup=("low", "high"),
+)
+idx_string = _index_table(
+    "idx_string",
+    Column("norm", ORDERED_TEXT, nullable=False),
+    Column("exact", Text, nullable=False),
+    lookup=("norm",),
+)
+idx_quantity = _index_table(
+    "idx_quantity",
+    Column("value", Float, nullable=False),
+    Column("system", Text, nullable=False),
+    Column("code", Text, nullable=False),
+    Column("unit", Text, nullable=False),
+    lookup=("value",),
+)
+idx_uri = _index_table(
+    "idx_uri",
+    Column("value", ORDERED_TEXT, nullable=False),
+    lookup=("value",),
+)
+
+INDEX_TABLES: dict[str, Table] = {
+    "token": idx_token, "reference": idx_reference, "date": idx_date, "string": idx_string,
+    "quantity": idx_quantity, "uri": idx_uri,
+}
+
+condition_key = Table(
+    "condition_key", metadata,
+    Column("rtype", String(64), nullable=False),
+    Column("key", String(64), nullable=False),
+    Column("res_id", String(64), nullable=False),
+    PrimaryKeyConstraint("rtype", "key"),
+)
+
+outbox = Table(
+    "outbox", metadata,
+    Column("id", PK, primary_key=True, autoincrement=True),
+    Column("topic", String(200), nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("created", DateTime, nullable=False),
+    Column("claimed_until", DateTime, nullable=True),
+)

@@ -1,0 +1,239 @@
+"""The write flows of a unit of work, shared by the SQL store and the in-memory twin.
+
+Each backend supplies a handful of primitives whose atomicity its storage guarantees (insert-if-absent,
+compare-and-set of the version, claim of a conditional-create key); the FHIR semantics (ids, meta,
+If-Match, If-None-Exist, conditional update/delete, listeners) are written once here so both behave the
+same by construction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from abc import ABC, abstractmethod
+from datetime import datetime, timezone
+from typing import Any, NamedTuple
+
+from careflow.errors import (
+    InvalidResource,
+    NotFound,
+    PreconditionFailed,
+    ResourceConflict,
+    VersionConflict,
+)
+from careflow.fhir.search_index import IndexRows, extract_index
+from careflow.fhir.search_params import is_resource_type_name
+from careflow.fhir.search_query import SearchQuery
+from careflow.fhir.search_values import instant_text
+from careflow.store.port import Action, Listener, SearchResult, Stored
+
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+
+class Current(NamedTuple):
+    """The current-version pointer of a resource as a backend sees it (``handle``: its row key)."""
+
+    handle: Any
+    version: int
+    deleted: bool
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def condition_key(query: SearchQuery) -> str:
+    """Fixed-length key of a conditional create's criteria (stored in a unique index)."""
+    return hashlib.sha256(query.canonical_key().encode()).hexdigest()
+
+
+def resource_type_of(resource: Any) -> str:
+    if not isinstance(resource, dict):
+        raise InvalidResource("a resource must be a JSON object")
+    rtype = resource.get("resourceType")
+    if not isinstance(rtype, str) or not is_resource_type_name(rtype):
+        raise InvalidResource("resourceType is missing or not a resource type name", expression="resourceType")
+    return rtype
+
+
+def check_id(rid: Any) -> str:
+    if not isinstance(rid, str) or not _ID.match(rid):
+        raise InvalidResource(f"id {rid!r} is not a FHIR id ([A-Za-z0-9-.]{{1,64}})", expression="id")
+    return rid
+
+
+def stamp(resource: dict[str, Any], rtype: str, rid: str, version: int, when: datetime) -> Stored:
+    """A stored version: the body with id, meta.versionId and meta.lastUpdated set (input untouched)."""
+    body = dict(resource)
+    body["id"] = rid
+    meta = dict(body.get("meta") or {})
+    meta["versionId"] = str(version)
+    meta["lastUpdated"] = instant_text(when)
+    body["meta"] = meta
+    return Stored(rtype, rid, version, when, False, body)
+
+
+class UnitOfWorkBase(ABC):
+    """FHIR write semantics over backend primitives; reads and search are the backend's."""
+
+    def __init__(self, listeners: list[Listener]) -> None:
+        self._listeners = listeners
+
+    # --- primitives each backend implements ---------------------------------------------------
+    @abstractmethod
+    def _current(self, rtype: str, rid: str, *, lock: bool) -> Current | None:
+        """The current-version pointer; ``lock`` holds it against concurrent writers until the end."""
+
+    @abstractmethod
+    def _insert(self, stored: Stored, index: IndexRows) -> bool:
+        """Insert version 1 of a new resource; False (and no change) when (type, id) already exists."""
+
+    @abstractmethod
+    def _replace(self, cur: Current, stored: Stored, index: IndexRows | None) -> bool:
+        """Make ``stored`` current if ``cur.version`` still is; False when another writer moved it.
+        ``index`` None: a deletion (index rows removed)."""
+
+    @abstractmethod
+    def _claim(self, rtype: str, key: str, rid: str) -> str | None:
+        """Claim a conditional-create key for ``rid``; None on success, else the id that holds it."""
+
+    @abstractmethod
+    def _take_over(self, rtype: str, key: str, old_owner: str, rid: str) -> bool:
+        """Move a stale key (its owner no longer matches) to ``rid``; False if someone else moved it."""
+
+    @abstractmethod
+    def _match_ids(self, query: SearchQuery) -> list[str]:
+        """Ids of every current resource matching the query's criteria (paging ignored)."""
+
+    @abstractmethod
+    def read(self, type: str, id: str) -> Stored: ...
+
+    @abstractmethod
+    def vread(self, type: str, id: str, version: int) -> Stored: ...
+
+    @abstractmethod
+    def search(self, query: SearchQuery) -> SearchResult: ...
+
+    @abstractmethod
+    def outbox_add(self, topic: str, payload: dict[str, Any]) -> None: ...
+
+    # --- FHIR write flows ----------------------------------------------------------------------
+    def _notify(self, action: Action, stored: Stored) -> None:
+        for listener in self._listeners:
+            listener(action, stored, self)  # type: ignore[arg-type]
+
+    def _single_match(self, rtype: str, query: SearchQuery) -> str | None:
+        if query.type != rtype:
+            raise ResourceConflict(f"the condition searches {query.type} but the resource is a {rtype}")
+        ids = self._match_ids(query)
+        if len(ids) > 1:
+            raise PreconditionFailed(
+                f"the condition {query.canonical_key()!r} matches {len(ids)} {rtype} resources", matches=len(ids)
+            )
+        return ids[0] if ids else None
+
+    def create(self, resource: dict[str, Any], *, if_none_exist: SearchQuery | None = None) -> tuple[Stored, bool]:
+        rtype = resource_type_of(resource)
+        rid = new_id()
+        if if_none_exist is not None and if_none_exist.criteria:
+            existing = self._single_match(rtype, if_none_exist)
+            if existing is not None:
+                return self.read(rtype, existing), False
+            key = condition_key(if_none_exist)
+            owner = self._claim(rtype, key, rid)
+            if owner is not None:
+                # another transaction holds the key: it has committed by now (the claim waited for it)
+                existing = self._single_match(rtype, if_none_exist)
+                if existing is not None:
+                    return self.read(rtype, existing), False
+                if not self._take_over(rtype, key, owner, rid):
+                    existing = self._single_match(rtype, if_none_exist)
+                    if existing is not None:
+                        return self.read(rtype, existing), False
+                    raise ResourceConflict("a concurrent conditional create of the same criteria is in progress; retry")
+        stored = stamp(resource, rtype, rid, 1, utc_now())
+        if not self._insert(stored, extract_index(stored.resource or {})):
+            raise ResourceConflict(f"{rtype}/{rid} already exists")
+        self._notify("create", stored)
+        return stored, True
+
+    def create_if_absent(self, resource: dict[str, Any]) -> tuple[Stored, bool]:
+        rtype = resource_type_of(resource)
+        rid = check_id(resource.get("id"))
+        stored = stamp(resource, rtype, rid, 1, utc_now())
+        if self._insert(stored, extract_index(stored.resource or {})):
+            self._notify("create", stored)
+            return stored, True
+        cur = self._current(rtype, rid, lock=False)
+        assert cur is not None
+        return self.vread(rtype, rid, cur.version), False
+
+    def update(self, resource: dict[str, Any], *, if_match: int | None = None) -> tuple[Stored, bool]:
+        rtype = resource_type_of(resource)
+        rid = check_id(resource.get("id"))
+        cur = self._current(rtype, rid, lock=True)
+        if cur is None:
+            if if_match is not None:
+                raise NotFound(rtype, rid)
+            stored = stamp(resource, rtype, rid, 1, utc_now())
+            if self._insert(stored, extract_index(stored.resource or {})):
+                self._notify("create", stored)
+                return stored, True
+            cur = self._current(rtype, rid, lock=True)  # a concurrent PUT created it first
+            if cur is None:
+                raise ResourceConflict(f"{rtype}/{rid} is being created concurrently; retry")
+        if if_match is not None and if_match != cur.version:
+            raise VersionConflict(rtype, rid, if_match, cur.version)
+        stored = stamp(resource, rtype, rid, cur.version + 1, utc_now())
+        if not self._replace(cur, stored, extract_index(stored.resource or {})):
+            raise VersionConflict(rtype, rid, if_match if if_match is not None else cur.version, None)
+        self._notify("create" if cur.deleted else "update", stored)
+        return stored, cur.deleted
+
+    def conditional_update(
+        self, resource: dict[str, Any], query: SearchQuery, *, if_match: int | None = None
+    ) -> tuple[Stored, bool]:
+        rtype = resource_type_of(resource)
+        existing = self._single_match(rtype, query)
+        body_id = resource.get("id")
+        if existing is not None:
+            if body_id is not None and body_id != existing:
+                raise ResourceConflict(
+                    f"the body's id {body_id!r} differs from the matching {rtype}/{existing}", expression="id"
+                )
+            return self.update({**resource, "id": existing}, if_match=if_match)
+        if body_id is not None:
+            return self.update(resource, if_match=if_match)
+        stored, created = self.create(resource, if_none_exist=query)
+        if created:
+            return stored, True
+        return self.update({**resource, "id": stored.id}, if_match=if_match)
+
+    def delete(self, type: str, id: str, *, if_match: int | None = None) -> Stored | None:
+        cur = self._current(type, id, lock=True)
+        if cur is None or cur.deleted:
+            if if_match is not None and cur is None:
+                raise NotFound(type, id)
+            return None
+        if if_match is not None and if_match != cur.version:
+            raise VersionConflict(type, id, if_match, cur.version)
+        stored = Stored(type, id, cur.version + 1, utc_now(), True, None)
+        if not self._replace(cur, stored, None):
+            raise VersionConflict(type, id, if_match if if_match is not None else cur.version, None)
+        self._notify("delete", stored)
+        return stored
+
+    def conditional_delete(self, type: str, query: SearchQuery, *, multiple: bool = False) -> list[Stored]:
+        if query.type != type:
+            raise ResourceConflict(f"the condition searches {query.type}, not {type}")
+        ids = self._match_ids(query)
+        if len(ids) > 1 and not multiple:
+            raise PreconditionFailed(
+                f"the condition {query.canonical_key()!r} matches {len(ids)} {type} resources", matches=len(ids)
+            )
+        return [s for rid in ids if (s := self.delete(type, rid)) is not None]
