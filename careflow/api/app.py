@@ -1,0 +1,42 @@
+"""The FastAPI application factory: a FHIR R4 server over any careflow ``Repository``."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable
+
+from fastapi import FastAPI
+
+from careflow.api.error_mapping import install_error_handlers
+from careflow.api.negotiation import DEFAULT_MAX_BODY_BYTES
+from careflow.api.operations import register_operations
+from careflow.api.responses import FhirResponse
+from careflow.api.routes import ApiState, router
+from careflow.store.port import Repository
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def create_app(
+    repository: Repository,
+    programs: Iterable[Any] | dict[str, Any] | None = None,
+    *,
+    now: Callable[[], datetime] | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> FastAPI:
+    """Build the app. ``programs``: loaded care programmes (for ``PlanDefinition/$apply``);
+    ``now``: the clock (tests pin it); ``max_body_bytes``: request size cap (413 above it)."""
+    app = FastAPI(
+        title="careflow FHIR R4 API",
+        description="FHIR R4 REST API of careflow (JSON only). CapabilityStatement at /fhir/metadata.",
+        default_response_class=FhirResponse,
+    )
+    progs = list(programs.values()) if isinstance(programs, dict) else list(programs or [])
+    state = ApiState(repository=repository, now=now or _utc_now, max_body_bytes=max_body_bytes)
+    register_operations(state, progs)
+    app.state.careflow = state
+    install_error_handlers(app)
+    app.include_router(router)
+    return app

@@ -1,0 +1,91 @@
+"""The one mapping from exceptions to (HTTP status, OperationOutcome).
+
+Used by the FastAPI exception handlers *and* by batch processing (each failed batch entry carries
+the same outcome a single request would have got), so a failure reads the same everywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from careflow.api.errors import ApiError
+from careflow.api.responses import FhirResponse
+from careflow.errors import (
+    CareflowError,
+    InvalidFhirResource,
+    NotEligible,
+    PatientDataError,
+    StoreError,
+    UnknownProgram,
+)
+from careflow.fhir import operation_outcome as oo
+
+log = logging.getLogger("careflow.api")
+
+_HTTP_CODES: dict[int, tuple[str, str]] = {
+    400: ("invalid", "bad request"),
+    401: ("security", "authentication required"),
+    403: ("security", "forbidden"),
+    404: ("not-found", "no FHIR interaction at this URL"),
+    405: ("not-supported", "method not allowed at this URL"),
+    406: ("not-supported", "not acceptable"),
+    413: ("too-long", "request body too large"),
+    415: ("not-supported", "unsupported media type"),
+}
+
+
+def outcome_for(exc: BaseException) -> tuple[int, dict[str, Any]]:
+    """HTTP status and OperationOutcome for any exception; unknown ones become a bare 500."""
+    if isinstance(exc, InvalidFhirResource):
+        issues = [oo.issue("error", "invalid", msg, [path] if path else None) for path, msg in exc.problems]
+        if not issues:
+            issues = [oo.issue("error", "invalid", str(exc))]
+        return 400, oo.outcome([oo.issue("error", "invalid", str(exc)), *issues])
+    if isinstance(exc, (StoreError, ApiError)):
+        expr = getattr(exc, "expression", None)
+        return exc.http_status, oo.error(exc.code, str(exc), [expr] if expr else None)  # type: ignore[arg-type]
+    if isinstance(exc, NotEligible):
+        return 422, oo.error("business-rule", str(exc) or "the patient does not qualify for this programme")
+    if isinstance(exc, UnknownProgram):
+        return 404, oo.error("not-found", str(exc))
+    if isinstance(exc, PatientDataError):
+        return 422, oo.error("processing", str(exc))
+    if isinstance(exc, CareflowError):
+        return 400, oo.error("processing", str(exc))
+    if isinstance(exc, RequestValidationError):
+        errs = exc.errors()
+        where = [".".join(str(p) for p in e.get("loc", ())) for e in errs[:5]]
+        return 400, oo.error("invalid", "; ".join(str(e.get("msg", "invalid")) for e in errs[:5]), where)
+    if isinstance(exc, StarletteHTTPException):
+        code, text = _HTTP_CODES.get(exc.status_code, ("processing", "request failed"))
+        detail = exc.detail if isinstance(exc.detail, str) and exc.detail else text
+        status = exc.status_code if 400 <= exc.status_code < 600 else 400
+        return status, oo.error(code, detail)  # type: ignore[arg-type]
+    return 500, oo.error("exception", "internal server error; the request was not applied")
+
+
+def error_response(exc: BaseException) -> FhirResponse:
+    status, body = outcome_for(exc)
+    headers = None
+    if isinstance(exc, StarletteHTTPException) and exc.headers:
+        headers = dict(exc.headers)
+    return FhirResponse(body, status_code=status, headers=headers)
+
+
+async def _handle(request: Request, exc: Exception) -> FhirResponse:
+    if outcome_for(exc)[0] >= 500:
+        log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(exc)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every exception, ours or the framework's, through :func:`outcome_for`."""
+    app.add_exception_handler(CareflowError, _handle)
+    app.add_exception_handler(RequestValidationError, _handle)
+    app.add_exception_handler(StarletteHTTPException, _handle)
+    app.add_exception_handler(Exception, _handle)
