@@ -1,0 +1,92 @@
+"""One contract suite, three backends: the in-memory twin, SQLite (a temp file) and PostgreSQL.
+
+PostgreSQL runs when CAREFLOW_TEST_DATABASE_URL is set: the session gets a fresh schema (dropped at
+the end) so runs never see each other's rows; tables are emptied between tests.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import text
+
+from careflow.store.database import make_engine, resolve_url, upgrade
+from careflow.store.memory import MemoryRepository
+from careflow.store.sql import SqlRepository
+from careflow.store.tables import metadata
+
+PG_ENV = "CAREFLOW_TEST_DATABASE_URL"
+BACKENDS = ["memory", "sqlite", "postgres"]
+
+
+def _pg_url_with_schema(url: str, schema: str) -> str:
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('store') / 'careflow.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(f"{PG_ENV} is not set")
+    base = resolve_url(base)
+    schema = f"cf_test_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = _pg_url_with_schema(base, schema)
+    upgrade(url)
+    try:
+        yield url
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _empty(repo: SqlRepository) -> None:
+    names = [t.name for t in metadata.sorted_tables]
+    with repo.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY"))
+        else:
+            for name in names:
+                conn.execute(text(f"DELETE FROM {name}"))
+
+
+_ENGINES: dict[str, SqlRepository] = {}
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def repo(backend: str, request: pytest.FixtureRequest) -> Iterator[MemoryRepository | SqlRepository]:
+    if backend == "memory":
+        yield MemoryRepository()
+        return
+    url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "pg_url")
+    if url not in _ENGINES:
+        _ENGINES[url] = SqlRepository(make_engine(url))
+    shared = _ENGINES[url]
+    _empty(shared)
+    # a fresh repository object (own listeners) on the shared engine
+    yield SqlRepository(shared.engine)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    for r in _ENGINES.values():
+        r.close()
+    _ENGINES.clear()
