@@ -122,7 +122,7 @@ BROKEN = [
     (TASK, _set("owner", {"reference": "Practitioner/x"}), "should point at a CareTeam or PractitionerRole"),
     (TASK, _set("basedOn", [{"reference": "CarePlan/a"}, {"reference": "CarePlan/b"}]), "basedOn is allowed at most 1"),
     (TASK, _set("businessStatus", {"coding": [{"system": "urn:other", "code": "late"}]}), "Task.businessStatus: must match"),
-    (TASK, _set("extension", []), "extension:occurrence is required"),
+    (TASK, _set("extension", [{"url": naming.EXT_OCCURRENCE, "valuePositiveInt": 1}] * 2), "extension:occurrence is allowed at most 1"),
     (TASK, _set("extension", [{"url": naming.EXT_OCCURRENCE, "valueString": "1"}]), "value[x] may only be positiveInt"),
     (TASK, _set("meta", {"profile": [naming.PROFILE_TASK, naming.PROFILE_TASK]}), "profile:careflow is allowed at most 1"),
     (CAREPLAN, _set("activity", [{"detail": {"status": "scheduled"}}]), "detail is not allowed"),
