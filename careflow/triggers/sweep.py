@@ -1,0 +1,48 @@
+"""The follow-up sweep for one care plan: every rule that depends on the calendar, in one pass.
+
+``sweep_plan`` is what the engine runs for each active CarePlan each day: open the Tasks whose window
+has come (``schedule``), mark late ones overdue and escalate them (``overdue``), then bring the plan
+itself up to date (``plan_status``). It returns actions and never mutates its inputs; running it twice
+on the same state yields the same ids, and on the state after applying them yields nothing new.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from careflow.planning.patient import PatientContext
+from careflow.programs.model import Program
+from careflow.triggers.actions import Action, CreateTask
+from careflow.triggers.overdue import overdue_actions
+from careflow.triggers.plan_status import plan_update
+from careflow.triggers.schedule import openings
+from careflow.triggers.task_facts import task_facts
+
+
+def day_of(now: datetime | date) -> date:
+    """The care day ``now`` falls on (a date is taken as is)."""
+    return now.date() if isinstance(now, datetime) else now
+
+
+def sweep_plan(
+    program: Program,
+    careplan: dict[str, Any],
+    tasks: list[dict[str, Any]],
+    ctx: PatientContext,
+    now: datetime | date,
+) -> list[Action]:
+    """Actions that bring one active plan up to ``now``; [] for a plan that is not active."""
+    if careplan.get("status") != "active":
+        return []
+    today = day_of(now)
+    facts = [task_facts(t, program) for t in tasks]
+    known = {f.id for f in facts}
+    opened = [c for c in openings(program, careplan, facts, ctx, today) if c.id not in known]
+    late = overdue_actions(program, careplan, tasks, facts, ctx, today)
+    created = [a.resource for a in (*opened, *late) if isinstance(a, CreateTask)]
+    out: list[Action] = [*opened, *late]
+    update = plan_update(careplan, today, new_tasks=created, all_tasks=[*tasks, *created])
+    if update is not None:
+        out.append(update)
+    return out

@@ -1,0 +1,113 @@
+"""What happens when a person finishes a Task: completion starts what waited on it, a refusal
+hands the work to someone else.
+
+* completed X: activities with ``after`` open as soon as all their prerequisites are done (the same
+  dependency rule the sweep runs, applied at once rather than at the next sweep), and every
+  ``completed: X`` trigger starts its ``then.start`` activities: one extra Task per activity, opening on
+  the completion day (the trigger says "now", so the activity's own ``timing.start`` offset, which
+  counts from the plan start, does not apply), keyed by (trigger, completed Task) so it is raised once.
+  When the dependency rule opens the same activity in the same evaluation, the triggered start is
+  left out (one Task for one reason to act).
+* rejected X: each ``rejected: X | any`` trigger with ``reassign_to`` raises a NEW Task for that role
+  copying the rejected one (FHIR Workflow: the rejected Task stays rejected as the record of the
+  refusal; swapping its owner would rewrite history). It keeps the occurrence number, so completing the
+  copy counts for dependencies as completing the original. It is due at the original due day, or
+  after the activity's ``due_within`` from today when that day has passed. A Task rejected by the role
+  it would be reassigned to is not bounced back to the same role.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from careflow.planning.patient import PatientContext
+from careflow.planning.planner import applies, build_task
+from careflow.programs.durations import parse_duration
+from careflow.programs.model import Program
+from careflow.naming import EXT_OCCURRENCE, EXT_TRIGGER, TASK_IDENTIFIER
+from careflow.planning import ids
+from careflow.triggers.actions import Action, CreateTask
+from careflow.triggers.building import reason_concept, reassigned_copy, role_of
+from careflow.triggers.plan_status import plan_update
+from careflow.triggers.schedule import openings, plan_period
+from careflow.triggers.sweep import day_of
+from careflow.triggers.task_facts import task_facts
+
+
+def started_task(
+    program: Program, activity_id: str, ctx: PatientContext, careplan_id: str, *, trigger_id: str, cause: str,
+    focus: str, opens: date, today: date,
+) -> dict[str, Any]:
+    """An extra Task of ``activity_id`` started by a trigger (not one of its scheduled occurrences)."""
+    task = build_task(program, program.activity(activity_id), ctx, careplan_id, 1, opens, today)
+    task["id"] = ids.triggered_task_id(ctx.id, program.id, trigger_id, cause)
+    task["extension"] = [e for e in task["extension"] if e.get("url") != EXT_OCCURRENCE]
+    task["extension"].append({"url": EXT_TRIGGER, "valueString": trigger_id})
+    task["identifier"] = [{"system": TASK_IDENTIFIER, "value": f"{careplan_id}/{trigger_id}/{cause}"}]
+    task["reasonCode"] = reason_concept("dependency")
+    task["focus"] = {"reference": focus}
+    return task
+
+
+def starts(
+    program: Program, careplan: dict[str, Any], ctx: PatientContext, trigger_id: str, activity_ids: list[str],
+    *, cause: str, focus: str, opens: date, today: date, skip: set[str] = frozenset(),  # type: ignore[assignment]
+) -> list[CreateTask]:
+    start, _ = plan_period(careplan)
+    out = []
+    for activity_id in activity_ids:
+        activity = program.activity(activity_id)
+        if activity_id in skip or not applies(activity, program, ctx, start or today):
+            continue
+        task = started_task(program, activity_id, ctx, str(careplan["id"]), trigger_id=trigger_id, cause=cause,
+                            focus=focus, opens=opens, today=today)
+        out.append(CreateTask(task, "dependency", activity.role, trigger_id, focus))
+    return out
+
+
+def task_event_actions(
+    program: Program,
+    careplan: dict[str, Any],
+    tasks: list[dict[str, Any]],
+    task: dict[str, Any],
+    ctx: PatientContext,
+    now: datetime | date,
+) -> list[Action]:
+    """Actions for ``task`` (one of ``tasks``, as now stored) having become completed or rejected."""
+    if careplan.get("status") != "active":
+        return []
+    today = day_of(now)
+    facts = [task_facts(t, program) for t in tasks]
+    f = task_facts(task, program)
+    known = {x.id for x in facts}
+    created: list[CreateTask] = []
+    if f.status == "completed":
+        created = [c for c in openings(program, careplan, facts, ctx, today, only_dependent=True) if c.id not in known]
+        opened_ids = {a for c in created if (a := task_facts(c.resource, program).activity) is not None}
+        for trigger in program.triggers:
+            if trigger.when.completed is None or trigger.when.completed != f.activity or not trigger.then.start:
+                continue
+            created += [c for c in starts(program, careplan, ctx, trigger.id, trigger.then.start, cause=f.id,
+                                          focus=f"Task/{f.id}", opens=f.completed_on or today, today=today,
+                                          skip=opened_ids) if c.id not in known]
+    elif f.status == "rejected":
+        for trigger in program.triggers:
+            rule = trigger.when.rejected
+            role = trigger.then.reassign_to
+            if rule is None or role is None or rule not in ("any", f.activity) or role_of(task, program) == role:
+                continue
+            due = f.due if f.due is not None and f.due >= today else None
+            if due is None:
+                within = program.activity(f.activity).timing.due_within if f.activity else "P14D"
+                due = parse_duration(within).after(today)
+            copy = reassigned_copy(program, ctx, task, careplan_id=str(careplan["id"]), trigger_id=trigger.id,
+                                   role_id=role, opens=today, due=due, authored=today)
+            if copy["id"] not in known:
+                created.append(CreateTask(copy, "reassignment", role, trigger.id, f"Task/{f.id}"))
+    out: list[Action] = list(created)
+    new = [c.resource for c in created]
+    update = plan_update(careplan, today, new_tasks=new, all_tasks=[*tasks, *new])
+    if update is not None:
+        out.append(update)
+    return out
