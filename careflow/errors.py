@@ -158,3 +158,14 @@ class PlanDefinitionError(CareflowError):
 
 class ProgramNotExportable(CareflowError):
     """A programme cannot be written as a valid PlanDefinition (e.g. two parts share an element id): rename."""
+
+
+# --- engine (careflow.engine): failures a retry of the same step can cure ---
+
+
+class TransientStoreError(StoreError):
+    """The database failed for a passing reason (connection lost, lock timeout, serialization failure,
+    deadlock): retry the step; every engine write is idempotent."""
+
+    http_status = 503
+    code = "transient"
