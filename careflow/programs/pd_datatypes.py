@@ -9,7 +9,7 @@ it stands on, so a bad input is reported as ``PlanDefinition.action[2].timingTim
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator
+from typing import Any
 
 from careflow.errors import PlanDefinitionError
 from careflow.naming import EXT_ISO_DURATION, EXT_TRANSLATION
@@ -189,7 +189,8 @@ def read_single_coding(node: Node) -> Json:
 
 
 def quantity(q: Any, comparator: str | None = None) -> Json:
-    out: Json = {"value": q.value}
+    # 53 stays 53 on the wire: a trailing .0 would claim a precision the author never gave
+    out: Json = {"value": int(q.value) if float(q.value).is_integer() else q.value}
     if comparator:
         out["comparator"] = comparator
     out.update({"unit": q.unit, "system": UCUM, "code": q.unit})
@@ -310,8 +311,3 @@ def read_period(repeat: Node) -> str:
     if frequency not in (None, 1):
         raise repeat.fail("careflow repeats once per period: frequency must be 1", "frequency")
     return _iso_from_parts(repeat, "period", repeat.integer("period"), repeat.string("periodUnit"), "periodUnit")
-
-
-def iter_codings(nodes: list[Node]) -> Iterator[Json]:
-    for n in nodes:
-        yield read_coding(n)

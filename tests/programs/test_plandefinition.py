@@ -683,3 +683,53 @@ def test_clashing_element_ids_are_refused_on_export() -> None:
     goals = [*RICH["goals"], {"id": "intake", "title": _t("X", "X")}]
     with pytest.raises(ProgramNotExportable, match="'intake'"):
         to_bundle(_program(goals=goals))
+
+
+def test_quantities_keep_the_authors_precision() -> None:
+    pd = to_plan_definition(_program())
+    below = pd["goal"][0]["target"][0]["detailQuantity"]["value"]
+    at_least = pd["goal"][1]["target"][1]["detailQuantity"]["value"]
+    assert (json.dumps(below), json.dumps(at_least)) == ("53", "60.5")
+
+
+def test_participant_without_role_ref_is_matched_by_its_codes() -> None:
+    p = _program()
+    pd = to_plan_definition(p)
+    del _action(pd, "hba1c-check")["participant"][0]["extension"]
+    assert from_plan_definition(pd, to_activity_definitions(p)) == p
+    # two roles with the same codes: the reader cannot tell them apart and says so
+    roles = copy.deepcopy(RICH["roles"])
+    roles["nurse-2"] = roles["nurse"]
+    p2 = _program(roles=roles)
+    pd2 = to_plan_definition(p2)
+    del _action(pd2, "hba1c-check")["participant"][0]["extension"]
+    with pytest.raises(PlanDefinitionError) as info:
+        from_plan_definition(pd2, to_activity_definitions(p2))
+    assert info.value.path == "PlanDefinition.action[1].participant[0].role"
+
+
+def test_plan_definition_without_role_registry_is_refused() -> None:
+    pd = to_plan_definition(_program())
+    pd["extension"] = [e for e in pd["extension"] if not e["url"].endswith("/care-role")]
+    err = _read_error(pd)
+    assert err.path == "PlanDefinition.extension" and "roles" in str(err)
+
+
+def test_defaults_apply_when_careflow_extensions_are_absent() -> None:
+    p = _program()
+    pd = to_plan_definition(p)
+    pd["extension"] = [e for e in pd["extension"] if e["url"].endswith("/care-role")]
+    for action in pd["action"]:
+        if "trigger" not in action:
+            del action["extension"]
+    back = from_plan_definition(pd, to_activity_definitions(p))
+    assert back.plan_period == "P1Y" and back.eligibility.groups == ["A", "B", "C"]
+    assert back.eligibility.new_diagnosis_within == "P6M"
+    assert all(a.timing.due_within == "P14D" for a in back.activities)
+
+
+def test_bundle_reader_ignores_other_resources() -> None:
+    p = _program()
+    bundle = to_bundle(p)
+    bundle["entry"].insert(0, {"resource": {"resourceType": "Library", "id": "x", "status": "active", "type": {}}})
+    assert from_bundle(bundle) == p
