@@ -169,3 +169,22 @@ class TransientStoreError(StoreError):
 
     http_status = 503
     code = "transient"
+
+
+# --- the engine's orchestration (workflows/) ---
+
+
+class EngineError(CareflowError):
+    """An engine run (enrolment, sweep, events, import, demo) could not finish; the message says why."""
+
+
+class DatabaseUnavailable(EngineError):
+    """The database stayed unreachable after the engine's retries: check it runs and the URL is right."""
+
+
+class PortInUse(EngineError):
+    """The port asked for the FHIR API is taken: pick another with --port."""
+
+
+class OrchestratorUnavailable(EngineError):
+    """Prefect's API (PREFECT_API_URL, or the temporary local server) cannot be reached or started."""
