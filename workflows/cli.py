@@ -1,0 +1,161 @@
+"""The engine's commands: ``careflow demo | enrol | sweep | import | worker``.
+
+Registered by ``careflow.cli`` when this module is importable.  Nothing here imports Prefect at
+module level: ``careflow --help`` stays fast, and each command sets careflow's Prefect defaults
+(quiet console, local data dir, ephemeral server) before Prefect is first imported.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from careflow.errors import CareflowError
+
+DbOpt = typer.Option(None, "--db", envvar="CAREFLOW_DATABASE_URL",
+                     help="store URL (sqlite:///file.db or postgresql://...); default: SQLite in the data dir")
+PartitionsOpt = typer.Option(8, "--partitions", min=1, max=256, help="task runs to split the patients into")
+
+
+def _engine() -> None:
+    """Prefect defaults for an interactive command, then the flows; progress lines go to stderr."""
+    from workflows.prefect_env import configure
+
+    configure(quiet_console=True)
+    from workflows import flows
+    from workflows.prefect_env import log_to_file
+
+    log_to_file()
+    flows.set_progress(flows.stderr_progress)
+
+
+def _day(value: Optional[str], option: str) -> Optional[date]:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise CareflowError(f"{option} {value!r} is not a date like 2026-01-31") from None
+
+
+def _moment(value: Optional[str]) -> Optional[datetime]:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise CareflowError(f"--now {value!r} is not a date or date-time like 2026-01-31 or 2026-01-31T06:00") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _summary(result: dict, keys: tuple[str, ...]) -> str:
+    total = result.get("total", {}) if isinstance(result, dict) else {}
+    return ", ".join(f"{total.get(k, 0):,} {k}" for k in keys)
+
+
+def enrol_command(db: Optional[str] = DbOpt,
+                  start: Optional[str] = typer.Option(None, "--start", help="plan start date (YYYY-MM-DD), default today"),
+                  partitions: int = PartitionsOpt) -> None:
+    """Enrol every eligible patient in the store in their care programmes (safe to rerun)."""
+    day = _day(start, "--start")
+    _engine()
+    from workflows import flows, running
+
+    running.use_database(db)
+    result = running.run(flows.enrol_region, db_url=None, start=day, partitions=partitions)
+    typer.echo("careflow: enrolment done: " + _summary(result, ("enrolled", "already-enrolled", "not-eligible",
+                                                                  "resources-created", "conflict")))
+
+
+def sweep_command(db: Optional[str] = DbOpt,
+                  now: Optional[str] = typer.Option(None, "--now", help="sweep as of this date/time, default now"),
+                  partitions: int = PartitionsOpt) -> None:
+    """Run the follow-up sweep once: open due Tasks, escalate overdue ones, close finished plans."""
+    moment = _moment(now)
+    _engine()
+    from workflows import flows, running
+
+    running.use_database(db)
+    result = running.run(flows.sweep_region, db_url=None, now=moment, partitions=partitions)
+    typer.echo("careflow: sweep done: " + _summary(result, ("plans", "tasks-opened", "tasks-overdue", "escalated",
+                                                             "plans-completed", "conflict")))
+
+
+def import_command(path: Path = typer.Argument(..., help="a Synthea FHIR bundle, or a folder of them"),
+                   db: Optional[str] = DbOpt) -> None:
+    """Load Synthea R4 bundles into the store (resources keep their ids; a rerun adds only what is missing)."""
+    from careflow.region.synthea import ImportStats, read_synthea
+    from workflows import running
+    from workflows.flows import stderr_progress
+    from workflows.loading import load_resources
+    from workflows.resources import repository
+
+    running.use_database(db)
+    stats = ImportStats()
+    counts = load_resources(repository(None), read_synthea(path, stats=stats), what="import", progress=stderr_progress)
+    skipped = sum(stats.skipped.values())
+    typer.echo(f"careflow: imported {stats.files:,} file(s): {counts.created:,} resources created, "
+               f"{counts.existing:,} already present, {skipped:,} of unsupported types skipped, "
+               f"{stats.dropped_references + stats.unresolved_references:,} references reduced to text")
+
+
+def worker_command(db: Optional[str] = DbOpt,
+                   sweep_cron: str = typer.Option("30 5 * * *", "--sweep-cron", help="when the daily sweep runs (cron, Europe/Brussels)"),
+                   enrol_cron: str = typer.Option("0 5 * * *", "--enrol-cron", help="when new patients are enrolled (cron)"),
+                   events_every: int = typer.Option(60, "--events-every", min=5, help="seconds between outbox runs"),
+                   limit: int = typer.Option(2, "--limit", min=1, help="flow runs at once on this machine")) -> None:
+    """Serve the engine's deployments on their schedules, against the Prefect API in PREFECT_API_URL."""
+    import os
+
+    _engine()
+    from workflows import running
+    from workflows.deployments import Schedules, serve_forever
+
+    url = running.use_database(db)
+    from workflows.resources import repository
+
+    repository(url)  # fail now, with one line, if the store cannot be opened
+    where = os.environ.get("PREFECT_API_URL") or "a temporary local Prefect server (set PREFECT_API_URL for production)"
+    typer.echo(f"careflow: worker serving careflow-enrol, careflow-sweep, careflow-events via {where}; Ctrl-C to stop",
+               err=True)
+    running.run(serve_forever, schedules=Schedules(enrol_cron=enrol_cron, sweep_cron=sweep_cron,
+                                                   events_seconds=events_every), limit=limit)
+
+
+def demo_command(inhabitants: int = typer.Option(100_000, "--inhabitants", min=1, help="people in the demo region"),
+                 db: Optional[str] = DbOpt,
+                 no_serve: bool = typer.Option(False, "--no-serve", help="build the region, then exit"),
+                 host: str = typer.Option("127.0.0.1", "--host", help="where the FHIR API listens"),
+                 port: int = typer.Option(8080, "--port", min=1, max=65535),
+                 seed: int = typer.Option(1, "--seed", help="same seed, same region"),
+                 partitions: int = PartitionsOpt) -> None:
+    """Generate the Zorgzaam Leuven demo region, enrol and sweep it, and serve the FHIR API."""
+    _engine()
+    from workflows import running
+    from workflows.demo import build_demo, ready_line
+    from workflows.flows import stderr_progress
+
+    url = running.use_database(db)
+    if not no_serve:
+        running.check_port_free(host, port)
+    result = build_demo(None, inhabitants, seed, stderr_progress, partitions=partitions)
+    running.stop_temporary_prefect_server()
+    if no_serve:
+        typer.echo(ready_line(result, None, None))
+        return
+    from careflow.api.server import serve
+
+    typer.echo(ready_line(result, host, port))
+    serve(url, host, port)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the engine's commands to the ``careflow`` CLI."""
+    app.command("demo")(demo_command)
+    app.command("enrol")(enrol_command)
+    app.command("sweep")(sweep_command)
+    app.command("import")(import_command)
+    app.command("worker")(worker_command)

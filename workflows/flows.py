@@ -1,0 +1,202 @@
+"""careflow's Prefect flows: enrol a region, sweep it for due follow-up work, process the outbox.
+
+Orchestration only; the work itself is ``careflow.engine`` (plain Python over the store port).
+Shape of every flow: find the ids to work on, cut them into a few partitions (stable hash), submit
+ONE task run per partition (thousands of patients each, never a task per patient: Prefect's
+per-task-run overhead would dominate), gather the counts.
+
+What Prefect sees and keeps: flow parameters (a database URL, or None to read
+``$CAREFLOW_DATABASE_URL`` on the worker, so passwords need not be stored), partition ids and
+counts.  Results are never persisted (``persist_result=False``) and never cached
+(``cache_policy=NONE``): nothing about a patient lands in Prefect's storage.  The sweep's artifact
+carries counts and the escalations' resource ids, roles, programmes and neighbourhoods only.
+
+Crash safety comes from the engine's idempotence (deterministic ids, create-if-absent, If-Match), so
+a run killed half-way is finished by simply running it again; transient database failures are
+retried with exponential backoff (see ``retrying``).
+"""
+
+from __future__ import annotations
+
+from workflows.prefect_env import configure
+
+configure()
+
+import sys  # noqa: E402
+import time  # noqa: E402
+from datetime import date, datetime, timezone  # noqa: E402
+from typing import Any, Callable, Sequence  # noqa: E402
+
+from prefect import flow, task  # noqa: E402
+from prefect.cache_policies import NONE  # noqa: E402
+from prefect.futures import as_completed  # noqa: E402
+from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
+from prefect.tasks import exponential_backoff  # noqa: E402
+
+from careflow.engine import enrolment, events, sweep  # noqa: E402
+from careflow.engine.counts import Counts  # noqa: E402
+from workflows import retrying  # noqa: E402
+from workflows.resources import programs, repository  # noqa: E402
+
+DEFAULT_PARTITIONS = 8
+MAX_WORKERS = 3  # a thread per core plus one waiting on the database; more only contends on SQLite
+EVENT_BATCH = 500
+
+Progress = Callable[[str], None]
+_progress: Progress | None = None
+
+
+def set_progress(reporter: Progress | None) -> None:
+    """Install a callable that receives one short line per finished partition (the CLI prints them)."""
+    global _progress
+    _progress = reporter
+
+
+def _report(line: str) -> None:
+    if _progress is not None:
+        _progress(line)
+
+
+_TASK_OPTIONS: dict[str, Any] = dict(
+    persist_result=False,
+    cache_policy=NONE,
+    retries=retrying.RETRIES,
+    retry_delay_seconds=exponential_backoff(backoff_factor=retrying.BACKOFF_SECONDS),
+    retry_jitter_factor=retrying.JITTER,
+    retry_condition_fn=retrying.transient_failure,
+)
+
+
+def _runner() -> ThreadPoolTaskRunner:
+    return ThreadPoolTaskRunner(max_workers=MAX_WORKERS)
+
+
+# --- tasks: ids in, counts out ------------------------------------------------------------------
+
+
+@task(name="find-candidates", persist_result=False, cache_policy=NONE, retries=retrying.RETRIES,
+      retry_delay_seconds=exponential_backoff(backoff_factor=retrying.BACKOFF_SECONDS),
+      retry_condition_fn=retrying.transient_failure)
+def find_candidates(db_url: str | None, partitions: int) -> list[list[str]]:
+    """Patient ids that may qualify for a programme, cut into ``partitions`` stable-hash slices."""
+    ids = enrolment.find_candidates(repository(db_url), programs())
+    return enrolment.partition(ids, partitions)
+
+
+@task(name="enrol-partition", **_TASK_OPTIONS)
+def enrol_partition(db_url: str | None, index: int, patient_ids: Sequence[str], start: date) -> Counts:
+    """Enrol one partition (thousands of patients, in the engine's batched units of work)."""
+    return enrolment.enrol(repository(db_url), programs(), patient_ids, start)
+
+
+@task(name="find-plans", persist_result=False, cache_policy=NONE, retries=retrying.RETRIES,
+      retry_delay_seconds=exponential_backoff(backoff_factor=retrying.BACKOFF_SECONDS),
+      retry_condition_fn=retrying.transient_failure)
+def find_plans(db_url: str | None, partitions: int) -> list[list[str]]:
+    """Ids of patients with an active CarePlan, cut into ``partitions`` stable-hash slices."""
+    ids = sweep.plan_patients(repository(db_url))
+    return enrolment.partition(ids, partitions)
+
+
+@task(name="sweep-partition", **_TASK_OPTIONS)
+def sweep_partition(db_url: str | None, index: int, patient_ids: Sequence[str], now: datetime) -> Counts:
+    """Open, escalate and close the due work of one partition's care plans."""
+    return sweep.sweep(repository(db_url), programs(), now, patient_ids)
+
+
+@task(name="process-event-batch", **_TASK_OPTIONS)
+def process_event_batch(db_url: str | None, now: datetime, limit: int) -> Counts:
+    """Claim and handle up to ``limit`` outbox events (claims are leased, so a crash re-offers them)."""
+    repo = repository(db_url)
+    events.install(repo)
+    return events.process_events(repo, programs(), now, limit)
+
+
+def _gather(futures: list[Any], what: str, sizes: dict[Any, int]) -> Counts:
+    """Wait for every partition; report each as it finishes; re-raise the first failure at the end."""
+    total = Counts.combine([])
+    done = 0
+    started = time.monotonic()
+    first_error: BaseException | None = None
+    for future in as_completed(futures):
+        try:
+            part = future.result()
+        except BaseException as exc:  # keep the other partitions' work; report the failure after
+            first_error = first_error or exc
+            continue
+        total.merge(part)
+        done += 1
+        _report(f"{what}: partition {done}/{len(futures)} done ({sizes.get(future, 0):,} patients, "
+                f"{time.monotonic() - started:.1f}s)")
+    if first_error is not None:
+        raise first_error
+    return total
+
+
+# --- flows ----------------------------------------------------------------------------------------
+
+
+@flow(name="enrol-region", task_runner=_runner(), persist_result=False, log_prints=False)
+def enrol_region(db_url: str | None = None, start: date | None = None,
+                 partitions: int = DEFAULT_PARTITIONS) -> dict[str, Any]:
+    """Enrol every eligible patient of the store in every programme they qualify for.
+
+    Re-running it is safe and cheap: already-enrolled patients are counted, not duplicated.
+    """
+    day = start or datetime.now(timezone.utc).date()
+    slices = find_candidates(db_url, max(1, partitions))
+    _report(f"enrol: {sum(map(len, slices)):,} candidate patients in {len(slices)} partitions")
+    futures = []
+    sizes: dict[Any, int] = {}
+    for index, ids in enumerate(slices):
+        if ids:
+            future = enrol_partition.submit(db_url, index, ids, day)
+            futures.append(future)
+            sizes[future] = len(ids)
+    counts = _gather(futures, "enrol", sizes)
+    return counts.as_dict()
+
+
+@flow(name="sweep-region", task_runner=_runner(), persist_result=False, log_prints=False)
+def sweep_region(db_url: str | None = None, now: datetime | None = None,
+                 partitions: int = DEFAULT_PARTITIONS) -> dict[str, Any]:
+    """The follow-up sweep: open Tasks whose window has come, escalate overdue ones, close finished
+    plans.  Writes a ``sweep-summary`` artifact (counts per programme and neighbourhood, the
+    escalations by id) for whoever watches the Prefect UI."""
+    from workflows.artifacts import publish_sweep_summary
+
+    moment = now or datetime.now(timezone.utc)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    slices = find_plans(db_url, max(1, partitions))
+    _report(f"sweep: {sum(map(len, slices)):,} patients with an active care plan in {len(slices)} partitions")
+    futures = []
+    sizes: dict[Any, int] = {}
+    for index, ids in enumerate(slices):
+        if ids:
+            future = sweep_partition.submit(db_url, index, ids, moment)
+            futures.append(future)
+            sizes[future] = len(ids)
+    counts = _gather(futures, "sweep", sizes)
+    publish_sweep_summary(counts, moment)
+    return counts.as_dict()
+
+
+@flow(name="process-events", task_runner=_runner(), persist_result=False, log_prints=False)
+def process_events(db_url: str | None = None, max_batches: int = 20) -> dict[str, Any]:
+    """Drain the outbox (new Observations -> trigger Tasks), a batch per task run, until it is empty
+    or ``max_batches`` ran (the next scheduled run picks up the rest)."""
+    now = datetime.now(timezone.utc)
+    total = Counts.combine([])
+    for _ in range(max(1, max_batches)):
+        part = process_event_batch(db_url, now, EVENT_BATCH)
+        total.merge(part)
+        if part.total.get("events", 0) < EVENT_BATCH:
+            break
+    return total.as_dict()
+
+
+def stderr_progress(line: str) -> None:
+    """The CLI's progress reporter: one line per step on stderr, flushed at once."""
+    sys.stderr.write(f"careflow: {line}\n")
+    sys.stderr.flush()
