@@ -1,0 +1,141 @@
+"""Every kind of bad request gets its exact status and an OperationOutcome, and stores nothing."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from careflow.api.app import create_app
+from careflow.store.memory import MemoryRepository
+from fhir_builders import patient
+
+
+def stored_versions(client) -> int:
+    return client.get("/fhir/_history").json()["total"]
+
+
+def assert_outcome(r, status: int, *, expression: str | None = None) -> dict:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/fhir+json")
+    body = r.json()
+    assert body["resourceType"] == "OperationOutcome"
+    assert body["issue"] and all(i["severity"] in ("error", "fatal", "warning") for i in body["issue"])
+    if expression:
+        assert any(expression in i.get("expression", []) for i in body["issue"]), body
+    return body
+
+
+BAD_WRITES = [
+    # (method, url, body bytes, headers, status, expression)
+    ("POST", "/fhir/Patient", b"{not json", {}, 400, None),
+    ("POST", "/fhir/Patient", b"", {}, 400, None),
+    ("POST", "/fhir/Patient", b"[1, 2]", {}, 400, None),
+    ("POST", "/fhir/Patient", b"\xff\xfe{}", {}, 400, None),
+    ("POST", "/fhir/Patient", b'{"resourceType": "Patient", "birthDate": "1950-13-45"}', {}, 400, "Patient.birthDate"),
+    ("POST", "/fhir/Patient", b'{"resourceType": "Patient", "name": [{"given": ["a", 7]}]}', {}, 400, "Patient.name[0].given[1]"),
+    ("POST", "/fhir/Patient", b'{"resourceType": "Patient", "active": null}', {}, 400, "Patient.active"),
+    ("POST", "/fhir/Patient", b'{"resourceType": "Patient", "name": []}', {}, 400, "Patient.name"),
+    ("POST", "/fhir/Patient", b'{"resourceType": "Patient", "shoeSize": 42}', {}, 400, "Patient.shoeSize"),
+    ("POST", "/fhir/Task", b'{"resourceType": "Task", "intent": "order"}', {}, 400, "Task.status"),
+    ("POST", "/fhir/Patient", b'{"resourceType": "Task", "status": "draft", "intent": "order"}', {}, 400, None),
+    ("POST", "/fhir/Patient", b'{"name": [{"family": "x"}]}', {}, 400, None),
+    ("POST", "/fhir/PlanDefinition", b'{"resourceType": "PlanDefinition", "status": "draft", "subjectCanonical": "http://x"}',
+     {}, 400, "PlanDefinition.subjectCanonical"),
+    ("PUT", "/fhir/Patient/p1", b'{"resourceType": "Patient", "id": "p2"}', {}, 400, "Patient.id"),
+    ("PUT", "/fhir/Patient/p1", b'{"resourceType": "Patient"}', {}, 400, "Patient.id"),
+    ("PUT", "/fhir/Patient/bad_id", b'{"resourceType": "Patient", "id": "bad_id"}', {}, 400, None),
+    ("PUT", "/fhir/Patient/" + "a" * 65, b'{"resourceType": "Patient"}', {}, 400, None),
+    ("POST", "/fhir/Patient", b'{"resourceType": "Patient"}', {"Content-Type": "text/plain"}, 415, None),
+    ("POST", "/fhir/Patient", b'{"resourceType": "Patient"}', {"Content-Type": "application/fhir+xml"}, 415, None),
+    ("POST", "/fhir/Patient", b'{"resourceType": "Patient"}', {"Content-Type": ""}, 415, None),
+    ("POST", "/fhir/Foo", b'{"resourceType": "Foo"}', {}, 404, None),
+    ("POST", "/fhir/SubscriptionTopic", b'{"resourceType": "SubscriptionTopic"}', {}, 404, None),
+    ("POST", "/fhir/Patient", b'{"resourceType": "Patient"}', {"If-None-Exist": "nonsense=1"}, 400, None),
+    ("PUT", "/fhir/Patient/p1", b'{"resourceType": "Patient", "id": "p1"}', {"If-Match": "garbage"}, 400, None),
+    ("PUT", "/fhir/Patient/p1", b'{"resourceType": "Patient", "id": "p1"}', {"If-Match": 'W/"3"'}, 404, None),
+    ("POST", "/fhir", b'{"resourceType": "Patient"}', {}, 400, None),
+    ("POST", "/fhir", b'{"resourceType": "Bundle", "type": "collection"}', {}, 400, "Bundle.type"),
+]
+
+
+@pytest.mark.parametrize("method,url,body,headers,status,expression", BAD_WRITES)
+def test_bad_writes(client, method, url, body, headers, status, expression):
+    before = stored_versions(client)
+    r = client.request(method, url, content=body, headers=headers)
+    assert_outcome(r, status, expression=expression)
+    assert stored_versions(client) == before
+
+
+def test_deeply_nested_resource_is_refused(client):
+    ext: dict = {"url": "http://x", "valueString": "leaf"}
+    for _ in range(300):
+        ext = {"url": "http://x", "extension": [ext]}
+    r = client.post("/fhir/Patient", json={"resourceType": "Patient", "extension": [ext]})
+    assert_outcome(r, 400)
+    assert stored_versions(client) == 0
+
+
+@pytest.mark.parametrize("method,url,status", [
+    ("GET", "/fhir/Foo", 404),
+    ("GET", "/fhir/Foo/1", 404),
+    ("GET", "/fhir/Patient/a_b", 400),
+    ("GET", "/fhir/Patient/p/_history/x", 400),
+    ("GET", "/fhir/Patient/p/_history/1", 404),
+    ("GET", "/fhir/nothing/here/at/all", 404),
+    ("GET", "/fhir/Patient/p/frobnicate", 404),
+    ("GET", "/fhir/Patient/$frobnicate", 404),
+    ("GET", "/fhir/Patient/p/$frobnicate", 404),
+    ("GET", "/fhir", 405),
+    ("PATCH", "/fhir/Patient/p", 405),
+    ("GET", "/fhir/Patient?birthdate=notadate", 400),
+    ("GET", "/fhir/Patient?_count=-1", 400),
+    ("GET", "/fhir/Patient?_sort=shoe", 400),
+    ("GET", "/fhir/Patient?_summary=true", 400),
+    ("GET", "/fhir/Patient?gender:fancy=x", 400),
+])
+def test_bad_reads(client, method, url, status):
+    assert_outcome(client.request(method, url), status)
+
+
+def test_unknown_search_parameter_strict_and_lenient(client):
+    assert_outcome(client.get("/fhir/Patient?shoe-size=42", headers={"Prefer": "handling=strict"}), 400)
+    r = client.get("/fhir/Patient?shoe-size=42", headers={"Prefer": "handling=lenient"})
+    assert r.status_code == 200
+    outcome = [e for e in r.json().get("entry", []) if e["search"]["mode"] == "outcome"]
+    assert outcome and "shoe-size" in outcome[0]["resource"]["issue"][0]["diagnostics"]
+    assert "shoe-size" not in r.json()["link"][0]["url"]  # self link shows what was applied
+    assert client.get("/fhir/Patient?shoe-size=42").status_code == 200  # lenient is the default
+
+
+def test_oversize_bodies_are_refused_by_length_and_by_stream():
+    client = TestClient(create_app(MemoryRepository(), max_body_bytes=1000), raise_server_exceptions=False)
+    big = b'{"resourceType": "Patient", "name": [{"text": "' + b"x" * 5000 + b'"}]}'
+    assert_outcome(client.post("/fhir/Patient", content=big, headers={"Content-Type": "application/fhir+json"}), 413)
+
+    def chunks():  # no Content-Length: the cap must hold while streaming
+        for i in range(0, len(big), 100):
+            yield big[i:i + 100]
+
+    r = client.post("/fhir/Patient", content=chunks(), headers={"Content-Type": "application/fhir+json"})
+    assert "content-length" not in {k.lower() for k in r.request.headers}
+    assert_outcome(r, 413)
+    assert client.get("/fhir/_history").json()["total"] == 0
+
+
+def test_unexpected_failure_is_a_500_outcome_without_traceback():
+    class Broken(MemoryRepository):
+        def unit_of_work(self):  # type: ignore[override]
+            raise RuntimeError("disk on fire")
+
+    client = TestClient(create_app(Broken()), raise_server_exceptions=False)
+    r = client.get("/fhir/Patient/x")
+    body = assert_outcome(r, 500)
+    assert "disk on fire" not in r.text and "Traceback" not in r.text
+    assert body["issue"][0]["code"] == "exception"
+
+
+def test_invalid_resource_reports_every_path(client):
+    r = client.post("/fhir/Patient", json={"resourceType": "Patient", "birthDate": "x", "gender": 3})
+    body = assert_outcome(r, 400)
+    paths = {e for i in body["issue"] for e in i.get("expression", [])}
+    assert {"Patient.birthDate", "Patient.gender"} <= paths
