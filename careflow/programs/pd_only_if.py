@@ -22,9 +22,7 @@ _NEW = "%newDiagnosis"
 _ESTABLISHED = "%newDiagnosis.not()"
 _GROUPS = re.compile(r"%populationGroup in (?:\{\}|\(('[A-D]'(?: \| '[A-D]')*)\))")
 _AGE = re.compile(r"%subject\.birthDate <= today\(\) - (\d+) years")
-VARIABLES = (
-    "careflow supplies %newDiagnosis (the qualifying condition is new) and %populationGroup (A-D)"
-)
+VARIABLES = "careflow supplies %newDiagnosis (true when the qualifying condition is new) and %populationGroup (A to D)."
 
 
 def only_if_condition(only: Any) -> Json:
@@ -41,7 +39,7 @@ def only_if_condition(only: Any) -> Json:
     if only.min_age is not None:
         parts.append(f"%subject.birthDate <= today() - {only.min_age} years")
         said.append(f"from age {only.min_age}")
-    description = ("Only " + "; ".join(said) if said else "Always") + f" ({VARIABLES})."
+    description = ("Only " + "; ".join(said) if said else "Always") + f". {VARIABLES}"
     return {
         "kind": "applicability",
         "expression": {
