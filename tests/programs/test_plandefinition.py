@@ -733,3 +733,31 @@ def test_bundle_reader_ignores_other_resources() -> None:
     bundle = to_bundle(p)
     bundle["entry"].insert(0, {"resource": {"resourceType": "Library", "id": "x", "status": "active", "type": {}}})
     assert from_bundle(bundle) == p
+
+
+def test_compiler_knows_every_field_of_the_model() -> None:
+    """A field added to the model must be taught to the compiler, or the round trip silently drops it."""
+    from careflow.programs import model
+
+    known = {
+        model.Program: {"id", "version", "url", "status", "title", "description", "plan_period", "eligibility", "roles", "goals", "activities", "triggers"},
+        model.Eligibility: {"conditions", "age", "groups", "new_diagnosis_within"},
+        model.AgeBounds: {"min", "max"},
+        model.Role: {"title", "codes"},
+        model.Goal: {"id", "title", "category", "targets", "due"},
+        model.Target: {"measure", "below", "at_most", "above", "at_least", "between", "stable_within"},
+        model.Activity: {"id", "title", "description", "role", "code", "timing", "after", "only_if", "priority", "instructions"},
+        model.Timing: {"start", "every", "times", "due_within"},
+        model.Only: {"new_diagnosis", "groups", "min_age"},
+        model.Trigger: {"id", "title", "when", "then"},
+        model.When: {"overdue", "completed", "rejected", "observation"},
+        model.Overdue: {"activity", "by"},
+        model.ObservationRule: {"code", "above", "below", "rises_by", "falls_by", "within", "value_in"},
+        model.Then: {"escalate_to", "priority", "start", "reassign_to", "create_task", "flag_plan"},
+        model.NewTask: {"role", "title", "description", "code", "priority", "due_within"},
+        model.Coding: {"system", "code", "display"},
+        model.Quantity: {"value", "unit"},
+        model.Text: {"nl", "en"},
+    }
+    for cls, fields in known.items():
+        assert set(cls.model_fields) == fields, cls.__name__
