@@ -191,22 +191,27 @@ def generate_region(
         org_id, loc_id = f"org-buurtteam-{plan.slug}", f"loc-buurt-{plan.slug}"
         organizations.append(_team_organization(plan, org_id))
         locations.append(_neighbourhood_location(plan, loc_id, org_id))
-        district_locations = [f"loc-wijk-{district.slug}" for district in plan.districts]
-        for district, district_loc in zip(plan.districts, district_locations):
-            locations.append(_district_location(plan, district, district_loc, loc_id, org_id))
+        for district in plan.districts:
+            locations.append(_district_location(plan, district, f"loc-wijk-{district.slug}", loc_id, org_id))
         by_role: dict[str, list[str]] = {}
         nurses: dict[str, list[str]] = {district.name: [] for district in plan.districts}
         for discipline in DISCIPLINES:
-            for index in range(team_size(discipline, population)):
+            size = team_size(discipline, population)
+            for index in range(size):
                 district = plan.districts[index % len(plan.districts)]
-                serves_district = discipline.role == "home-nurse"
+                # home nurses work a district; with fewer nurses than districts one covers several
+                covered = (
+                    [d for i, d in enumerate(plan.districts) if i % size == index]
+                    if discipline.role == "home-nurse"
+                    else []
+                )
                 member: Member = make_member(
                     rng=rng,
                     numbers=numbers,
                     discipline=discipline,
                     key=f"{plan.slug}-{discipline.role}-{index + 1}",
                     organization_id=org_id,
-                    location_id=district_locations[index % len(plan.districts)] if serves_district else loc_id,
+                    location_ids=[f"loc-wijk-{d.slug}" for d in covered] or [loc_id],
                     street=rng.choice(district.streets),
                     postal_code=district.postal_code,
                     reference_year=reference_date.year,
@@ -215,8 +220,8 @@ def generate_region(
                 roles.append(member.role)
                 reference = f"PractitionerRole/{member.role['id']}"
                 by_role.setdefault(discipline.role, []).append(reference)
-                if serves_district:
-                    nurses[district.name].append(reference)
+                for covered_district in covered:
+                    nurses[covered_district.name].append(reference)
         neighbourhoods.append(
             Neighbourhood(
                 slug=plan.slug,

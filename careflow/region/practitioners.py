@@ -69,7 +69,7 @@ def role_codes(discipline: Discipline) -> list[dict]:
 
 @dataclass(frozen=True, slots=True)
 class Member:
-    """One care giver of a neighbourhood team, with the Location (neighbourhood or district) they serve."""
+    """One care giver of a neighbourhood team: their Practitioner and PractitionerRole."""
 
     practitioner: dict
     role: dict
@@ -98,7 +98,7 @@ def make_member(
     discipline: Discipline,
     key: str,
     organization_id: str,
-    location_id: str,
+    location_ids: list[str],
     street: str,
     postal_code: str,
     reference_year: int,
@@ -137,7 +137,7 @@ def make_member(
         "practitioner": {"reference": f"Practitioner/prac-{key}", "display": f"{given} {family}"},
         "organization": {"reference": f"Organization/{organization_id}"},
         "code": role_codes(discipline),
-        "location": [{"reference": f"Location/{location_id}"}],
+        "location": [{"reference": f"Location/{location_id}"} for location_id in location_ids],
     }
     if discipline.role == "gp":
         role["specialty"] = [{"coding": [FAMILY_PRACTICE]}]
