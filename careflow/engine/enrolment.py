@@ -1,0 +1,132 @@
+"""Enrolment: find the patients a programme is for and give each a plan, once.
+
+Atomic per patient (one unit of work writes the patient's CareTeam, Goals, CarePlans and first
+Tasks, or nothing), idempotent by the planner's deterministic ids: a patient already holding a
+programme's CarePlan is left alone, and re-running enrolment changes nothing. A patient who later
+qualifies for another programme gets that plan, sharing the existing CareTeam, to which the new
+programme's roles are added (existing participants are never changed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+from typing import Any, Mapping, Sequence
+
+from careflow.engine.context import load_contexts
+from careflow.engine.counts import Counts
+from careflow.engine.reading import by_ids, chunks, ref_id, search_pages
+from careflow.engine.team import TeamDirectory, stable_hash
+from careflow.errors import VersionConflict
+from careflow.planning import ids
+from careflow.planning.eligibility import eligible_programs
+from careflow.planning.patient import ConditionFact, PatientContext, condition_fact
+from careflow.planning.eligibility import qualifying_conditions
+from careflow.planning.planner import plan_all
+from careflow.programs.codes import ICD10, ICPC2
+from careflow.programs.model import Program
+from careflow.store.port import Repository
+
+
+def _code_params(programs: Mapping[str, Program]) -> str:
+    """Condition ``code`` values: exact codes, and whole systems where codes match by prefix (ICD-10 I50
+    covers I50.9), filtered precisely afterwards."""
+    values: set[str] = set()
+    for p in programs.values():
+        for c in p.eligibility.conditions:
+            values.add(f"{c.system}|" if c.system in (ICD10, ICPC2) else f"{c.system}|{c.code}")
+    return ",".join(sorted(values))
+
+
+def find_candidates(repo: Repository, programs: Mapping[str, Program], *, page_size: int = 500) -> list[str]:
+    """Ids of patients with an active Condition coded for any active programme (sorted)."""
+    active = {k: p for k, p in programs.items() if p.status == "active"}
+    if not active:
+        return []
+    found: set[str] = set()
+    for page in search_pages(repo, "Condition", [("code", _code_params(active))], page_size=page_size):
+        for s in page.matches:
+            cond = s.resource or {}
+            pid = ref_id(cond.get("subject"), "Patient")
+            if not pid or pid in found:
+                continue
+            fact: ConditionFact = condition_fact(cond)
+            probe = PatientContext(id=pid, conditions=(fact,))
+            if any(qualifying_conditions(p, probe) for p in active.values()):
+                found.add(pid)
+    return sorted(found)
+
+
+def partition(ids_: Sequence[str], n: int) -> list[list[str]]:
+    """``n`` parts by a stable hash of each id: the same patient always lands in the same part."""
+    if n < 1:
+        raise ValueError("the number of parts must be at least 1")
+    parts: list[list[str]] = [[] for _ in range(n)]
+    for pid in ids_:
+        parts[stable_hash(pid) % n].append(pid)
+    return parts
+
+
+def _merged_careteam(existing: dict[str, Any], planned: dict[str, Any]) -> dict[str, Any] | None:
+    """The existing CareTeam plus the planned participants whose role it lacks; None if none is new."""
+    have = [p.get("role") for p in existing.get("participant") or ()]
+    new = [p for p in planned.get("participant") or () if p.get("role") not in have]
+    if not new:
+        return None
+    out = dict(existing)
+    out["participant"] = list(existing.get("participant") or []) + new
+    return out
+
+
+def _goal_codes(programs: Mapping[str, Program]) -> list[str]:
+    return sorted({f"{t.measure.system}|{t.measure.code}" for p in programs.values() for g in p.goals for t in g.targets})
+
+
+def enrol(
+    repo: Repository, programs: Mapping[str, Program], patient_ids: Sequence[str], start: date, *, batch_size: int = 50
+) -> Counts:
+    """Plan every programme each patient qualifies for on ``start`` and is not enrolled in yet."""
+    counts = Counts()
+    directory = TeamDirectory(repo)
+    goal_codes = _goal_codes(programs)
+    for batch in chunks(sorted(set(patient_ids)), max(1, batch_size)):
+        plans = {s.id for s in by_ids(repo, "CarePlan", batch, "patient")}
+        careteams = {s.id: s for s in by_ids(repo, "CareTeam", [ids.careteam_id(p) for p in batch]) if s.resource}
+        contexts, patients = load_contexts(repo, batch, programs, observation_codes=goal_codes, teams={})
+        for pid in batch:
+            ctx0 = contexts.get(pid)
+            if ctx0 is None:
+                counts.add("missing-patient")
+                continue
+            eligible = eligible_programs(programs.values(), ctx0, start)
+            if not eligible:
+                counts.add("not-eligible", neighbourhood=ctx0.neighbourhood)
+                continue
+            new = [p for p in eligible if ids.careplan_id(pid, p.id) not in plans]
+            if not new:
+                counts.add("already-enrolled", neighbourhood=ctx0.neighbourhood)
+                continue
+            team, org = directory.team_for(patients[pid])
+            ctx = replace(ctx0, team=team, organization=org)
+            result = plan_all(new, ctx, start)
+            current = careteams.get(ids.careteam_id(pid))
+            try:
+                with repo.unit_of_work() as uow:
+                    created = 0
+                    if current is None:
+                        created += uow.create_if_absent(result.careteam)[1]
+                    else:
+                        merged = _merged_careteam(current.resource or {}, result.careteam)
+                        if merged is not None:
+                            uow.update(merged, if_match=current.version)
+                            counts.add("team-updated", neighbourhood=ctx.neighbourhood)
+                    for r in [*result.goals, *result.careplans, *result.tasks]:
+                        created += uow.create_if_absent(r)[1]
+            except VersionConflict:
+                counts.add("conflict", neighbourhood=ctx.neighbourhood)
+                continue
+            counts.add("resources-created", created)
+            counts.add("enrolled", neighbourhood=ctx.neighbourhood)
+            for p in new:
+                counts.add("plans-created", program=p.id, neighbourhood=ctx.neighbourhood)
+    return counts

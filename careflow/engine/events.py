@@ -1,0 +1,160 @@
+"""Event-driven follow-up through the transactional outbox.
+
+``install(repo)`` adds a listener that records, in the same transaction as the write:
+
+* ``observation.created`` {"id"} for every new Observation;
+* ``task.status`` {"id", "status"} when a Task's status changes to completed or rejected.
+
+``process_events`` claims events, runs the observation / task-event rules and applies their actions,
+then marks the events done. Every action is idempotent (deterministic ids, If-Match), so a crash
+between applying and marking done only replays harmless work. An event whose plan was edited
+concurrently is left unmarked: the outbox lease hands it out again later, with fresh data.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Mapping
+
+from careflow.engine.apply import apply_actions
+from careflow.engine.context import load_contexts, program_of
+from careflow.engine.counts import Counts
+from careflow.engine.reading import ref_id, search_all
+from careflow.engine.sweep import count_applied
+from careflow.errors import Gone, NotFound, VersionConflict
+from careflow.programs.model import Program
+from careflow.store.port import Action, Repository, Stored, UnitOfWork
+from careflow.triggers.actions import Action as RuleAction
+from careflow.triggers.observations import history_since, observation_actions
+from careflow.triggers.task_events import task_event_actions
+
+OBSERVATION_CREATED = "observation.created"
+TASK_STATUS = "task.status"
+WATCHED_TASK_STATUSES = frozenset({"completed", "rejected"})
+_INSTALLED_ATTR = "_careflow_engine_events"
+
+
+def outbox_listener(action: Action, stored: Stored, uow: UnitOfWork) -> None:
+    """Record the events the follow-up rules react to (runs inside the writing transaction)."""
+    if stored.resource is None:
+        return
+    if stored.type == "Observation" and action == "create":
+        uow.outbox_add(OBSERVATION_CREATED, {"id": stored.id})
+    elif stored.type == "Task" and action == "update":
+        status = stored.resource.get("status")
+        if status not in WATCHED_TASK_STATUSES:
+            return
+        try:
+            before = uow.vread("Task", stored.id, stored.version - 1).resource or {}
+        except NotFound:
+            before = {}
+        if before.get("status") != status:
+            uow.outbox_add(TASK_STATUS, {"id": stored.id, "status": status})
+
+
+def install(repo: Repository) -> None:
+    """Register the outbox listener on ``repo`` once (calling it again is a no-op)."""
+    if getattr(repo, _INSTALLED_ATTR, False):
+        return
+    repo.add_listener(outbox_listener)
+    setattr(repo, _INSTALLED_ATTR, True)
+
+
+def _apply(repo: Repository, actions: list[RuleAction], counts: Counts, program: str, hood: str | None) -> None:
+    if not actions:
+        return
+    with repo.unit_of_work() as uow:
+        done = apply_actions(uow, actions)
+    count_applied(counts, done, program, hood)
+
+
+def _active_plans(repo: Repository, patient_id: str, programs: Mapping[str, Program]) -> list[tuple[Program, dict[str, Any]]]:
+    out = []
+    for s in search_all(repo, "CarePlan", [("patient", patient_id), ("status", "active")]):
+        program = program_of(s.resource or {}, programs)
+        if program is not None and s.resource:
+            out.append((program, s.resource))
+    return out
+
+
+def handle_observation(repo: Repository, programs: Mapping[str, Program], observation_id: str, now: datetime,
+                       counts: Counts) -> None:
+    obs = repo.read("Observation", observation_id).resource or {}
+    pid = ref_id(obs.get("subject"), "Patient")
+    if not pid:
+        counts.add("skipped")
+        return
+    plans = _active_plans(repo, pid, programs)
+    if not plans:
+        counts.add("skipped")
+        return
+    since = history_since(obs, [p for p, _ in plans])
+    earlier: list[dict[str, Any]] = []
+    if since is not None:
+        codes = ",".join(f"{c['system']}|{c['code']}" for c in (obs.get("code") or {}).get("coding") or ()
+                         if c.get("system") and c.get("code"))
+        params = [("patient", pid), ("code", codes), ("date", f"ge{since.isoformat()}")]
+        earlier = [s.resource for s in search_all(repo, "Observation", params) if s.resource and s.id != observation_id]
+    contexts, _ = load_contexts(repo, [pid], programs)
+    ctx = contexts.get(pid)
+    if ctx is None:
+        counts.add("skipped")
+        return
+    actions = observation_actions(obs, earlier, plans, ctx, now)
+    by_program: dict[str, list[RuleAction]] = {}
+    plan_program = {str(cp["id"]): p.id for p, cp in plans}
+    for a in actions:
+        cid = (ref_id((a.resource.get("basedOn") or [{}])[0], "CarePlan") if a.resource.get("resourceType") == "Task"
+               else a.resource.get("id"))
+        by_program.setdefault(plan_program.get(str(cid), "?"), []).append(a)
+    for program_id, acts in by_program.items():
+        _apply(repo, acts, counts, program_id, ctx.neighbourhood)
+
+
+def handle_task(repo: Repository, programs: Mapping[str, Program], task_id: str, now: datetime, counts: Counts) -> None:
+    task = repo.read("Task", task_id).resource or {}
+    cid = next((c for ref in task.get("basedOn") or () if (c := ref_id(ref, "CarePlan"))), None)
+    if cid is None:
+        counts.add("skipped")
+        return
+    careplan = repo.read("CarePlan", cid).resource or {}
+    program = program_of(careplan, programs)
+    pid = ref_id(careplan.get("subject"), "Patient")
+    if program is None or pid is None or careplan.get("status") != "active":
+        counts.add("skipped")
+        return
+    tasks = [s.resource for s in search_all(repo, "Task", [("based-on", f"CarePlan/{cid}")]) if s.resource]
+    contexts, _ = load_contexts(repo, [pid], programs)
+    ctx = contexts.get(pid)
+    if ctx is None:
+        counts.add("skipped")
+        return
+    current = next((t for t in tasks if t.get("id") == task_id), task)
+    _apply(repo, task_event_actions(program, careplan, tasks, current, ctx, now), counts, program.id, ctx.neighbourhood)
+
+
+def process_events(repo: Repository, programs: Mapping[str, Program], now: datetime, limit: int = 100) -> Counts:
+    """Claim up to ``limit`` outbox events and apply the follow-up rules they call for."""
+    counts = Counts()
+    done: list[int] = []
+    try:
+        for event in repo.outbox_claim(limit):
+            counts.add("events")
+            rid = str(event.payload.get("id", ""))
+            try:
+                if event.topic == OBSERVATION_CREATED:
+                    handle_observation(repo, programs, rid, now, counts)
+                elif event.topic == TASK_STATUS:
+                    handle_task(repo, programs, rid, now, counts)
+                else:
+                    counts.add("skipped")
+            except (NotFound, Gone):
+                counts.add("skipped")
+            except VersionConflict:
+                counts.add("conflict")
+                continue  # not marked done: the lease hands it out again, to be re-read fresh
+            done.append(event.id)
+    finally:
+        if done:
+            repo.outbox_done(done)
+    return counts
