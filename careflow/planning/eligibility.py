@@ -23,10 +23,18 @@ def _code_matches(system: str, wanted: str, have: str) -> bool:
     return have == wanted
 
 
+_WANTED: dict[int, tuple[Program, dict[str, list[str]]]] = {}
+
+
 def _wanted(program: Program) -> dict[str, list[str]]:
+    """Eligibility codes by system, cached per programme object (programmes are frozen)."""
+    hit = _WANTED.get(id(program))
+    if hit is not None and hit[0] is program:
+        return hit[1]
     wanted: dict[str, list[str]] = {}
     for c in program.eligibility.conditions:
         wanted.setdefault(c.system, []).append(c.code)
+    _WANTED[id(program)] = (program, wanted)
     return wanted
 
 
@@ -42,9 +50,11 @@ def qualifying_conditions(program: Program, ctx: PatientContext) -> list[Conditi
     return out
 
 
-def ineligibility(program: Program, ctx: PatientContext, on: date) -> str | None:
+def ineligibility(
+    program: Program, ctx: PatientContext, on: date, qualifying: list[ConditionFact] | None = None
+) -> str | None:
     """Why the patient does not qualify on ``on``; None when they do."""
-    if not qualifying_conditions(program, ctx):
+    if not (qualifying if qualifying is not None else qualifying_conditions(program, ctx)):
         codes = ", ".join(f"{c.code}" for c in program.eligibility.conditions[:4])
         return f"the patient has no active condition coded for {program.title.en} ({codes}…)"
     bounds = program.eligibility.age
@@ -61,10 +71,13 @@ def ineligibility(program: Program, ctx: PatientContext, on: date) -> str | None
     return None
 
 
-def is_new_diagnosis(program: Program, ctx: PatientContext, on: date) -> bool:
+def is_new_diagnosis(
+    program: Program, ctx: PatientContext, on: date, qualifying: list[ConditionFact] | None = None
+) -> bool:
     """True when a qualifying Condition began within the programme's new-diagnosis window."""
     since = parse_duration(program.eligibility.new_diagnosis_within).before(on)
-    return any(c.onset is not None and c.onset >= since for c in qualifying_conditions(program, ctx))
+    conds = qualifying if qualifying is not None else qualifying_conditions(program, ctx)
+    return any(c.onset is not None and c.onset >= since for c in conds)
 
 
 def eligible_programs(programs: Iterable[Program], ctx: PatientContext, on: date) -> list[Program]:

@@ -29,9 +29,9 @@ from careflow.naming import (
 )
 from careflow.planning import ids
 from careflow.planning.eligibility import ineligibility, is_new_diagnosis, qualifying_conditions
-from careflow.planning.patient import PatientContext
+from careflow.planning.patient import ConditionFact, PatientContext
 from careflow.programs.codes import SNOMED, UCUM
-from careflow.programs.durations import parse_duration
+from careflow.programs.durations import Duration, parse_duration
 from careflow.programs.model import Activity, Coding, Goal, Program, Quantity, Target
 
 TRANSLATION = "http://hl7.org/fhir/StructureDefinition/translation"
@@ -133,18 +133,92 @@ def role_concept(program: Program, role_id: str) -> dict[str, Any]:
     return {"coding": [coding(c) for c in role.codes], "text": role.title.en}
 
 
-def _owner(program: Program, ctx: PatientContext, role_id: str, careteam_ref: str) -> dict[str, Any]:
-    member = ctx.team.get(role_id)
-    display = program.roles[role_id].title.en
-    return {"reference": member, "display": display} if member else {"reference": careteam_ref, "display": display}
+@dataclass(frozen=True)
+class _ActivityTemplate:
+    """What every Task of one activity shares; built once per programme, reused for every patient."""
+
+    activity: Activity
+    instantiates: str
+    code: dict[str, Any]
+    description: str
+    description_ext: dict[str, Any]
+    performer_type: list[dict[str, Any]]
+    owner_display: str
+    first_open: Duration
+    due_within: Duration
 
 
-def applies(activity: Activity, program: Program, ctx: PatientContext, start: date) -> bool:
+@dataclass(frozen=True)
+class _Compiled:
+    program: Program
+    activities: dict[str, _ActivityTemplate]
+    roles_in_use: list[str]
+    role_concepts: dict[str, dict[str, Any]]
+    wanted: dict[str, list[str]]
+    title: str
+    title_ext: dict[str, Any]
+    category: list[dict[str, Any]]
+    plan_period: Duration
+    goal_texts: dict[str, tuple[str, dict[str, Any]]]
+    at_start: list[_ActivityTemplate]  # no dependency, first window opens on the start day
+    goal_targets: dict[str, list[dict[str, Any] | None]]  # None where the target needs the patient's baseline
+
+
+_COMPILED: dict[int, _Compiled] = {}
+_NOBODY = PatientContext(id="")
+
+
+def compiled(program: Program) -> _Compiled:
+    """Per-programme templates (cached by identity: programmes are frozen)."""
+    hit = _COMPILED.get(id(program))
+    if hit is not None and hit.program is program:
+        return hit
+    role_concepts = {r: role_concept(program, r) for r in program.roles}
+    acts = {}
+    for a in program.activities:
+        desc, desc_ext = _translated(a.description.en, a.description.nl)
+        acts[a.id] = _ActivityTemplate(
+            activity=a,
+            instantiates=f"{activity_definition_url(program.url, program.id, a.id)}|{program.version}",
+            code={"coding": [coding(a.code)], "text": a.title.en},
+            description=desc,
+            description_ext=desc_ext,
+            performer_type=[role_concepts[a.role]],
+            owner_display=program.roles[a.role].title.en,
+            first_open=parse_duration(a.timing.start),
+            due_within=parse_duration(a.timing.due_within),
+        )
+    title, title_ext = _translated(program.title.en, program.title.nl)
+    c = _Compiled(
+        program=program,
+        activities=acts,
+        roles_in_use=_roles_in_use(program),
+        role_concepts=role_concepts,
+        wanted={},
+        title=title,
+        title_ext=title_ext,
+        category=[{"coding": [CARE_PLAN_CATEGORY], "text": program.title.en}],
+        plan_period=parse_duration(program.plan_period),
+        goal_texts={g.id: _translated(g.title.en, g.title.nl) for g in program.goals},
+        at_start=[t for t in acts.values() if not t.activity.after and not t.first_open.approx_days],
+        goal_targets={
+            g.id: [None if t.kind == "stable_within" else _target(t, _NOBODY, None) for t in g.targets] for g in program.goals
+        },
+    )
+    if len(_COMPILED) > 256:
+        _COMPILED.clear()
+    _COMPILED[id(program)] = c
+    return c
+
+
+def applies(
+    activity: Activity, program: Program, ctx: PatientContext, start: date, qualifying: list[ConditionFact] | None = None
+) -> bool:
     """Whether ``only_if`` lets this activity into this patient's plan."""
     only = activity.only_if
     if only is None:
         return True
-    if only.new_diagnosis is not None and only.new_diagnosis != is_new_diagnosis(program, ctx, start):
+    if only.new_diagnosis is not None and only.new_diagnosis != is_new_diagnosis(program, ctx, start, qualifying):
         return False
     if only.groups is not None and ctx.group is not None and ctx.group not in only.groups:
         return False
@@ -164,37 +238,48 @@ def build_task(
     opens: date,
     authored: date,
 ) -> dict[str, Any]:
-    """One Task for one occurrence of an activity; shared by the planner and the follow-up sweep."""
-    tid = ids.task_id(ctx.id, program.id, activity.id, occurrence)
-    due = parse_duration(activity.timing.due_within).after(opens)
-    description, description_ext = _translated(activity.description.en, activity.description.nl)
-    careteam_ref = f"CareTeam/{ids.careteam_id(ctx.id)}"
+    """One Task for one occurrence of an activity; shared by the planner and the follow-up sweep.
+
+    Nested template parts are shared between Tasks: treat the result as read-only (copy to change).
+    """
+    t = compiled(program).activities[activity.id]
+    member = ctx.team.get(activity.role)
+    owner = member or f"CareTeam/{ids.careteam_id(ctx.id)}"
+    day = authored.isoformat()
     return {
         "resourceType": "Task",
-        "id": tid,
+        "id": ids.task_id(ctx.id, program.id, activity.id, occurrence),
         "meta": {"profile": [PROFILE_TASK]},
         "extension": [{"url": EXT_OCCURRENCE, "valuePositiveInt": occurrence}],
         "identifier": [{"system": TASK_IDENTIFIER, "value": ids.task_identifier_value(careplan_id, activity.id, occurrence)}],
-        "instantiatesCanonical": f"{activity_definition_url(program.url, program.id, activity.id)}|{program.version}",
+        "instantiatesCanonical": t.instantiates,
         "basedOn": [{"reference": f"CarePlan/{careplan_id}"}],
         "status": "requested",
         "intent": "order",
         "priority": activity.priority,
-        "code": {"coding": [coding(activity.code)], "text": activity.title.en},
-        "description": description,
-        "_description": description_ext,
+        "code": t.code,
+        "description": t.description,
+        "_description": t.description_ext,
         "for": {"reference": f"Patient/{ctx.id}"},
-        "authoredOn": authored.isoformat(),
-        "lastModified": authored.isoformat(),
-        "owner": _owner(program, ctx, activity.role, careteam_ref),
-        "performerType": [role_concept(program, activity.role)],
-        "restriction": {"period": {"start": opens.isoformat(), "end": due.isoformat()}},
+        "authoredOn": day,
+        "lastModified": day,
+        "owner": {"reference": owner, "display": t.owner_display},
+        "performerType": t.performer_type,
+        "restriction": {"period": {"start": opens.isoformat(), "end": t.due_within.after(opens).isoformat()}},
     }
 
 
 def _goal(program: Program, goal: Goal, ctx: PatientContext, start: date, addresses: list[dict[str, str]]) -> dict[str, Any]:
     due = parse_duration(goal.due).after(start) if goal.due else None
-    text, text_ext = _translated(goal.title.en, goal.title.nl)
+    c = compiled(program)
+    text, text_ext = c.goal_texts[goal.id]
+    due_iso = due.isoformat() if due else None
+    targets = []
+    for t, fixed in zip(goal.targets, c.goal_targets[goal.id]):
+        if fixed is None:  # depends on the patient's baseline
+            targets.append(_target(t, ctx, due))
+        else:
+            targets.append({**fixed, "dueDate": due_iso} if due_iso else fixed)
     out: dict[str, Any] = {
         "resourceType": "Goal",
         "id": ids.goal_id(ctx.id, program.id, goal.id),
@@ -205,8 +290,8 @@ def _goal(program: Program, goal: Goal, ctx: PatientContext, start: date, addres
         "subject": {"reference": f"Patient/{ctx.id}"},
         "startDate": start.isoformat(),
     }
-    if goal.targets:
-        out["target"] = [_target(t, ctx, due) for t in goal.targets]
+    if targets:
+        out["target"] = targets
     elif due:
         out["target"] = [{"dueDate": due.isoformat()}]
     if addresses:
@@ -217,14 +302,17 @@ def _goal(program: Program, goal: Goal, ctx: PatientContext, start: date, addres
 def _careteam(programs: list[Program], ctx: PatientContext, start: date) -> dict[str, Any]:
     participants: list[dict[str, Any]] = []
     seen: set[str] = set()
+    day = start.isoformat()
     for program in programs:
-        for role_id in _roles_in_use(program):
+        c = compiled(program)
+        for role_id in c.roles_in_use:
             if role_id in seen:
                 continue
             seen.add(role_id)
-            p: dict[str, Any] = {"role": [role_concept(program, role_id)], "period": {"start": start.isoformat()}}
-            if ctx.team.get(role_id):
-                p["member"] = {"reference": ctx.team[role_id]}
+            p: dict[str, Any] = {"role": [c.role_concepts[role_id]], "period": {"start": day}}
+            member = ctx.team.get(role_id)
+            if member:
+                p["member"] = {"reference": member}
             participants.append(p)
     out: dict[str, Any] = {
         "resourceType": "CareTeam",
@@ -233,7 +321,7 @@ def _careteam(programs: list[Program], ctx: PatientContext, start: date) -> dict
         "status": "active",
         "name": "Care team",
         "subject": {"reference": f"Patient/{ctx.id}"},
-        "period": {"start": start.isoformat()},
+        "period": {"start": day},
         "participant": participants,
     }
     if ctx.organization:
@@ -251,21 +339,30 @@ def _roles_in_use(program: Program) -> list[str]:
     return [r for r in program.roles if r in used]
 
 
-def first_tasks(program: Program, ctx: PatientContext, careplan_id: str, start: date) -> list[dict[str, Any]]:
+def first_tasks(
+    program: Program, ctx: PatientContext, careplan_id: str, start: date, qualifying: list[ConditionFact] | None = None
+) -> list[dict[str, Any]]:
     """Tasks for activities whose first window is open at the start and that wait on nothing."""
     out = []
-    for activity in program.activities:
-        if activity.after or not applies(activity, program, ctx, start):
+    for t in compiled(program).at_start:
+        activity = t.activity
+        if activity.only_if and not applies(activity, program, ctx, start, qualifying):
             continue
-        opens = parse_duration(activity.timing.start).after(start)
-        if opens <= start:
-            out.append(build_task(program, activity, ctx, careplan_id, 1, opens, start))
+        out.append(build_task(program, activity, ctx, careplan_id, 1, start, start))
     return out
 
 
-def _careplan(program: Program, ctx: PatientContext, start: date, goals: list[dict[str, Any]], tasks: list[dict[str, Any]]) -> dict[str, Any]:
+def _careplan(
+    program: Program,
+    ctx: PatientContext,
+    start: date,
+    addresses: list[dict[str, str]],
+    goals: list[dict[str, Any]],
+    tasks: list[dict[str, Any]],
+) -> dict[str, Any]:
+    c = compiled(program)
     cid = ids.careplan_id(ctx.id, program.id)
-    title, title_ext = _translated(program.title.en, program.title.nl)
+    day = start.isoformat()
     out: dict[str, Any] = {
         "resourceType": "CarePlan",
         "id": cid,
@@ -274,17 +371,16 @@ def _careplan(program: Program, ctx: PatientContext, start: date, goals: list[di
         "instantiatesCanonical": [program.canonical],
         "status": "active",
         "intent": "plan",
-        "category": [{"coding": [CARE_PLAN_CATEGORY], "text": program.title.en}],
-        "title": title,
-        "_title": title_ext,
+        "category": c.category,
+        "title": c.title,
+        "_title": c.title_ext,
         "subject": {"reference": f"Patient/{ctx.id}"},
-        "period": {"start": start.isoformat(), "end": parse_duration(program.plan_period).after(start).isoformat()},
-        "created": start.isoformat(),
+        "period": {"start": day, "end": c.plan_period.after(start).isoformat()},
+        "created": day,
         "careTeam": [{"reference": f"CareTeam/{ids.careteam_id(ctx.id)}"}],
     }
     if program.description:
         out["description"] = program.description.en
-    addresses = [{"reference": c.id} for c in qualifying_conditions(program, ctx) if c.id]
     if addresses:
         out["addresses"] = addresses
     if goals:
@@ -295,7 +391,10 @@ def _careplan(program: Program, ctx: PatientContext, start: date, goals: list[di
 
 
 def plan_all(programs: Iterable[Program], ctx: PatientContext, start: date) -> PlanResult:
-    """Plan every programme given for one patient, sharing one CareTeam; NotEligible if any does not apply."""
+    """Plan every programme given for one patient, sharing one CareTeam; NotEligible if any does not apply.
+
+    The output's nested template parts are shared between resources: treat it as read-only.
+    """
     progs = list(programs)
     if not progs:
         raise NotEligible("no programme to plan")
@@ -303,14 +402,15 @@ def plan_all(programs: Iterable[Program], ctx: PatientContext, start: date) -> P
     all_goals: list[dict[str, Any]] = []
     all_tasks: list[dict[str, Any]] = []
     for program in progs:
-        reason = ineligibility(program, ctx, start)
+        qualifying = qualifying_conditions(program, ctx)
+        reason = ineligibility(program, ctx, start, qualifying)
         if reason:
             raise NotEligible(f"Patient/{ctx.id} is not eligible for {program.id}: {reason}")
-        addresses = [{"reference": c.id} for c in qualifying_conditions(program, ctx) if c.id]
+        addresses = [{"reference": c.id} for c in qualifying if c.id]
         goals = [_goal(program, g, ctx, start, addresses) for g in program.goals]
         cid = ids.careplan_id(ctx.id, program.id)
-        tasks = first_tasks(program, ctx, cid, start)
-        careplans.append(_careplan(program, ctx, start, goals, tasks))
+        tasks = first_tasks(program, ctx, cid, start, qualifying)
+        careplans.append(_careplan(program, ctx, start, addresses, goals, tasks))
         all_goals += goals
         all_tasks += tasks
     return PlanResult(careplans, _careteam(progs, ctx, start), all_goals, all_tasks)

@@ -24,6 +24,11 @@ class Duration:
 
     def after(self, start: date, times: int = 1) -> date:
         """``start`` plus this duration ``times`` over, months clamped to the month's last day."""
+        return _after(self, start, times)
+
+    def _after(self, start: date, times: int) -> date:
+        if not (self.years or self.months):
+            return start + timedelta(days=self.days * times)
         months = start.month - 1 + (self.years * 12 + self.months) * times
         year = start.year + months // 12
         month = months % 12 + 1
@@ -49,6 +54,12 @@ class Duration:
         out += f"{self.months}M" if self.months else ""
         out += f"{self.days}D" if self.days else ""
         return out
+
+
+@lru_cache(maxsize=8192)
+def _after(duration: Duration, start: date, times: int) -> date:
+    """Planning a region repeats the same few (duration, start) pairs thousands of times."""
+    return duration._after(start, times)
 
 
 @lru_cache(maxsize=1024)

@@ -94,7 +94,7 @@ def render(program: Program, language: str = "en") -> str:
             continue
         lines += ["", f"{tr(role.title)} [{role_id}]:"]
         for a in sorted(acts, key=lambda a: (bool(a.after), parse_duration(a.timing.start).approx_days)):
-            flag = " [urgent]" if a.priority != "routine" else ""
+            flag = f" [{a.priority}]" if a.priority != "routine" else ""
             only = ""
             if a.only_if and a.only_if.new_diagnosis is not None:
                 only = " (only at a new diagnosis)" if a.only_if.new_diagnosis else " (only for an established diagnosis)"
