@@ -1,0 +1,95 @@
+"""Search over HTTP: searchset bundles, totals, paging links, _include/_revinclude, POST _search."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+from fhir_builders import patient, task
+
+
+def post(client, resource):
+    r = client.post(f"/fhir/{resource['resourceType']}", json=resource)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def link(bundle, relation):
+    found = [l["url"] for l in bundle.get("link", []) if l["relation"] == relation]
+    return found[0] if found else None
+
+
+def relative(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def test_searchset_with_total_and_paging(client):
+    for i in range(7):
+        post(client, patient(f"Family{i}"))
+    first = client.get("/fhir/Patient?_count=3&_sort=family").json()
+    assert first["type"] == "searchset" and first["total"] == 7
+    assert [e["resource"]["name"][0]["family"] for e in first["entry"]] == ["Family0", "Family1", "Family2"]
+    assert all(e["search"]["mode"] == "match" for e in first["entry"])
+    assert all(e["fullUrl"] == f"http://testserver/fhir/Patient/{e['resource']['id']}" for e in first["entry"])
+    assert link(first, "previous") is None
+    nxt = link(first, "next")
+    assert parse_qs(urlsplit(nxt).query)["_count"] == ["3"] and parse_qs(urlsplit(nxt).query)["_offset"] == ["3"]
+    second = client.get(relative(nxt)).json()
+    assert [e["resource"]["name"][0]["family"] for e in second["entry"]] == ["Family3", "Family4", "Family5"]
+    assert link(second, "previous") and "_offset" not in parse_qs(urlsplit(link(second, "previous")).query)
+    third = client.get(relative(link(second, "next"))).json()
+    assert len(third["entry"]) == 1 and link(third, "next") is None
+    assert parse_qs(urlsplit(link(third, "self")).query)["_offset"] == ["6"]
+
+
+def test_summary_count(client):
+    for i in range(3):
+        post(client, patient(f"F{i}"))
+    body = client.get("/fhir/Patient?_summary=count").json()
+    assert body["total"] == 3 and "entry" not in body
+
+
+def test_include_and_revinclude(client):
+    pat = post(client, patient())
+    role = client.put("/fhir/PractitionerRole/gp1", json={"resourceType": "PractitionerRole", "id": "gp1", "active": True}).json()
+    plan = post(client, {"resourceType": "CarePlan", "status": "active", "intent": "plan",
+                         "subject": {"reference": f"Patient/{pat['id']}"}})
+    t1 = post(client, task(f"Patient/{pat['id']}", "PractitionerRole/gp1", basedOn=[{"reference": f"CarePlan/{plan['id']}"}]))
+    post(client, task(f"Patient/{pat['id']}", "PractitionerRole/gp1", status="completed"))
+    body = client.get(f"/fhir/CarePlan?patient={pat['id']}&_revinclude=Task:based-on&_include=CarePlan:patient").json()
+    modes = {(e["resource"]["resourceType"], e["resource"]["id"]): e["search"]["mode"] for e in body["entry"]}
+    assert modes == {("CarePlan", plan["id"]): "match", ("Task", t1["id"]): "include", ("Patient", pat["id"]): "include"}
+    assert body["total"] == 1  # includes do not count
+    tasks = client.get("/fhir/Task?owner=PractitionerRole/gp1&status=requested&_include=Task:owner").json()
+    assert tasks["total"] == 1
+    assert {e["resource"]["id"] for e in tasks["entry"]} == {t1["id"], role["id"]}
+
+
+def test_post_search_equals_get_search(client):
+    post(client, patient("Wouters"))
+    post(client, patient("Peeters"))
+    r = client.post("/fhir/Patient/_search", content="family=wout",
+                    headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 200 and r.json()["total"] == 1
+    assert r.json()["entry"][0]["resource"]["name"][0]["family"] == "Wouters"
+    assert client.post("/fhir/Patient/_search", content=b"", headers={"Content-Type": "application/x-www-form-urlencoded"}).json()["total"] == 2
+    bad = client.post("/fhir/Patient/_search", content=b'{"family": "x"}', headers={"Content-Type": "application/json"})
+    assert bad.status_code == 415
+
+
+def test_elements_and_summary_data(client):
+    post(client, patient("Lemmens", text={"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"}))
+    body = client.get("/fhir/Patient?_elements=name").json()
+    res = body["entry"][0]["resource"]
+    assert set(res) == {"resourceType", "id", "meta", "name"}
+    assert any(t["code"] == "SUBSETTED" for t in res["meta"]["tag"])
+    assert "_elements=name" in link(body, "self")
+    data = client.get("/fhir/Patient?_summary=data").json()["entry"][0]["resource"]
+    assert "text" not in data and data["birthDate"] == "1950-04-01"
+
+
+def test_search_reflects_writes_and_deletes(client):
+    p = post(client, patient("Goossens"))
+    assert client.get("/fhir/Patient?family=goossens").json()["total"] == 1
+    client.delete(f"/fhir/Patient/{p['id']}")
+    assert client.get("/fhir/Patient?family=goossens").json()["total"] == 0
