@@ -300,8 +300,6 @@ def _parse_include(rtype: str, name: str, value: str, *, reverse: bool, strict: 
         raise InvalidSearch(name, f"'{value}' is not Type:param[:targetType]")
     source, pname = parts[0], parts[1]
     target = parts[2] if len(parts) == 3 else None
-    if not reverse and source != rtype and not iterate and source != "*":
-        raise InvalidSearch(name, f"_include source must be {rtype}, got {source}")
     if pname == "*":
         return Include(source, None, target, iterate)
     sources = list(REGISTRY) if source == "*" else [source]
