@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
@@ -39,6 +42,25 @@ def _with(records: list[PatientRecord], snomed: str) -> list[PatientRecord]:
 
 def test_same_seed_gives_byte_identical_output() -> None:
     assert _dump(generate_region(3_000, seed=7)) == _dump(generate_region(3_000, seed=7))
+
+
+def test_output_does_not_depend_on_the_process_hash_seed() -> None:
+    script = (
+        "import hashlib, orjson; from careflow.region import generate_region; h = hashlib.sha256()\n"
+        "for r in generate_region(1_000, seed=3).resources(): h.update(orjson.dumps(r))\n"
+        "print(h.hexdigest())"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "PYTHONHASHSEED": str(hash_seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for hash_seed in (1, 2)
+    }
+    assert len(digests) == 1
 
 
 def test_another_seed_gives_another_region() -> None:
