@@ -8,12 +8,13 @@ on the same state yields the same ids, and on the state after applying them yiel
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
 from careflow.planning.patient import PatientContext
 from careflow.programs.model import Program
-from careflow.triggers.actions import Action, CreateTask
+from careflow.triggers.actions import Action, CreateTask, UpdateTask
 from careflow.triggers.overdue import overdue_actions
 from careflow.triggers.plan_status import plan_update
 from careflow.triggers.schedule import openings
@@ -39,7 +40,16 @@ def sweep_plan(
     facts = [task_facts(t, program) for t in tasks]
     known = {f.id for f in facts}
     opened = [c for c in openings(program, careplan, facts, ctx, today) if c.id not in known]
-    late = overdue_actions(program, careplan, tasks, facts, ctx, today)
+    # a Task opened late (after downtime) may already be overdue: judge it in the same pass, folding
+    # its status into the create, so a second sweep finds nothing left to do
+    everything = [*tasks, *(c.resource for c in opened)]
+    late = overdue_actions(program, careplan, everything, [*facts, *(task_facts(c.resource, program) for c in opened)],
+                           ctx, today)
+    fresh = {c.id: c for c in opened}
+    for a in [a for a in late if isinstance(a, UpdateTask) and a.id in fresh]:
+        fresh[a.id] = replace(fresh[a.id], resource=a.resource)
+        late.remove(a)
+    opened = [fresh[c.id] for c in opened]
     created = [a.resource for a in (*opened, *late) if isinstance(a, CreateTask)]
     out: list[Action] = [*opened, *late]
     update = plan_update(careplan, today, new_tasks=created, all_tasks=[*tasks, *created])

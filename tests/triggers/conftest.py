@@ -1,0 +1,14 @@
+"""Shared helpers for the pure trigger-rule tests (see ``trigger_state``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from careflow.programs.loader import load_program
+from careflow.programs.model import Program
+from trigger_state import FIXTURE
+
+
+@pytest.fixture(scope="session")
+def program() -> Program:
+    return load_program(FIXTURE)
