@@ -30,6 +30,7 @@ from typing import Any, Iterator
 
 from careflow import naming
 from careflow.errors import ProfileDefinitionError
+from careflow.fhir.r4_schema import definitions, resource_types
 
 PROFILES_ENV = "CAREFLOW_PROFILES_DIR"
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "fhir_profiles"
@@ -408,26 +409,61 @@ def _check_profile(profile: Profile, instance: dict[str, Any], loc: str) -> list
     # closed slicing: every item must fall in one of the slices
     for rule in profile.rules.values():
         if rule.slicing and rule.slicing.get("rules") == "closed":
-            slices = [r for r in profile.rules.values() if r.parent_steps == rule.parent_steps and r.steps[-1][0] == rule.steps[-1][0] and r.steps[-1][1]]
+            name = rule.steps[-1][0]
+            slices = [
+                r for r in profile.rules.values()
+                if r.steps and r.parent_steps == rule.parent_steps and r.steps[-1][0] == name and r.steps[-1][1]
+            ]
             for item_loc, item in _select(profile, instance, rule.steps, loc):
                 if not any(_in_slice(profile, s, item) for s in slices):
                     problems.append(f"{item_loc}: matches none of the slices of closed {rule.id} [{profile.name}]")
     return problems
 
 
-def _walk_extensions(value: Any, path: str, loc: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    """(element path, location, extension) for every extension anywhere in ``value``."""
-    if isinstance(value, dict):
-        for key, child in value.items():
-            child_path = f"{path}.{key[1:]}" if key.startswith("_") else f"{path}.{key}"
-            items = child if isinstance(child, list) else [child]
-            for i, item in enumerate(items):
-                item_loc = f"{loc}.{key}[{i}]" if isinstance(child, list) else f"{loc}.{key}"
-                if key in ("extension", "modifierExtension") and isinstance(item, dict):
-                    yield path, item_loc, item
-                if key == "contained":
-                    continue
-                yield from _walk_extensions(item, child_path, item_loc)
+Anchor = tuple[str, str]  # (resource or datatype name, path below it), e.g. ("Timing", ".repeat.period")
+
+
+def _child_type(type_name: str | None, key: str) -> str | None:
+    """The R4 type of element ``key`` in type ``type_name`` (from the R4 JSON Schema), if known."""
+    if type_name is None or key.startswith("_"):
+        return None
+    prop = definitions().get(type_name, {}).get("properties", {}).get(key)
+    if not isinstance(prop, dict):
+        return None
+    ref = prop.get("$ref") or prop.get("items", {}).get("$ref")
+    return ref.rsplit("/", 1)[1] if isinstance(ref, str) else None
+
+
+def _is_datatype(type_name: str | None) -> bool:
+    return bool(type_name) and "_" not in type_name and type_name[:1].isupper() and type_name not in resource_types()  # type: ignore[index]
+
+
+def _walk_extensions(
+    value: Any, anchors: tuple[Anchor, ...], type_name: str | None, loc: str
+) -> Iterator[tuple[tuple[str, ...], str, dict[str, Any]]]:
+    """(context names, location, extension) for every extension anywhere in ``value``.
+
+    The context names of the element holding an extension are its path from the resource
+    (``PlanDefinition.action.trigger``) and from every datatype it sits in (``TriggerDefinition``,
+    ``Timing.repeat.period``), which is how StructureDefinition.context names places.
+    """
+    if not isinstance(value, dict):
+        return
+    names = tuple(a + rel for a, rel in anchors)
+    for key, child in value.items():
+        if key == "contained":
+            continue
+        name = key[1:] if key.startswith("_") else key
+        child_type = _child_type(type_name, key)
+        child_anchors = tuple((a, f"{rel}.{name}") for a, rel in anchors)
+        if key not in ("extension", "modifierExtension") and _is_datatype(child_type):
+            child_anchors += ((str(child_type), ""),)
+        items = child if isinstance(child, list) else [child]
+        for i, item in enumerate(items):
+            item_loc = f"{loc}.{key}[{i}]" if isinstance(child, list) else f"{loc}.{key}"
+            if key in ("extension", "modifierExtension") and isinstance(item, dict):
+                yield names, item_loc, item
+            yield from _walk_extensions(item, child_anchors, child_type, item_loc)
 
 
 def extension_errors(resource: dict[str, Any]) -> list[str]:
@@ -439,7 +475,7 @@ def extension_errors(resource: dict[str, Any]) -> list[str]:
     resource_type = str(resource.get("resourceType", "Resource"))
     problems: list[str] = []
     profiles = _profiles()
-    for element_path, loc, ext in _walk_extensions(resource, resource_type, resource_type):
+    for places, loc, ext in _walk_extensions(resource, ((resource_type, ""),), resource_type, resource_type):
         url = ext.get("url")
         if not isinstance(url, str) or not url.startswith(naming.BASE):
             continue
@@ -447,8 +483,8 @@ def extension_errors(resource: dict[str, Any]) -> list[str]:
         if definition is None or definition.type != "Extension":
             problems.append(f"{loc}: {url} is in careflow's namespace but careflow defines no such extension")
             continue
-        if definition.contexts and element_path not in definition.contexts:
-            problems.append(f"{loc}: {definition.name} may only be used on {', '.join(definition.contexts)}, not on {element_path}")
+        if definition.contexts and not set(places) & set(definition.contexts):
+            problems.append(f"{loc}: {definition.name} may only be used on {', '.join(definition.contexts)}, not on {places[0]}")
         problems.extend(_check_profile(definition, ext, loc))
     return problems
 
