@@ -24,3 +24,4 @@ def programs():
     from careflow.programs.loader import load_directory
 
     return load_directory(PROGRAM_DIR)
+

@@ -176,6 +176,18 @@ def cross_reference_problems(data: Any) -> list[tuple[Loc, str]]:
             else:
                 seen[ident] = i
 
+    # PlanDefinition action ids must be unique: goals, activities and "trigger-<id>" share one space
+    goal_ids = {gid: i for i, gid in _ids(data.get("goals"))}
+    trigger_ids = {f"trigger-{tid}" for _, tid in _ids(data.get("triggers"))}
+    program_id = data.get("id") if isinstance(data.get("id"), str) else ""
+    for i, aid in _ids(acts):
+        if aid in goal_ids:
+            out.append((("activities", i, "id"), f"id {aid!r} is also a goal id: goals and activities need distinct ids"))
+        if aid in trigger_ids:
+            out.append((("activities", i, "id"), f"id {aid!r} clashes with the exported id of trigger {aid[8:]!r}"))
+        if len(program_id) + 1 + len(aid) > 64:
+            out.append((("activities", i, "id"), f"id {aid!r} is too long: '{program_id}-{aid}' must fit a FHIR id (64 characters)"))
+
     def role_ref(loc: Loc, value: Any) -> None:
         if isinstance(value, str) and roles and value not in roles:
             close = difflib.get_close_matches(value, sorted(roles), n=1)

@@ -120,3 +120,17 @@ def test_schema_rejects_what_the_loader_rejects():
     data = YAML(typ="safe").load(MINI.replace("P7D", "7 days"))
     errors = list(jsonschema.Draft202012Validator(schema).iter_errors(json.loads(json.dumps(data))))
     assert errors, "an editor must flag a bad duration too"
+
+
+def test_ids_that_would_clash_in_the_plan_definition():
+    text = MINI.replace("- id: weight-stable", "- id: weight-check").replace("- id: reassign", "- id: education-x")
+    text = text.replace("- id: education\n", "- id: trigger-education-x\n")
+    found = "\n".join(problems_of(text))
+    assert "id 'weight-check' is also a goal id" in found
+    assert "clashes with the exported id of trigger 'education-x'" in found
+
+
+def test_activity_id_too_long_for_a_fhir_id():
+    long_id = "a" * 60
+    found = "\n".join(problems_of(MINI.replace("- id: education\n", f"- id: {long_id}\n")))
+    assert "must fit a FHIR id (64 characters)" in found

@@ -20,7 +20,8 @@ from careflow.region import ROLES, PatientRecord, Region, RegionError, generate_
 from careflow.region.identifiers import nihdi, nihdi_is_valid, ssin, ssin_is_valid
 from careflow.region.practitioners import DISCIPLINES
 
-HCPARTY_FSH = Path("/work/shared/hl7-be/core/input/fsh/codesystems/HCParty.fsh")
+SHARED = Path(os.environ.get("CAREFLOW_SHARED", Path(__file__).resolve().parents[3] / "shared"))  # beside the checkout
+HCPARTY_FSH = SHARED / "hl7-be/core/input/fsh/codesystems/HCParty.fsh"
 ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 PROGRAMME_CODES = {"R95": "13645005", "K77": "84114007", "T90": "44054006"}  # ICPC-2 -> SNOMED CT
 

@@ -12,7 +12,8 @@ import pytest
 from careflow.errors import CareflowError
 from careflow.region import SERVED_TYPES, BundleImportError, ImportStats, read_synthea
 
-SYNTHEA_DIR = Path(os.environ.get("CAREFLOW_SYNTHEA_DIR", "/work/shared/synthea"))
+SHARED = Path(os.environ.get("CAREFLOW_SHARED", Path(__file__).resolve().parents[3] / "shared"))  # beside the checkout
+SYNTHEA_DIR = Path(os.environ.get("CAREFLOW_SYNTHEA_DIR", SHARED / "synthea"))
 PRACTITIONER_BUNDLE = next(iter(sorted(SYNTHEA_DIR.glob("practitionerInformation*.json"))), None)
 needs_synthea = pytest.mark.skipif(
     PRACTITIONER_BUNDLE is None, reason=f"Synthea sample bundles not found in {SYNTHEA_DIR} (set CAREFLOW_SYNTHEA_DIR)"
