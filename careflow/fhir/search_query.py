@@ -20,6 +20,7 @@ structure, so a parameter means the same thing in both.  Semantics, per FHIR R4 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -48,6 +49,8 @@ from careflow.fhir.search_values import (
 
 Prefix = Literal["eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap"]
 PREFIXES: tuple[str, ...] = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
+
+_PLAIN_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
 DEFAULT_COUNT = 50
 MAX_COUNT = 1000
@@ -387,7 +390,7 @@ def _parse_value(param: SearchParam, mod: str | None, target_type: str | None, t
         return TokenValue(system, code or None)
     if kind == "reference":
         raw = unescape(text)
-        if "/" not in raw:
+        if _PLAIN_ID.match(raw):
             return ReferenceValue(target_type, raw)
         rtype, rid = parse_reference(raw)
         if rtype is None:
