@@ -156,11 +156,20 @@ def _parse_rule(element: dict[str, Any], root: str, own_types: dict[str, str], s
     if element.get("path") != expected_path:
         raise _bad(where, f"path should be {expected_path!r}")
     max_raw = element.get("max")
+    if max_raw not in (None, "*") and not (isinstance(max_raw, str) and max_raw.isdigit()):
+        raise _bad(where, f"max {max_raw!r} is neither a number nor '*'")
     max_value = None if max_raw in (None, "*") else int(max_raw)
+    min_value = element.get("min")
+    if min_value is not None and (not isinstance(min_value, int) or min_value < 0):
+        raise _bad(where, f"min {min_value!r} is not a whole number")
     types: list[str] = []
     targets: set[str] = set()
     ext_profiles: list[str] = []
     for t in element.get("type", []):
+        if set(t) - {"code", "targetProfile", "profile"}:
+            raise _bad(where, f"type uses {', '.join(sorted(set(t) - {'code', 'targetProfile', 'profile'}))}, which the checker cannot enforce")
+        if t.get("profile") and t.get("code") != "Extension":
+            raise _bad(where, f"type {t.get('code')} names a profile; the checker only follows extension profiles")
         types.append(t["code"])
         for target in t.get("targetProfile", []):
             target_type = _profile_type(target, own_types)
@@ -176,10 +185,12 @@ def _parse_rule(element: dict[str, Any], root: str, own_types: dict[str, str], s
                 raise _bad(where, f"slices by {d.get('type')!r}; only value and pattern are supported")
         if not slicing.get("discriminator"):
             raise _bad(where, "slicing without a discriminator")
+        if slicing.get("ordered"):
+            raise _bad(where, "ordered slicing cannot be enforced by the checker")
     return Rule(
         id=element_id,
         steps=steps,
-        min=element.get("min"),
+        min=min_value,
         max=max_value,
         fixed=fixed,
         pattern=pattern,

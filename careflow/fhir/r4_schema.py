@@ -18,14 +18,13 @@ import json
 import os
 from functools import cache
 from pathlib import Path
-from typing import Any
-
-from jsonschema import Draft6Validator
-from jsonschema.exceptions import ValidationError
-from jsonschema.protocols import Validator
-from jsonschema.validators import validator_for
+from typing import TYPE_CHECKING, Any
 
 from careflow.errors import R4SchemaUnavailable
+
+if TYPE_CHECKING:  # jsonschema is a test dependency; only validation needs it, not definitions()
+    from jsonschema.exceptions import ValidationError
+    from jsonschema.protocols import Validator
 
 SCHEMA_ENV = "CAREFLOW_R4_SCHEMA"
 DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / "tests" / "data" / "fhir.r4.schema.json.gz"
@@ -105,6 +104,9 @@ def _validator(resource_type: str) -> Validator:
     "not valid under any of the given schemas". Pointing the root at the one definition gives errors
     with paths, and is about 150 times less work.
     """
+    from jsonschema import Draft6Validator
+    from jsonschema.validators import validator_for
+
     root = _schema()
     narrowed = {k: v for k, v in root.items() if k not in ("oneOf", "discriminator")}
     narrowed["$ref"] = f"#/definitions/{resource_type}"
