@@ -214,6 +214,25 @@ def test_a_rule_the_checker_cannot_enforce_is_refused(profile_copy: Path) -> Non
         conformance_errors(TASK)
 
 
+@pytest.mark.parametrize(
+    ("element", "message"),
+    [
+        ({"id": "Task.for", "path": "Task.for", "type": [{"code": "Reference", "aggregation": ["contained"]}]}, "aggregation"),
+        ({"id": "Task.code", "path": "Task.code", "type": [{"code": "CodeableConcept", "profile": ["http://x"]}]}, "names a profile"),
+        ({"id": "Task.input", "path": "Task.input", "slicing": {"discriminator": [{"type": "type", "path": "value"}]}}, "slices by 'type'"),
+        ({"id": "Task.note", "path": "Task.note", "slicing": {"discriminator": [{"type": "value", "path": "text"}], "ordered": True}}, "ordered"),
+        ({"id": "Task.note", "path": "Task.note", "max": "many"}, "neither a number"),
+        ({"id": "Task.note", "path": "Task.notes"}, "path should be"),
+        ({"id": "Task.note", "path": "Task.note", "constraint": [{"key": "x-1"}]}, "constraint"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else v["id"],
+)
+def test_element_rules_the_checker_cannot_enforce_are_refused(profile_copy: Path, element: dict[str, Any], message: str) -> None:
+    _edit(profile_copy, "careflow-task.json", lambda sd: sd["differential"]["element"].append(element))
+    with pytest.raises(ProfileDefinitionError, match=message):
+        conformance_errors(TASK)
+
+
 def test_a_slice_without_a_discriminator_value_is_refused(profile_copy: Path) -> None:
     def unfix(sd: dict[str, Any]) -> None:
         sd["differential"]["element"] = [e for e in sd["differential"]["element"] if e["id"] != "Task.identifier:careflow.system"]

@@ -131,3 +131,16 @@ def test_overdue_marks_and_escalations_conform(program_id: str) -> None:
     updated = [a.resource for a in actions if isinstance(a, UpdateTask)]
     assert created and updated, "200 days late must both mark and escalate"
     _assert_all_conform(created + updated)
+
+
+def test_flagged_plan_with_new_activities_conforms() -> None:
+    """The plan update the trigger engine writes: attention flag raised, new Tasks referenced."""
+    plan_status = pytest.importorskip("careflow.triggers.plan_status")
+    program = PROGRAMS["heart-failure"]
+    ctx = _patient(["heart-failure"], START - timedelta(days=30), True)
+    result = plan(program, ctx, START)
+    careplan_id = ids.careplan_id(ctx.id, program.id)
+    later = [build_task(program, a, ctx, careplan_id, 3, START, START) for a in program.activities]
+    update = plan_status.plan_update(result.careplan, START, new_tasks=later, raise_flag=True)
+    assert update is not None and plan_status.attention(update.resource)
+    _assert_all_conform([update.resource])
