@@ -462,8 +462,6 @@ def _walk_extensions(
         return
     names = tuple(a + rel for a, rel in anchors)
     for key, child in value.items():
-        if key == "contained":
-            continue
         name = key[1:] if key.startswith("_") else key
         child_type = _child_type(type_name, key)
         child_anchors = tuple((a, f"{rel}.{name}") for a, rel in anchors)
@@ -474,7 +472,11 @@ def _walk_extensions(
             item_loc = f"{loc}.{key}[{i}]" if isinstance(child, list) else f"{loc}.{key}"
             if key in ("extension", "modifierExtension") and isinstance(item, dict):
                 yield names, item_loc, item
-            yield from _walk_extensions(item, child_anchors, child_type, item_loc)
+            if isinstance(item, dict) and isinstance(item.get("resourceType"), str):  # contained, Bundle entry
+                nested = item["resourceType"]
+                yield from _walk_extensions(item, ((nested, ""),), nested, item_loc)
+            else:
+                yield from _walk_extensions(item, child_anchors, child_type, item_loc)
 
 
 def extension_errors(resource: dict[str, Any]) -> list[str]:

@@ -144,3 +144,14 @@ def test_flagged_plan_with_new_activities_conforms() -> None:
     update = plan_status.plan_update(result.careplan, START, new_tasks=later, raise_flag=True)
     assert update is not None and plan_status.attention(update.resource)
     _assert_all_conform([update.resource])
+
+
+def test_extensions_inside_a_bundle_are_checked_in_their_own_resource() -> None:
+    from careflow.fhir.profiles import extension_errors
+
+    result = plan(PROGRAMS["copd"], _patient(["copd"], START - timedelta(days=30), True), START)
+    bundle = result.bundle()
+    assert r4_errors(bundle) == [] and extension_errors(bundle) == []
+    task_entry = next(i for i, e in enumerate(bundle["entry"]) if e["resource"]["resourceType"] == "Task")
+    bundle["entry"][0]["resource"]["extension"] = bundle["entry"][task_entry]["resource"]["extension"]  # occurrence on a CareTeam
+    assert any("Bundle.entry[0].resource.extension[0]" in e and "may only be used on Task" in e for e in extension_errors(bundle))
