@@ -19,6 +19,8 @@ from typing import Any, Iterable
 from careflow.errors import NotEligible
 from careflow.naming import (
     CAREPLAN_IDENTIFIER,
+    GOAL_CATEGORY,
+    GOAL_CATEGORY_HL7,
     EXT_OCCURRENCE,
     PROFILE_CAREPLAN,
     PROFILE_CARETEAM,
@@ -36,7 +38,12 @@ from careflow.programs.model import Activity, Coding, Goal, Program, Quantity, T
 
 TRANSLATION = "http://hl7.org/fhir/StructureDefinition/translation"
 CARE_PLAN_CATEGORY = {"system": SNOMED, "code": "734163000", "display": "Care plan"}
-GOAL_CATEGORY = "http://terminology.hl7.org/CodeSystem/goal-category"
+HL7_GOAL_CATEGORIES = frozenset({"dietary", "safety", "behavioral", "nursing", "physiotherapy"})
+
+
+def goal_category_system(code: str) -> str:
+    """HL7's goal-category where it has the code; careflow's own for the rest (physiologic)."""
+    return GOAL_CATEGORY_HL7 if code in HL7_GOAL_CATEGORIES else GOAL_CATEGORY
 COMPARATORS = {"below": "<", "at_most": "<=", "above": ">", "at_least": ">="}
 
 
@@ -285,7 +292,7 @@ def _goal(program: Program, goal: Goal, ctx: PatientContext, start: date, addres
         "id": ids.goal_id(ctx.id, program.id, goal.id),
         "meta": {"profile": [PROFILE_GOAL]},
         "lifecycleStatus": "active",
-        "category": [{"coding": [{"system": GOAL_CATEGORY, "code": goal.category}]}],
+        "category": [{"coding": [{"system": goal_category_system(goal.category), "code": goal.category}]}],
         "description": {"text": text, "_text": text_ext},
         "subject": {"reference": f"Patient/{ctx.id}"},
         "startDate": start.isoformat(),

@@ -208,3 +208,9 @@ class TestPatientInput:
     def test_bad_patient_input(self, data, message):
         with pytest.raises(PatientDataError, match=message):
             context_from_bundle(data)
+
+
+def test_goal_category_uses_a_code_system_that_has_the_code(mini_hf, hf_ctx):
+    for goal in plan(mini_hf, hf_ctx, START).goals:
+        coding = goal["category"][0]["coding"][0]
+        assert coding == {"system": "https://careflow.dev/fhir/CodeSystem/goal-category", "code": "physiologic"}
