@@ -63,3 +63,41 @@ def duplicates(resources: list[dict]) -> dict[str, int]:
 
     seen = Counter(f"{i.get('system')}|{i.get('value')}" for r in resources for i in r.get("identifier", []))
     return {k: n for k, n in seen.items() if n > 1}
+
+
+def count(url: str, rtype: str) -> int:
+    """How many current resources of ``rtype`` the store holds (a count-only search)."""
+    from careflow.fhir.search_query import parse_search
+    from careflow.store.database import open_repository
+
+    repo = open_repository(url, migrate=False)
+    try:
+        return int(repo.search(parse_search(rtype, [("_count", "0")])).total or 0)
+    finally:
+        repo.close()
+
+
+PLAN_TYPES = ("CarePlan", "Task", "Goal", "CareTeam")
+
+
+def plan_resource_ids(url: str) -> dict[str, set[str]]:
+    """Ids of every planned resource in the store, by type."""
+    return {rtype: {r["id"] for r in all_resources(url, rtype)} for rtype in PLAN_TYPES}
+
+
+def reference_plan_ids(region, start, now=None) -> dict[str, set[str]]:
+    """What an uninterrupted engine run produces for ``region`` (in-memory store, no orchestration)."""
+    from careflow.engine import enrolment, sweep
+    from careflow.programs.loader import load_directory
+    from careflow.store.memory import MemoryRepository
+    from workflows.loading import load_resources, region_resources
+
+    repo = MemoryRepository()
+    programs = load_directory(None)
+    load_resources(repo, region_resources(region))
+    enrolment.enrol(repo, programs, enrolment.find_candidates(repo, programs), start)
+    if now is not None:
+        sweep.sweep(repo, programs, now)
+    from careflow.engine.reading import search_all
+
+    return {rtype: {s.id for s in search_all(repo, rtype, [])} for rtype in PLAN_TYPES}
