@@ -11,7 +11,6 @@ from typing import Any
 from careflow.naming import EXT_OCCURRENCE, TASK_BUSINESS_STATUS
 from careflow.planning.patient import PatientContext, context_from_resources
 from careflow.planning.planner import plan_all
-from careflow.programs.loader import load_program
 from careflow.programs.model import Program
 from careflow.triggers.actions import Action, CreateTask, UpdatePlan, UpdateTask
 from careflow.triggers.sweep import sweep_plan
