@@ -8,6 +8,7 @@ rows (``careflow.fhir.search_match`` for memory, ``careflow.store.sql_search`` f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime
 from typing import Any, Iterator, NamedTuple
 
@@ -83,14 +84,16 @@ _NAME_PARTS = ("family", "given", "prefix", "suffix", "text")
 _ADDRESS_PARTS = ("line", "city", "district", "state", "postalCode", "country", "text")
 
 
-def values_at(node: Any, path: str) -> Iterator[Any]:
-    """Every value at a dotted path, flattening lists at each step."""
+def values_at(node: Any, path: str | tuple[str, ...]) -> Iterator[Any]:
+    """Every value at a dotted path (or pre-split steps), flattening lists at each step."""
     items = [node]
-    for step in path.split("."):
+    for step in path.split(".") if isinstance(path, str) else path:
         nxt: list[Any] = []
         for item in items:
-            if isinstance(item, dict) and step in item:
-                value = item[step]
+            if isinstance(item, dict):
+                value = item.get(step)
+                if value is None:
+                    continue
                 if isinstance(value, list):
                     nxt.extend(value)
                 else:
@@ -101,13 +104,25 @@ def values_at(node: Any, path: str) -> Iterator[Any]:
     yield from items
 
 
+@lru_cache(maxsize=None)
+def _plan(rtype: str) -> tuple[tuple[tuple[str, ...], tuple[SearchParam, ...]], ...]:
+    """Per path (split once), the parameters reading it: 'subject' feeds both patient and subject."""
+    by_path: dict[tuple[str, ...], list[SearchParam]] = {}
+    for param in indexed_params(rtype):
+        for path in param.paths:
+            by_path.setdefault(tuple(path.split(".")), []).append(param)
+    return tuple((steps, tuple(params)) for steps, params in by_path.items())
+
+
 def extract_index(resource: dict[str, Any]) -> IndexRows:
     """Index rows for every declared parameter of the resource's type (duplicates removed)."""
     rows = IndexRows()
-    rtype = resource.get("resourceType", "")
-    for param in indexed_params(rtype):
-        for value in (v for path in param.paths for v in values_at(resource, path)):
-            _add(rows, param, value)
+    for steps, params in _plan(resource.get("resourceType", "")):
+        if steps[0] not in resource:
+            continue
+        for value in values_at(resource, steps):
+            for param in params:
+                _add(rows, param, value)
     for name in ("token", "reference", "date", "string", "quantity", "uri"):
         lst = getattr(rows, name)
         if len(lst) > 1:

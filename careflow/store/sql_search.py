@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select, true
 
 from careflow.fhir.search_index import TABLE_OF_TYPE
 from careflow.fhir.search_query import (
@@ -29,13 +29,43 @@ _SORT_COLUMN = {"token": "code", "date": "low", "string": "norm", "quantity": "v
 
 
 def filter_clause(rtype: str, criteria: tuple[Criterion, ...]) -> ColumnElement[bool]:
-    """WHERE clause on ``resource`` selecting current, non-deleted ``rtype`` resources that match."""
-    clauses: list[ColumnElement[bool]] = [resource.c.type == rtype, resource.c.deleted == false()]
-    clauses.extend(criterion_clause(rtype, c) for c in criteria)
+    """WHERE clause on ``resource`` selecting current, non-deleted ``rtype`` resources that match.
+
+    The most selective-looking positive criterion *drives* the search (``pk IN (index range)``); the
+    others are correlated ``EXISTS`` probes on the (res_pk, param) index.  Without this SQLite, lacking
+    statistics, scans every resource of the type and materialises each criterion's full row set.
+    """
+    driver = min((c for c in criteria if _drivable(c)), key=_selectivity_rank, default=None)
+    clauses: list[ColumnElement[bool]] = [resource.c.deleted == false()]
+    if driver is None or driver.param.column == "id":
+        clauses.append(resource.c.type == rtype)  # index rows already carry the type
+    clauses.extend(criterion_clause(rtype, c, drive=c is driver) for c in criteria)
     return and_(*clauses)
 
 
-def criterion_clause(rtype: str, c: Criterion) -> ColumnElement[bool]:
+def _drivable(c: Criterion) -> bool:
+    if c.param.column == "last_updated":
+        return False
+    return c.modifier != "not" and c.missing is not True
+
+
+def _selectivity_rank(c: Criterion) -> int:
+    """Lower is likelier to be selective (no statistics needed): ids and references first, bare codes last."""
+    if c.param.column == "id":
+        return 0
+    if c.chain or c.missing is False:
+        return 6 if c.missing is False else 3
+    kind = c.param.type
+    if kind == "reference":
+        return 1
+    if kind == "token":
+        return 2 if any(isinstance(v, TokenValue) and v.system for v in c.values) else 5
+    if kind in ("uri",) or c.modifier == "exact":
+        return 2
+    return 4
+
+
+def criterion_clause(rtype: str, c: Criterion, *, drive: bool = True) -> ColumnElement[bool]:
     param = c.param
     if param.column == "id":
         ids = [v.code for v in c.values if isinstance(v, TokenValue) and v.code is not None]
@@ -45,14 +75,18 @@ def criterion_clause(rtype: str, c: Criterion) -> ColumnElement[bool]:
         col = resource.c.last_updated
         return or_(*(_date_clause(v, col, col) for v in c.values if isinstance(v, DateValue)))
     table = INDEX_TABLES[TABLE_OF_TYPE[param.type]]
-    base = select(table.c.res_pk).where(table.c.rtype == rtype, table.c.param == param.name)
     if c.missing is not None:
-        return resource.c.pk.not_in(base) if c.missing else resource.c.pk.in_(base)
-    if c.chain:
-        return resource.c.pk.in_(base.where(or_(*(_chain_clause(table, t, inner) for t, inner in c.chain))))
-    value_clause = or_(*(_value_clause(table, c.modifier, v) for v in c.values))
-    sub = base.where(value_clause)
-    return resource.c.pk.not_in(sub) if c.modifier == "not" else resource.c.pk.in_(sub)
+        where: ColumnElement[bool] = true()
+    elif c.chain:
+        where = or_(*(_chain_clause(table, t, inner) for t, inner in c.chain))
+    else:
+        where = or_(*(_value_clause(table, c.modifier, v) for v in c.values))
+    negate = c.missing is True or c.modifier == "not"
+    if drive and not negate:
+        return resource.c.pk.in_(select(table.c.res_pk).where(table.c.rtype == rtype, table.c.param == param.name, where))
+    # no rtype term: res_pk implies it, and leaving it out steers SQLite to the (res_pk, param) index
+    probe = exists().where(table.c.res_pk == resource.c.pk, table.c.param == param.name, where)
+    return ~probe if negate else probe
 
 
 def _chain_clause(ref_table: Any, target_type: str, inner: Criterion) -> ColumnElement[bool]:
@@ -168,7 +202,7 @@ def order_by(rtype: str, keys: tuple[SortKey, ...]) -> list[Any]:
             agg = func.max if key.descending else func.min
             expr = (
                 select(agg(table.c[_SORT_COLUMN[kind]]))
-                .where(table.c.res_pk == resource.c.pk, table.c.rtype == rtype, table.c.param == param.name)
+                .where(table.c.res_pk == resource.c.pk, table.c.param == param.name)  # (res_pk, param) index
                 .scalar_subquery()
             )
         terms.append(expr.desc().nulls_last() if key.descending else expr.asc().nulls_last())

@@ -176,21 +176,25 @@ class UnitOfWorkBase(ABC):
     def update(self, resource: dict[str, Any], *, if_match: int | None = None) -> tuple[Stored, bool]:
         rtype = resource_type_of(resource)
         rid = check_id(resource.get("id"))
+        index: IndexRows | None = None
+        if if_match is None:
+            # insert first: ingest PUTs mostly new ids, and the unique (type, id) key settles races
+            first = stamp(resource, rtype, rid, 1, utc_now())
+            index = extract_index(first.resource or {})
+            if self._insert(first, index):
+                self._notify("create", first)
+                return first, True
         cur = self._current(rtype, rid, lock=True)
         if cur is None:
             if if_match is not None:
                 raise NotFound(rtype, rid)
-            stored = stamp(resource, rtype, rid, 1, utc_now())
-            if self._insert(stored, extract_index(stored.resource or {})):
-                self._notify("create", stored)
-                return stored, True
-            cur = self._current(rtype, rid, lock=True)  # a concurrent PUT created it first
-            if cur is None:
-                raise ResourceConflict(f"{rtype}/{rid} is being created concurrently; retry")
+            raise ResourceConflict(f"{rtype}/{rid} is being written concurrently; retry")
         if if_match is not None and if_match != cur.version:
             raise VersionConflict(rtype, rid, if_match, cur.version)
         stored = stamp(resource, rtype, rid, cur.version + 1, utc_now())
-        if not self._replace(cur, stored, extract_index(stored.resource or {})):
+        if index is None:
+            index = extract_index(stored.resource or {})  # meta is not indexed: one extraction serves any version
+        if not self._replace(cur, stored, index):
             raise VersionConflict(rtype, rid, if_match if if_match is not None else cur.version, None)
         self._notify("create" if cur.deleted else "update", stored)
         return stored, cur.deleted
