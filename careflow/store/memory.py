@@ -13,7 +13,7 @@ import itertools
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
 
 from careflow.errors import Gone, NotFound
@@ -135,6 +135,7 @@ class MemoryUnitOfWork(UnitOfWorkBase):
             types = [type] if type is not None else list(self._s.entries)
             versions = [v for t in types for e in self._s.entries.get(t, {}).values() for v in e.versions]
         if since is not None:
+            since = since if since.tzinfo is not None else since.replace(tzinfo=timezone.utc)  # naive = UTC
             versions = [v for v in versions if v.last_updated >= since]
         versions.sort(key=lambda v: (v.last_updated, v.version), reverse=True)
         return len(versions), versions[offset: offset + count]

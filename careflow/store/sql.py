@@ -90,7 +90,8 @@ HOT_SQL = {"sqlite": HotSql("sqlite"), "postgresql": HotSql("postgresql")}
 
 
 def _naive(moment: datetime) -> datetime:
-    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+    """Naive UTC for the DateTime columns; a naive input is taken to be UTC already."""
+    return moment if moment.tzinfo is None else moment.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 def _aware(moment: datetime) -> datetime:
@@ -98,9 +99,10 @@ def _aware(moment: datetime) -> datetime:
 
 
 def _stored(row: Row[Any]) -> Stored:
-    content = row.content
+    """Row of ``_COLUMNS`` -> Stored (positional access: named Row attributes cost more than the JSON parse)."""
+    _, rtype, rid, version, last_updated, deleted, content = row
     return Stored(
-        row.type, row.id, row.version, _aware(row.last_updated), bool(row.deleted),
+        rtype, rid, version, last_updated.replace(tzinfo=timezone.utc), bool(deleted),
         orjson.loads(content) if content is not None else None,
     )
 
@@ -267,21 +269,35 @@ class SqlUnitOfWork(UnitOfWorkBase):
         return total, [_stored(r) for r in rows]
 
     def search(self, query: SearchQuery) -> SearchResult:
+        """Filter once: page keys and the total come from one statement (``count(*) OVER ()``), then
+        the page's JSON is fetched by primary key."""
         self.flush()
         where = filter_clause(query.type, query.criteria)
-        total: int | None = None
-        if query.total or query.total_only:
-            total = self._conn.execute(select(func.count()).select_from(resource).where(where)).scalar() or 0
         if query.total_only:
+            total = self._conn.execute(select(func.count()).select_from(resource).where(where)).scalar() or 0
             return SearchResult(total, [], [])
-        rows = self._conn.execute(
-            select(*_COLUMNS).select_from(_CURRENT).where(where)
-            .order_by(*order_by(query.type, query.sort)).limit(query.count).offset(query.offset)
+        want_total = query.total
+        keys = select(resource.c.pk, func.count().over().label("total")) if want_total else select(resource.c.pk)
+        page = self._conn.execute(
+            keys.where(where).order_by(*order_by(query.type, query.sort)).limit(query.count).offset(query.offset)
         ).all()
+        total: int | None = None
+        if want_total:
+            if page:
+                total = page[0][1]
+            elif query.offset == 0:
+                total = 0
+            else:  # paged past the end: the window saw no rows
+                total = self._conn.execute(select(func.count()).select_from(resource).where(where)).scalar() or 0
+        if not page:
+            return SearchResult(total, [], [])
+        pks = [r[0] for r in page]
+        by_pk = {r[0]: r for r in self._conn.execute(select(*_COLUMNS).select_from(_CURRENT).where(resource.c.pk.in_(pks)))}
+        rows = [by_pk[pk] for pk in pks if pk in by_pk]
         matches = [_stored(r) for r in rows]
         included: list[Stored] = []
-        if (query.includes or query.revincludes) and rows:
-            included = self._included({r.pk: (r.type, r.id) for r in rows}, query)
+        if query.includes or query.revincludes:
+            included = self._included({r[0]: (r[1], r[2]) for r in rows}, query)
         return SearchResult(total, matches, included)
 
     def _included(self, frontier: dict[int, tuple[str, str]], query: SearchQuery) -> list[Stored]:

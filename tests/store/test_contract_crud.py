@@ -318,3 +318,11 @@ def test_outbox_claim_and_done(repo):
     assert repo.outbox_claim(10) == []
     repo.outbox_done([e.id for e in first + second])
     assert repo.outbox_claim(10) == []
+
+
+def test_history_since_accepts_naive_utc(repo):
+    with repo.unit_of_work() as uow:
+        stored, _ = uow.update(patient(id="p1"))
+    naive = stored.last_updated.replace(tzinfo=None)
+    assert repo.history("Patient", "p1", since=naive)[0] == 1
+    assert repo.history("Patient", "p1", since=naive + timedelta(seconds=1))[0] == 0
