@@ -78,3 +78,115 @@ def test_sqlite_enrolment_killed_mid_run_then_rerun(tmp_path, prefect_api, regio
     plans = all_resources(url, "CarePlan")
     per_programme = {(p["subject"]["reference"], p["instantiatesCanonical"][0]) for p in plans}
     assert len(per_programme) == len(plans)  # one CarePlan per patient and programme
+
+
+# --- PostgreSQL: the database itself goes away mid-sweep --------------------------------------------
+
+PG_BIN = sorted(__import__("glob").glob("/usr/lib/postgresql/*/bin"))
+
+
+class ThrowawayPostgres:
+    """A private PostgreSQL cluster in a temp dir on a free port (run as the postgres user when root)."""
+
+    def __init__(self, base, port: int) -> None:
+        self.dir = base / "data" / "pgdata"
+        self.port = port
+        self.bin = PG_BIN[-1]
+        self.log = base / "data" / "pg.log"
+        self.prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+    def _run(self, *args: str) -> None:
+        subprocess.run([*self.prefix, *args], check=True, capture_output=True, text=True, timeout=120)
+
+    def init(self) -> None:
+        self.dir.parent.mkdir(parents=True, exist_ok=True)
+        if self.prefix:
+            import shutil
+
+            shutil.chown(self.dir.parent, "postgres")
+        self._run(f"{self.bin}/initdb", "-D", str(self.dir), "-A", "trust", "-U", "postgres", "--no-sync")
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run(f"{self.bin}/pg_ctl", "-D", str(self.dir), "-o", options, "-l", str(self.log), "-w", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run(f"{self.bin}/pg_ctl", "-D", str(self.dir), "-m", mode, "-w", "stop")
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+
+@pytest.fixture
+def throwaway_pg():
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from flow_helpers import free_port
+
+    if not PG_BIN:
+        pytest.skip("no PostgreSQL server binaries (/usr/lib/postgresql/*/bin) to start a throwaway instance")
+    base = Path(tempfile.mkdtemp(prefix="careflow-pg-"))  # not under pytest's 0700 tmp: postgres must enter it
+    base.chmod(0o755)
+    pg = ThrowawayPostgres(base, free_port())
+    try:
+        pg.init()
+        pg.start()
+    except (subprocess.CalledProcessError, OSError) as exc:
+        pytest.skip(f"cannot start a throwaway PostgreSQL: {getattr(exc, 'stderr', '') or exc}")
+    yield pg
+    try:
+        pg.stop("immediate")
+    except subprocess.CalledProcessError:
+        pass
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def _task_states(url: str) -> set[tuple[str, str]]:
+    return {(t["id"], t["status"]) for t in all_resources(url, "Task")}
+
+
+def test_postgres_stopped_mid_sweep_then_restarted(throwaway_pg, prefect_api):
+    from careflow.engine import enrolment
+    from careflow.programs.loader import load_directory
+    from careflow.region.generate import generate_region
+    from careflow.store.database import open_repository
+
+    region = generate_region(4000, seed=5)
+    url = throwaway_pg.url
+    load_region(url, region)
+    repo = open_repository(url)
+    programs = load_directory(None)
+    enrolment.enrol(repo, programs, enrolment.find_candidates(repo, programs), START)
+    repo.close()
+    expected = reference_plan_ids(region, START, SWEEP_AT)
+    planned = count(url, "Task")
+    assert len(expected["Task"]) > planned  # the sweep has work to do
+
+    env = subprocess_env(prefect_api, CAREFLOW_DATABASE_URL=url)
+    args = [PYTHON, "-m", "careflow.cli", "sweep", "--now", SWEEP_AT.isoformat(), "--partitions", "4"]
+    proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        _wait_for(lambda: count(url, "Task") >= planned + 20, proc, 600, "the sweep opened its first tasks")
+        assert proc.poll() is None, "the sweep must still be running when the database goes"
+        throwaway_pg.stop("immediate")  # the database crashes: no checkpoint, open transactions lost
+        time.sleep(3)
+        throwaway_pg.start()  # back within the flows' retry backoff (2 + 4 + 8 + 16 s)
+        out, err = proc.communicate(timeout=900)
+    finally:
+        _kill_group(proc)
+    assert "Traceback" not in err
+    # the interrupted run either finished through its retries or failed with one line; both are fine
+    assert proc.returncode == 0 or (proc.returncode == 1 and len(err.strip().splitlines()) >= 1), err
+
+    rerun = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert rerun.returncode == 0, rerun.stderr
+    assert plan_resource_ids(url)["Task"] == expected["Task"]
+    assert not duplicates(all_resources(url, "Task"))
+    # a further sweep at the same moment finds nothing left to do
+    again = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0 and " 0 tasks-opened" in again.stdout, again.stdout + again.stderr
+    assert plan_resource_ids(url)["Task"] == expected["Task"]
