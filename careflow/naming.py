@@ -66,6 +66,7 @@ EXT_START_OFFSET = f"{BASE}/StructureDefinition/start-offset"  # valueDuration o
 EXT_DUE_WITHIN = f"{BASE}/StructureDefinition/due-within"  # valueDuration on an action
 EXT_PATIENT_INSTRUCTION = f"{BASE}/StructureDefinition/patient-instruction"  # complex: en, nl (valueString)
 EXT_TARGET_STABLE_WITHIN = f"{BASE}/StructureDefinition/target-stable-within"  # valueQuantity on goal.target
+EXT_TARGET_RATIO = f"{BASE}/StructureDefinition/target-ratio"  # valueRatio on PlanDefinition.goal.target (R4 has no detailRatio there)
 EXT_TRIGGER_ACTIVITY = f"{BASE}/StructureDefinition/trigger-activity"  # valueCode (activity id or any)
 EXT_OVERDUE_BY = f"{BASE}/StructureDefinition/overdue-by"  # valueDuration on a TriggerDefinition
 EXT_OBSERVATION_RULE = f"{BASE}/StructureDefinition/observation-rule"  # complex: above|below|rises-by|falls-by, within, value-in

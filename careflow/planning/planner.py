@@ -119,6 +119,9 @@ def _target(t: Target, ctx: PatientContext, due: date | None) -> dict[str, Any]:
     elif kind == "between":
         low, high = t.between  # type: ignore[misc]
         out["detailRange"] = {"low": _quantity(low), "high": _quantity(high)}
+    elif kind == "ratio":
+        assert t.ratio is not None
+        out["detailRatio"] = {"numerator": _quantity(t.ratio.numerator), "denominator": _quantity(t.ratio.denominator)}
     else:  # stable_within: around the latest measured value when we know it
         q = t.stable_within
         assert q is not None

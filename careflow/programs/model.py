@@ -29,6 +29,7 @@ IsoDuration = Annotated[
     AfterValidator(_check_duration),
     Field(json_schema_extra={"pattern": JSON_PATTERN}, description="ISO 8601 duration, e.g. P3M, P14D, P1Y"),
 ]
+TARGET_KINDS = ("below", "at_most", "above", "at_least", "between", "stable_within", "ratio")
 Priority = Literal["routine", "urgent", "asap", "stat"]
 Group = Literal["A", "B", "C", "D"]
 
@@ -105,6 +106,11 @@ class Role(Strict):
 # ---------------------------------------------------------------- what we aim for
 
 
+class Ratio(Strict):
+    numerator: Quantity
+    denominator: Quantity
+
+
 class Target(Strict):
     """One measurable target; exactly one of the bounds is given."""
 
@@ -115,20 +121,21 @@ class Target(Strict):
     at_least: Quantity | None = None
     between: tuple[Quantity, Quantity] | None = None
     stable_within: Quantity | None = Field(default=None, description="no more than this away from the baseline")
+    ratio: Ratio | None = Field(default=None, description="a target ratio, e.g. a FEV1/FVC of 70/100")
 
     @model_validator(mode="after")
     def _one_bound(self) -> Target:
-        given = [k for k in ("below", "at_most", "above", "at_least", "between", "stable_within") if getattr(self, k)]
+        given = [k for k in TARGET_KINDS if getattr(self, k)]
         if len(given) != 1:
             raise ValueError(
-                "a target needs exactly one of below, at_most, above, at_least, between, stable_within"
+                "a target needs exactly one of below, at_most, above, at_least, between, stable_within, ratio"
                 + (f" (found {', '.join(given)})" if given else "")
             )
         return self
 
     @property
     def kind(self) -> str:
-        return next(k for k in ("below", "at_most", "above", "at_least", "between", "stable_within") if getattr(self, k))
+        return next(k for k in TARGET_KINDS if getattr(self, k))
 
 
 class Goal(Strict):

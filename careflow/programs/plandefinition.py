@@ -36,6 +36,7 @@ from careflow.naming import (
     EXT_PATIENT_INSTRUCTION,
     EXT_PLAN_PERIOD,
     EXT_START_OFFSET,
+    EXT_TARGET_RATIO,
     EXT_TARGET_STABLE_WITHIN,
     GOAL_CATEGORY,
     GOAL_CATEGORY_HL7,
@@ -142,6 +143,13 @@ def _target(t: Target, due: str | None) -> Json:
     elif kind == "between":
         assert t.between is not None
         out["detailRange"] = {"low": quantity(t.between[0]), "high": quantity(t.between[1])}
+    elif kind == "ratio":
+        r = t.ratio
+        assert r is not None
+        out["extension"] = [{"url": EXT_TARGET_RATIO, "valueRatio": {"numerator": quantity(r.numerator), "denominator": quantity(r.denominator)}}]
+        out["detailCodeableConcept"] = {
+            "text": f"{number_text(r.numerator.value)} {r.numerator.unit} / {number_text(r.denominator.value)} {r.denominator.unit}"
+        }
     else:
         q = t.stable_within
         assert q is not None
@@ -344,15 +352,19 @@ def _read_target(node: Node) -> Json | None:
     """A target mapping, or None for a bare target that only carries the goal's due."""
     measure = node.child("measure")
     stable = node.extension(EXT_TARGET_STABLE_WITHIN)
+    ratio = node.extension(EXT_TARGET_RATIO)
     quantity_detail = node.child("detailQuantity")
     range_detail = node.child("detailRange")
     if measure is None:
-        if stable or quantity_detail or range_detail:
+        if stable or ratio or quantity_detail or range_detail:
             raise node.fail("a target with a detail needs a measure", "measure")
         return None
     out: Json = {"measure": read_single_coding(measure)}
     if stable is not None:
         out["stable_within"] = read_quantity(stable.req_child("valueQuantity"))
+    elif ratio is not None:
+        value = ratio.req_child("valueRatio")
+        out["ratio"] = {"numerator": read_quantity(value.req_child("numerator")), "denominator": read_quantity(value.req_child("denominator"))}
     elif quantity_detail is not None:
         comparator = quantity_detail.string("comparator")
         if comparator not in _KIND_OF_COMPARATOR:

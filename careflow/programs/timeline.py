@@ -25,6 +25,8 @@ def _target(t: Target) -> str:
     words = {"below": "below", "at_most": "at most", "above": "above", "at_least": "at least"}
     if t.kind in words:
         return f"{name} {words[t.kind]} {q.value:g} {q.unit}"
+    if t.kind == "ratio":
+        return f"{name} at {q.numerator.value:g} {q.numerator.unit} / {q.denominator.value:g} {q.denominator.unit}"
     if t.kind == "between":
         return f"{name} between {q[0].value:g} and {q[1].value:g} {q[1].unit}"
     return f"{name} stable within {q.value:g} {q.unit}"

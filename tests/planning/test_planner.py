@@ -214,3 +214,18 @@ def test_goal_category_uses_a_code_system_that_has_the_code(mini_hf, hf_ctx):
     for goal in plan(mini_hf, hf_ctx, START).goals:
         coding = goal["category"][0]["coding"][0]
         assert coding == {"system": "https://careflow.dev/fhir/CodeSystem/goal-category", "code": "physiologic"}
+
+
+def test_ratio_target_becomes_detail_ratio(hf_ctx):
+    from pathlib import Path
+
+    from careflow.programs.loader import parse_program
+
+    text = (Path(__file__).resolve().parents[1] / "programs/fixtures/mini-hf.yaml").read_text()
+    text = text.replace("        stable_within: {value: 2, unit: kg}",
+                        "        ratio: {numerator: {value: 70, unit: '%'}, denominator: {value: 100, unit: '%'}}")
+    goal = next(g for g in plan(parse_program(text), hf_ctx, START).goals if g["description"]["text"] == "Weight stable")
+    ratio = goal["target"][0]["detailRatio"]
+    assert ratio["numerator"]["value"] == 70 and ratio["denominator"]["unit"] == "%"
+    validate_resource(goal)
+    assert r4_errors(goal) == []

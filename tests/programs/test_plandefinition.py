@@ -110,7 +110,10 @@ RICH: dict[str, Any] = {
             "id": "weight",
             "title": _t("Weight stable", "Gewicht stabiel"),
             "category": "dietary",
-            "targets": [{"measure": WEIGHT, "stable_within": _q(2, "kg")}],
+            "targets": [
+                {"measure": WEIGHT, "stable_within": _q(2, "kg")},
+                {"measure": {"system": "loinc", "code": "19926-5"}, "ratio": {"numerator": _q(70, "%"), "denominator": _q(100, "%")}},
+            ],
             "due": "P1Y6M",
         },
         {"id": "no-falls", "title": _t("No falls", "Geen valpartijen"), "category": "safety", "due": "P3M"},
@@ -300,7 +303,7 @@ def _nl(element: dict[str, Any], name: str) -> str:
 def test_rich_programme_covers_the_model() -> None:
     p = _program()
     kinds = {t.kind for g in p.goals for t in g.targets}
-    assert kinds == {"below", "at_most", "above", "at_least", "between", "stable_within"}
+    assert kinds == {"below", "at_most", "above", "at_least", "between", "stable_within", "ratio"}
     assert {t.when.kind for t in p.triggers} == {"overdue", "completed", "rejected", "observation"}
     steps = {k for t in p.triggers for k in ("escalate_to", "priority", "start", "reassign_to", "create_task", "flag_plan") if getattr(t.then, k)}
     assert steps == {"escalate_to", "priority", "start", "reassign_to", "create_task", "flag_plan"}
@@ -745,7 +748,8 @@ def test_compiler_knows_every_field_of_the_model() -> None:
         model.AgeBounds: {"min", "max"},
         model.Role: {"title", "codes"},
         model.Goal: {"id", "title", "category", "targets", "due"},
-        model.Target: {"measure", "below", "at_most", "above", "at_least", "between", "stable_within"},
+        model.Target: {"measure", "below", "at_most", "above", "at_least", "between", "stable_within", "ratio"},
+        model.Ratio: {"numerator", "denominator"},
         model.Activity: {"id", "title", "description", "role", "code", "timing", "after", "only_if", "priority", "instructions"},
         model.Timing: {"start", "every", "times", "due_within"},
         model.Only: {"new_diagnosis", "groups", "min_age"},
