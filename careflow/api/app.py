@@ -25,16 +25,19 @@ def create_app(
     *,
     now: Callable[[], datetime] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    store_threads: int = 8,
 ) -> FastAPI:
     """Build the app. ``programs``: loaded care programmes (for ``PlanDefinition/$apply``);
-    ``now``: the clock (tests pin it); ``max_body_bytes``: request size cap (413 above it)."""
+    ``now``: the clock (tests pin it); ``max_body_bytes``: request size cap (413 above it);
+    ``store_threads``: how many requests may work in the (synchronous) store at once."""
     app = FastAPI(
         title="careflow FHIR R4 API",
         description="FHIR R4 REST API of careflow (JSON only). CapabilityStatement at /fhir/metadata.",
         default_response_class=FhirResponse,
     )
     progs = list(programs.values()) if isinstance(programs, dict) else list(programs or [])
-    state = ApiState(repository=repository, now=now or _utc_now, max_body_bytes=max_body_bytes)
+    state = ApiState(repository=repository, now=now or _utc_now, max_body_bytes=max_body_bytes,
+                     store_threads=store_threads)
     register_operations(state, progs)
     app.state.careflow = state
     install_error_handlers(app)

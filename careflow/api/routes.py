@@ -11,7 +11,8 @@ from datetime import datetime
 from typing import Any, Callable
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
+import anyio
+import anyio.to_thread
 
 from careflow.api.capability import capability_statement
 from careflow.api.headers import parse_prefer, parse_version_tag, resource_headers
@@ -36,8 +37,21 @@ class ApiState:
     repository: Repository
     now: Callable[[], datetime]
     max_body_bytes: int
+    store_threads: int = 8
     operations: dict[tuple[str, str], Callable[..., FhirResult]] = field(default_factory=dict)
     operation_docs: list[tuple[str, str, str, str]] = field(default_factory=list)
+    _limiter: anyio.CapacityLimiter | None = None
+
+    def limiter(self) -> anyio.CapacityLimiter:
+        """Store calls run in at most ``store_threads`` threads, admitted first come first served: more
+        threads than cores only trade the GIL back and forth and stretch the latency tail."""
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.store_threads)
+        return self._limiter
+
+
+async def in_store_thread(request: Request, fn: Callable[..., Any], *args: Any) -> Any:
+    return await anyio.to_thread.run_sync(fn, *args, limiter=_state(request).limiter())
 
 
 def _state(request: Request) -> ApiState:
@@ -75,7 +89,7 @@ async def _run(request: Request, req: FhirRequest) -> FhirResponse:
         with repo.unit_of_work() as uow:
             return execute(uow, req, ctx)
 
-    return _to_response(ctx, await run_in_threadpool(work))
+    return _to_response(ctx, await in_store_thread(request, work))
 
 
 def _prefer(request: Request) -> Any:
@@ -105,7 +119,7 @@ async def transaction(request: Request) -> FhirResponse:
     prefer = parse_prefer(request.headers.get("prefer"))
     if prefer.return_ == "representation" and "return=" not in (request.headers.get("prefer") or ""):
         prefer = type(prefer)("minimal", prefer.handling, prefer.respond_async)
-    out = await run_in_threadpool(process_bundle, st.repository, body, ctx, prefer)
+    out = await in_store_thread(request, process_bundle, st.repository, body, ctx, prefer)
     return FhirResponse(out)
 
 
