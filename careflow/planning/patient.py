@@ -120,6 +120,32 @@ def observation_fact(obs: dict[str, Any]) -> ObservationFact:
     )
 
 
+def observation_facts(obs: dict[str, Any]) -> list[ObservationFact]:
+    """The Observation, and each of its components as a fact of its own.
+
+    A blood-pressure panel (LOINC 85354-9 / 55284-4) carries systolic 8480-6 and diastolic 8462-4
+    as components; goals and trigger rules name the component codes, so they must see them.
+    """
+    main = observation_fact(obs)
+    out = [main]
+    for comp in obs.get("component") or ():
+        if not isinstance(comp, dict):
+            continue
+        q = comp.get("valueQuantity") or {}
+        value = q.get("value")
+        out.append(
+            ObservationFact(
+                main.id,
+                _codes(comp.get("code")),
+                main.when,
+                float(value) if isinstance(value, (int, float)) else None,
+                q.get("code") or q.get("unit"),
+                _codes(comp.get("valueCodeableConcept")),
+            )
+        )
+    return out
+
+
 def _group(patient: dict[str, Any]) -> str | None:
     for tag in (patient.get("meta") or {}).get("tag") or ():
         if tag.get("system") == POPULATION_GROUP:
@@ -152,7 +178,7 @@ def context_from_resources(
         group=_group(patient),
         neighbourhood=_neighbourhood(patient),
         conditions=tuple(condition_fact(c) for c in conditions),
-        observations=tuple(observation_fact(o) for o in observations),
+        observations=tuple(f for o in observations for f in observation_facts(o)),
         team=dict(team or {}),
         organization=organization,
     )

@@ -229,3 +229,16 @@ def test_ratio_target_becomes_detail_ratio(hf_ctx):
     assert ratio["numerator"]["value"] == 70 and ratio["denominator"]["unit"] == "%"
     validate_resource(goal)
     assert r4_errors(goal) == []
+
+
+def test_blood_pressure_panel_components_are_facts_of_their_own():
+    panel = {"resourceType": "Observation", "id": "bp", "status": "final",
+             "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+             "effectiveDateTime": "2025-12-01T09:00:00Z",
+             "component": [
+                 {"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]}, "valueQuantity": {"value": 150, "unit": "mm[Hg]"}},
+                 {"code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]}, "valueQuantity": {"value": 95, "unit": "mm[Hg]"}}]}
+    ctx = context_from_resources(patient(), [condition("K77")], [panel])
+    values = {f.codes[0][1]: f.value for f in ctx.observations}
+    assert values == {"85354-9": None, "8480-6": 150.0, "8462-4": 95.0}
+    assert all(f.id == "Observation/bp" for f in ctx.observations)
