@@ -12,6 +12,9 @@ Two passes, because the ``fhir.resources`` models are lenient where FHIR JSON is
 R4 vs R4B (the models are R4B; our wire format is R4):
 - R4B added ``subjectCanonical`` to ``PlanDefinition``, ``PlanDefinition.action`` and
   ``ActivityDefinition``; the R4B models accept it, we reject it (see ``_R4B_ONLY_ELEMENTS``).
+- R4B added the datatypes ``CodeableReference`` and ``RatioRange`` and made them choices of open
+  ``[x]`` elements (``Extension.valueCodeableReference`` ...); any choice element ending in those
+  type names is refused.
 - Resource types that exist only in R4B (``SubscriptionTopic``, ``Citation``, ...) are refused;
   R4-only types removed in R4B (``MedicinalProduct*``, ``EffectEvidenceSynthesis``, ...) cannot
   be validated with these models and are refused too.
@@ -54,6 +57,9 @@ R4B_ONLY_TYPES = frozenset(
 _R4B_ONLY_ELEMENTS: dict[str, frozenset[str]] = {
     "subjectCanonical": frozenset({"PlanDefinition", "ActivityDefinition"}),
 }
+
+# choice-element suffixes naming datatypes R4 does not have
+_R4B_ONLY_CHOICE_SUFFIXES = ("CodeableReference", "RatioRange")
 
 _MAX_PROBLEMS = 20  # enough to fix a resource; keeps outcomes small for garbage input
 
@@ -129,6 +135,8 @@ def _json_problems(resource: dict[str, Any], resource_type: str) -> list[tuple[s
                 child_path = f"{path}.{key}"
                 if rtype in _R4B_ONLY_ELEMENTS.get(key, ()):
                     problems.append((child_path, f"{key} is an R4B element, not part of FHIR R4"))
+                elif key.endswith(_R4B_ONLY_CHOICE_SUFFIXES) and key[:1].islower():
+                    problems.append((child_path, f"{key}: the datatype exists in R4B, not in FHIR R4"))
                 if child is None:
                     problems.append((child_path, "null is not allowed in FHIR JSON"))
                     continue

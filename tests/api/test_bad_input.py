@@ -139,3 +139,9 @@ def test_invalid_resource_reports_every_path(client):
     body = assert_outcome(r, 400)
     paths = {e for i in body["issue"] for e in i.get("expression", [])}
     assert {"Patient.birthDate", "Patient.gender"} <= paths
+
+
+def test_r4b_only_datatypes_are_refused(client):
+    ext = {"url": "http://example.org/x", "valueCodeableReference": {"concept": {"text": "a"}}}
+    r = client.post("/fhir/Patient", json={"resourceType": "Patient", "extension": [ext]})
+    assert_outcome(r, 400, expression="Patient.extension[0].valueCodeableReference")
