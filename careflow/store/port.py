@@ -24,30 +24,68 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Literal, Protocol, runtime_checkable
 
+import orjson
+
 from careflow.fhir.search_query import SearchQuery
 
 Action = Literal["create", "update", "delete"]
 
 
-@dataclass(frozen=True)
 class Stored:
-    """One version of one resource as the store holds it.
+    """One version of one resource as the store holds it (immutable).
 
     ``resource`` carries ``meta.versionId`` and ``meta.lastUpdated``; it is ``None`` for a deletion.
-    Treat it as read-only (it may be shared with the store's cache in the memory twin: copy before
-    mutating).
+    Treat it as read-only (copy before mutating).  ``raw`` is the same resource as JSON bytes: the SQL
+    store hands out what it read and parses ``resource`` only when asked, so an adapter that writes
+    JSON (e.g. ``orjson.Fragment(stored.raw)`` inside a Bundle) skips a parse/serialise round trip.
     """
+
+    __slots__ = ("type", "id", "version", "last_updated", "deleted", "_resource", "_raw")
 
     type: str
     id: str
     version: int
     last_updated: datetime  # timezone-aware, UTC
     deleted: bool
-    resource: dict[str, Any] | None
+
+    def __init__(
+        self, type: str, id: str, version: int, last_updated: datetime, deleted: bool,
+        resource: dict[str, Any] | None = None, *, raw: bytes | None = None,
+    ) -> None:
+        for name, value in (("type", type), ("id", id), ("version", version), ("last_updated", last_updated),
+                            ("deleted", deleted), ("_resource", resource), ("_raw", raw)):
+            object.__setattr__(self, name, value)
+
+    @property
+    def resource(self) -> dict[str, Any] | None:
+        if self._resource is None and self._raw is not None:
+            object.__setattr__(self, "_resource", orjson.loads(self._raw))
+        return self._resource
+
+    @property
+    def raw(self) -> bytes | None:
+        if self._raw is None and self._resource is not None:
+            object.__setattr__(self, "_raw", orjson.dumps(self._resource))
+        return self._raw
 
     @property
     def reference(self) -> str:
         return f"{self.type}/{self.id}"
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"Stored is immutable (tried to set {name})")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Stored):
+            return NotImplemented
+        return (self.type, self.id, self.version, self.last_updated, self.deleted, self.resource) == (
+            other.type, other.id, other.version, other.last_updated, other.deleted, other.resource)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        state = "deleted" if self.deleted else "live"
+        return f"Stored({self.type}/{self.id} v{self.version} {state} {self.last_updated.isoformat()})"
 
 
 @dataclass(frozen=True)

@@ -99,12 +99,10 @@ def _aware(moment: datetime) -> datetime:
 
 
 def _stored(row: Row[Any]) -> Stored:
-    """Row of ``_COLUMNS`` -> Stored (positional access: named Row attributes cost more than the JSON parse)."""
+    """Row of ``_COLUMNS`` -> Stored; the JSON is parsed only if someone reads ``resource``."""
     _, rtype, rid, version, last_updated, deleted, content = row
-    return Stored(
-        rtype, rid, version, last_updated.replace(tzinfo=timezone.utc), bool(deleted),
-        orjson.loads(content) if content is not None else None,
-    )
+    return Stored(rtype, rid, version, last_updated.replace(tzinfo=timezone.utc), bool(deleted), None,
+                  raw=bytes(content) if content is not None else None)
 
 
 class SqlUnitOfWork(UnitOfWorkBase):
@@ -134,7 +132,7 @@ class SqlUnitOfWork(UnitOfWorkBase):
         ts = self._hot.ts
         self._pending["resource_version"].append((
             pk, stored.version, ts(stored.last_updated), stored.deleted,
-            orjson.dumps(stored.resource) if stored.resource is not None else None,
+            stored.raw,
         ))
         if index is None:
             return

@@ -326,3 +326,18 @@ def test_history_since_accepts_naive_utc(repo):
     naive = stored.last_updated.replace(tzinfo=None)
     assert repo.history("Patient", "p1", since=naive)[0] == 1
     assert repo.history("Patient", "p1", since=naive + timedelta(seconds=1))[0] == 0
+
+
+def test_stored_is_immutable_and_offers_raw_json(repo):
+    import orjson
+
+    with repo.unit_of_work() as uow:
+        made, _ = uow.update(patient(id="p1"))
+    read = repo.read("Patient", "p1")
+    assert orjson.loads(read.raw) == read.resource == made.resource
+    assert orjson.loads(made.raw) == made.resource
+    with pytest.raises(AttributeError):
+        read.version = 9
+    with repo.unit_of_work() as uow:
+        gone = uow.delete("Patient", "p1")
+    assert gone.raw is None and gone.resource is None
