@@ -72,7 +72,7 @@ def capability_statement(
             "readHistory": True,
             "updateCreate": True,
             "conditionalCreate": True,
-            "conditionalRead": "not-supported",
+            "conditionalRead": "not-match",  # If-None-Match on read -> 304
             "conditionalUpdate": True,
             "conditionalDelete": "single",
             "searchParam": params,

@@ -5,7 +5,10 @@ Two passes, because the ``fhir.resources`` models are lenient where FHIR JSON is
 1. A JSON pass enforcing the R4 JSON rules the models let through (no ``null`` outside primitive
    arrays, no empty objects / arrays / strings, a bounded nesting depth, the FHIR id syntax) and
    refusing the few elements R4B added that an R4 server must not accept.
-2. The ``fhir.resources.R4B`` pydantic model of the resource type (structure, cardinality,
+2. A JSON-type pass driven by the model fields: the models coerce ``"yes"`` or ``1`` into a
+   boolean and ``"3"`` into an integer, FHIR JSON does not (booleans and numbers are JSON
+   booleans and numbers, everything else a string).
+3. The ``fhir.resources.R4B`` pydantic model of the resource type (structure, cardinality,
    primitive formats, choice types). pydantic's error ``loc`` becomes a FHIRPath expression such
    as ``Patient.name[0].family``, so a client learns *where* its resource is wrong.
 
@@ -25,6 +28,9 @@ R4 vs R4B (the models are R4B; our wire format is R4):
 from __future__ import annotations
 
 import re
+import types
+import typing
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -162,6 +168,86 @@ def _json_problems(resource: dict[str, Any], resource_type: str) -> list[tuple[s
     return problems
 
 
+def _unwrap(annotation: Any) -> Any:
+    """``Optional[List[Annotated[bool, ...]]]`` -> ``bool``."""
+    t = annotation
+    while True:
+        origin = typing.get_origin(t)
+        if origin is typing.Union or origin is types.UnionType:
+            t = next(a for a in typing.get_args(t) if a is not type(None))
+        elif origin in (list, typing.List) or origin is typing.Annotated:
+            t = typing.get_args(t)[0]
+        else:
+            return t
+
+
+# JSON kind per primitive Python type the models use
+_KINDS: dict[type, str] = {bool: "boolean", int: "integer", Decimal: "decimal", float: "decimal"}
+
+
+@lru_cache(maxsize=None)
+def _field_kinds(cls: type) -> dict[str, tuple[str, Any]]:
+    """JSON name -> (kind, model class for complex elements) for one model class."""
+    from fhir.resources.R4B import get_fhir_model_class
+
+    out: dict[str, tuple[str, Any]] = {}
+    for field in cls.model_fields.values():  # type: ignore[attr-defined]
+        name = field.alias
+        if not name or name.startswith("_") or field.annotation is None:
+            continue
+        base = _unwrap(field.annotation)
+        kind = _KINDS.get(base) if isinstance(base, type) else None
+        if kind:
+            out[name] = (kind, None)
+            continue
+        type_name = getattr(base, "__name__", "")
+        if type_name == "ResourceType":
+            out[name] = ("resource", None)
+        elif type_name.endswith("Type") and type_name != "FHIRPrimitiveExtensionType" and base.__module__ == "abc":
+            try:
+                out[name] = ("complex", get_fhir_model_class(type_name[: -len("Type")]))
+            except (KeyError, ValueError, ImportError, AttributeError):
+                continue
+        else:
+            out[name] = ("string", None)
+    return out
+
+
+def _json_type_problems(resource: dict[str, Any], rtype: str) -> list[tuple[str, str]]:
+    """Booleans must be JSON booleans, numbers JSON numbers, the other primitives JSON strings."""
+    problems: list[tuple[str, str]] = []
+    stack: list[tuple[dict[str, Any], Any, str]] = [(resource, _model_class(rtype), rtype)]
+    while stack and len(problems) < _MAX_PROBLEMS:
+        node, cls, path = stack.pop()
+        kinds = _field_kinds(cls)
+        for key, value in node.items():
+            info = kinds.get(key)
+            if info is None:
+                continue
+            kind, sub = info
+            many = isinstance(value, list)
+            for i, item in enumerate(value if many else [value]):
+                if item is None:
+                    continue
+                where = f"{path}.{key}[{i}]" if many else f"{path}.{key}"
+                t = type(item)
+                if kind == "boolean" and t is not bool:
+                    problems.append((where, "must be a JSON boolean (true or false)"))
+                elif kind == "integer" and t is not int:
+                    problems.append((where, "must be a JSON integer"))
+                elif kind == "decimal" and t not in (int, float):
+                    problems.append((where, "must be a JSON number"))
+                elif kind == "string" and t is not str:
+                    problems.append((where, "must be a JSON string"))
+                elif kind == "complex" and t is dict:
+                    stack.append((item, sub, where))
+                elif kind == "resource" and t is dict:
+                    inner = _model_class(item.get("resourceType", ""))
+                    if inner is not None:
+                        stack.append((item, inner, where))
+    return problems
+
+
 def validate_resource(resource: Any, expected_type: str | None = None) -> None:
     """Raise ``InvalidFhirResource`` (an ``InvalidResource``, with FHIRPath locations) unless ``resource`` is valid R4 JSON.
 
@@ -188,6 +274,7 @@ def validate_resource(resource: Any, expected_type: str | None = None) -> None:
         raise InvalidFhirResource(f"{rtype} is not valid FHIR R4 JSON", problems[:_MAX_PROBLEMS])
     try:
         _model_class(rtype).model_validate(resource)
+        problems = _json_type_problems(resource, rtype)
     except ValidationError as exc:
         found = [
             (_path(rtype, tuple(err.get("loc", ()))), str(err.get("msg", "invalid")).split("\n")[0].strip())
@@ -197,3 +284,5 @@ def validate_resource(resource: Any, expected_type: str | None = None) -> None:
     except (KeyError, ValueError, TypeError, AttributeError, RecursionError) as exc:
         # fhir.resources raises bare exceptions for some malformed input (e.g. an unknown contained type)
         raise InvalidFhirResource(f"{rtype} failed validation", [(rtype, f"malformed content ({type(exc).__name__})")]) from None
+    if problems:
+        raise InvalidFhirResource(f"{rtype} is not valid FHIR R4 JSON", problems)

@@ -145,3 +145,19 @@ def test_r4b_only_datatypes_are_refused(client):
     ext = {"url": "http://example.org/x", "valueCodeableReference": {"concept": {"text": "a"}}}
     r = client.post("/fhir/Patient", json={"resourceType": "Patient", "extension": [ext]})
     assert_outcome(r, 400, expression="Patient.extension[0].valueCodeableReference")
+
+
+def test_primitives_must_have_their_json_type(client):
+    """The R4B models coerce "yes" to true and "3" to 3; FHIR JSON does not, nor do we."""
+    cases = [
+        ({"resourceType": "Patient", "active": "yes"}, "Patient.active"),
+        ({"resourceType": "Patient", "active": 1}, "Patient.active"),
+        ({"resourceType": "Patient", "multipleBirthInteger": "3"}, "Patient.multipleBirthInteger"),
+        ({"resourceType": "Observation", "status": "final", "code": {"text": "w"},
+          "valueQuantity": {"value": "80.5", "unit": "kg"}}, "Observation.valueQuantity.value"),
+        ({"resourceType": "Patient", "contained": [{"resourceType": "Organization", "id": "o", "active": "true"}]},
+         "Patient.contained[0].active"),
+    ]
+    for body, where in cases:
+        assert_outcome(client.post(f"/fhir/{body['resourceType']}", json=body), 400, expression=where)
+    assert stored_versions(client) == 0
