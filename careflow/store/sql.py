@@ -21,7 +21,7 @@ from typing import Any, Iterator
 import orjson
 from sqlalchemy import Connection, Engine, Row, and_, delete, func, or_, select, update
 
-from careflow.errors import Gone, NotFound
+from careflow.errors import Gone, NotFound, TransientStoreError
 from careflow.fhir.search_index import IndexRows
 from careflow.fhir.search_query import Include, SearchQuery
 from careflow.store.database import READ_ONLY
@@ -364,6 +364,36 @@ class SqlUnitOfWork(UnitOfWorkBase):
         self._pending["outbox"].append((topic, orjson.dumps(payload), self._hot.ts(utc_now())))
 
 
+def _transient_types() -> tuple[type[BaseException], ...]:
+    import sqlite3
+
+    from sqlalchemy import exc
+
+    kinds: list[type[BaseException]] = [exc.OperationalError, exc.TimeoutError, exc.DisconnectionError,
+                                         sqlite3.OperationalError]
+    try:
+        import psycopg
+
+        kinds.append(psycopg.OperationalError)
+    except ImportError:  # pragma: no cover - psycopg is a dependency, but SQLite needs nothing else
+        pass
+    return tuple(kinds)
+
+
+_TRANSIENT = _transient_types()
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """Database failures that a retry can cure (lock timeout, deadlock, serialisation failure, lost
+    connection, pool exhausted) surface as TransientStoreError, the cause kept for logs."""
+    try:
+        yield
+    except _TRANSIENT as exc:
+        raise TransientStoreError(f"the database is busy or unreachable, retry: {str(exc).splitlines()[0]}") from exc
+
+
+
 class SqlRepository:
     """The SQL store on an engine made by ``careflow.store.database.make_engine`` (schema migrated)."""
 
@@ -376,7 +406,7 @@ class SqlRepository:
 
     @contextmanager
     def unit_of_work(self) -> Iterator[SqlUnitOfWork]:
-        with self.engine.connect() as conn, conn.begin():
+        with _translated(), self.engine.connect() as conn, conn.begin():
             uow = SqlUnitOfWork(conn, self._listeners)
             try:
                 yield uow
@@ -386,7 +416,7 @@ class SqlRepository:
 
     @contextmanager
     def _reader(self) -> Iterator[SqlUnitOfWork]:
-        with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn, conn.begin():
+        with _translated(), self.engine.connect().execution_options(**{READ_ONLY: True}) as conn, conn.begin():
             uow = SqlUnitOfWork(conn, [])
             try:
                 yield uow
@@ -414,7 +444,7 @@ class SqlRepository:
 
     def outbox_claim(self, limit: int = 100) -> list[OutboxEvent]:
         now = _naive(utc_now())
-        with self.engine.connect() as conn, conn.begin():
+        with _translated(), self.engine.connect() as conn, conn.begin():
             rows = conn.execute(
                 select(outbox)
                 .where(or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now))
@@ -430,7 +460,7 @@ class SqlRepository:
     def outbox_done(self, ids: list[int]) -> None:
         if not ids:
             return
-        with self.engine.connect() as conn, conn.begin():
+        with _translated(), self.engine.connect() as conn, conn.begin():
             conn.execute(delete(outbox).where(outbox.c.id.in_(list(ids))))
 
     def close(self) -> None:

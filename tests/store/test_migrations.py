@@ -51,3 +51,20 @@ def test_resolve_url(monkeypatch, tmp_path):
         resolve_url("mysql://u@h/db")
     with pytest.raises(CareflowError):
         resolve_url("not a url")
+
+
+def test_unreachable_database_is_a_transient_store_error():
+    from careflow.errors import TransientStoreError
+    from careflow.store.database import make_engine
+    from careflow.store.sql import SqlRepository
+
+    repo = SqlRepository(make_engine("postgresql+psycopg://postgres@127.0.0.1:9/none?connect_timeout=2"))
+    try:
+        with pytest.raises(TransientStoreError) as info:
+            repo.read("Patient", "p1")
+        assert info.value.http_status == 503
+        with pytest.raises(TransientStoreError):
+            with repo.unit_of_work() as uow:
+                uow.create({"resourceType": "Patient"})
+    finally:
+        repo.close()
