@@ -182,7 +182,8 @@ def _summarise(resource: dict[str, Any], summary: str | None, elements: list[str
 
 def _paging_url(base: str, rtype: str, query: SearchQuery, offset: int, extra: list[tuple[str, str]]) -> str:
     qs = query.query_string()
-    tail = urlencode([*extra, *([("_offset", str(offset))] if offset else [])])
+    count = [] if "_count=" in qs else [("_count", str(query.count))]  # links always carry the page size
+    tail = urlencode([*count, *extra, *([("_offset", str(offset))] if offset else [])])
     joined = "&".join(p for p in (qs, tail) if p)
     return f"{base}/{rtype}" + (f"?{joined}" if joined else "")
 

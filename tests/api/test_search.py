@@ -84,6 +84,7 @@ def test_elements_and_summary_data(client):
     assert set(res) == {"resourceType", "id", "meta", "name"}
     assert any(t["code"] == "SUBSETTED" for t in res["meta"]["tag"])
     assert "_elements=name" in link(body, "self")
+    assert "_count=50" in link(body, "self")  # the default page size is spelled out in links
     data = client.get("/fhir/Patient?_summary=data").json()["entry"][0]["resource"]
     assert "text" not in data and data["birthDate"] == "1950-04-01"
 
