@@ -24,19 +24,24 @@ careflow.engine.enrolment
     find_candidates(repo, programs, *, page_size: int = 500) -> list[str]     # sorted Patient ids
     partition(ids: Sequence[str], n: int) -> list[list[str]]                  # stable hash, n >= 1
     enrol(repo, programs, patient_ids: Sequence[str], start: date, *, batch_size: int = 50) -> Counts
-        keys: enrolled, already-enrolled, not-eligible, team-updated, resources-created, conflict
+        keys: enrolled, plans-created (per programme), already-enrolled, not-eligible, missing-patient,
+        team-updated, resources-created, conflict
 
 careflow.engine.sweep
     plan_patients(repo, *, page_size: int = 500) -> list[str]   # ids of patients with an active CarePlan
     sweep(repo, programs, now: datetime, patient_ids: Sequence[str] | None = None, *, page_size: int = 200) -> Counts
         patient_ids None: every active CarePlan.  keys: plans, tasks-opened, tasks-overdue, escalated,
-        plans-completed, plans-flagged, plans-unflagged, conflict (a concurrent edit: plan skipped,
-        picked up by the next sweep), skipped-unknown-program
+        plans-completed, plans-unflagged, conflict (a concurrent edit: plan skipped, picked up by the
+        next sweep), skipped-unknown-program, missing-patient; ``escalations`` lists each new escalation
 
 careflow.engine.events
     install(repo) -> None          # registers the outbox listener (idempotent per repo object)
     process_events(repo, programs, now: datetime, limit: int = 100) -> Counts
-        keys: events, observation-tasks, plans-flagged, tasks-started, tasks-reassigned, conflict, skipped
+        keys: events, observation-tasks, plans-flagged, plans-unflagged, tasks-opened (dependants of a
+        completed Task), tasks-started (``completed`` triggers), tasks-reassigned, conflict (event left for
+        the outbox lease to hand out again), skipped (no such resource / no active plan)
+    outbox_listener(action, stored, uow) -> None   # the listener itself (topics: observation.created {id},
+                                                   # task.status {id, status})
 
 careflow.engine.retry
     is_transient(exc: BaseException) -> bool    # retry-worthy store/DB failure (TransientStoreError,
