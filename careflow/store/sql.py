@@ -390,7 +390,20 @@ def _translated() -> Iterator[None]:
     try:
         yield
     except _TRANSIENT as exc:
+        if not _is_transient(exc):
+            raise
         raise TransientStoreError(f"the database is busy or unreachable, retry: {str(exc).splitlines()[0]}") from exc
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """sqlite3 reports a missing table as OperationalError too: only lock/busy/IO failures pass."""
+    import sqlite3
+
+    orig = getattr(exc, "orig", None) or exc
+    if isinstance(orig, sqlite3.OperationalError):
+        message = str(orig).lower()
+        return any(word in message for word in ("locked", "busy", "unable to open", "disk i/o"))
+    return True
 
 
 

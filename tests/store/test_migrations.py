@@ -68,3 +68,17 @@ def test_unreachable_database_is_a_transient_store_error():
                 uow.create({"resourceType": "Patient"})
     finally:
         repo.close()
+
+
+def test_unmigrated_sqlite_is_not_reported_as_transient(tmp_path):
+    from careflow.errors import TransientStoreError
+    from careflow.store.database import make_engine
+    from careflow.store.sql import SqlRepository
+
+    repo = SqlRepository(make_engine(f"sqlite:///{tmp_path / 'empty.db'}"))
+    try:
+        with pytest.raises(Exception) as info:
+            repo.read("Patient", "p1")
+        assert not isinstance(info.value, TransientStoreError)
+    finally:
+        repo.close()
