@@ -15,8 +15,11 @@ Rules (``today`` is the injected day; nothing here reads the clock):
   completed: its first window opens at (latest completion day + ``timing.start``), the completion day
   being the Task's ``executionPeriod.end`` or else its ``lastModified``. A prerequisite the patient's
   plan does not include (``only_if`` excludes it) is not waited on. Later occurrences recur from the
-  first one;
-* ``only_if`` is honoured through the planner's ``applies``, evaluated at the plan's start.
+  first one (whose window is the anchor every later occurrence counts from, so a dependant whose
+  first window opened during downtime gets occurrence 1, then the current one on the next sweep);
+* ``only_if`` is honoured through the planner's ``applies``, evaluated at the plan's start;
+* days are the calendar days of ``now`` as given: pass it in the region's time zone (the flows pass
+  an early-morning instant, the same day in UTC and in Belgium).
 """
 
 from __future__ import annotations
