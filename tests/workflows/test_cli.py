@@ -1,0 +1,119 @@
+"""The engine's commands as a user runs them: one line per outcome, progress on stderr, no traceback,
+idempotent reruns, a clean Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from flow_helpers import PYTHON, ROOT, all_resources, count, duplicates, free_port, run_careflow, subprocess_env
+
+SYNTHEA = Path("/work/shared/synthea")
+
+
+def _one_error_line(proc: subprocess.CompletedProcess, fragment: str) -> None:
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("careflow: error:") and fragment in lines[0], proc.stderr
+
+
+def test_bad_arguments_are_one_line(tmp_path):
+    env = subprocess_env(None)
+    _one_error_line(run_careflow(["enrol", "--db", "mysql://nobody@nowhere/db"], env), "unsupported database")
+    _one_error_line(run_careflow(["enrol", "--start", "31/01/2026"], env), "is not a date")
+    _one_error_line(run_careflow(["sweep", "--now", "tomorrow"], env), "is not a date")
+    _one_error_line(run_careflow(["import", str(tmp_path / "missing"), "--db", f"sqlite:///{tmp_path}/x.db"], env),
+                    "no such file or directory")
+
+
+def test_demo_builds_an_enrolled_region_and_reruns_idempotently(tmp_path, prefect_api):
+    db = f"sqlite:///{tmp_path / 'demo.db'}"
+    env = subprocess_env(prefect_api)
+    args = ["demo", "--inhabitants", "700", "--seed", "4", "--no-serve", "--db", db, "--partitions", "3"]
+    first = run_careflow(args, env)
+    assert first.returncode == 0, first.stderr
+    assert "Traceback" not in first.stderr
+    lines = first.stdout.strip().splitlines()
+    assert len(lines) == 1
+    match = re.match(r"careflow: demo region ready: 700 inhabitants, ([\d,]+) patients enrolled", lines[0])
+    assert match, lines[0]
+    enrolled = int(match.group(1).replace(",", ""))
+    plans = all_resources(db, "CarePlan")
+    assert enrolled == len({p["subject"]["reference"] for p in plans}) > 0
+    assert "enrol: partition 3/3 done" in first.stderr  # progress, one line per partition
+    patients = count(db, "Patient")
+    assert patients == 700
+
+    second = run_careflow(args, env)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.strip().splitlines()[0].split("(")[0] == lines[0].split("(")[0]
+    assert count(db, "Patient") == patients and len(all_resources(db, "CarePlan")) == len(plans)
+    assert not duplicates(all_resources(db, "Task"))
+
+
+def test_demo_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path, prefect_api):
+    port = free_port()
+    db = f"sqlite:///{tmp_path / 'demo.db'}"
+    proc = subprocess.Popen([PYTHON, "-m", "careflow.cli", "demo", "--inhabitants", "300", "--db", db,
+                             "--port", str(port), "--partitions", "2"],
+                            env=subprocess_env(prefect_api), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        line = proc.stdout.readline()
+        assert f"FHIR API at http://127.0.0.1:{port}/fhir" in line and "Ctrl-C to stop" in line, line
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/fhir/CarePlan", params={"_count": 5}, timeout=5)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        assert response.status_code == 200
+        assert response.json()["resourceType"] == "Bundle"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode in (0, 130), err
+    assert "Traceback" not in err, err
+
+
+def test_demo_refuses_a_taken_port_before_doing_any_work(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = run_careflow(["demo", "--inhabitants", "50", "--db", f"sqlite:///{tmp_path}/d.db", "--port", str(port)],
+                            subprocess_env(None))
+    _one_error_line(proc, f"cannot listen on 127.0.0.1:{port}")
+    assert not (tmp_path / "d.db").exists() or count(f"sqlite:///{tmp_path}/d.db", "Patient") == 0
+
+
+@pytest.mark.skipif(not SYNTHEA.is_dir(), reason="no Synthea bundles in /work/shared/synthea")
+def test_import_synthea_bundles_twice(tmp_path):
+    db = f"sqlite:///{tmp_path / 'synthea.db'}"
+    files = sorted(SYNTHEA.glob("*.json"))[:3]
+    folder = tmp_path / "bundles"
+    folder.mkdir()
+    for f in files:
+        (folder / f.name).symlink_to(f)
+    first = run_careflow(["import", str(folder), "--db", db], subprocess_env(None))
+    assert first.returncode == 0, first.stderr
+    assert re.match(r"careflow: imported 3 file\(s\): [\d,]+ resources created, 0 already present", first.stdout)
+    patients = count(db, "Patient")
+    assert patients == 3
+    second = run_careflow(["import", str(folder), "--db", db], subprocess_env(None))
+    assert second.returncode == 0, second.stderr
+    assert ": 0 resources created," in second.stdout
+    assert count(db, "Patient") == patients
