@@ -47,12 +47,13 @@ metadata = MetaData(
 PK = BigInteger().with_variant(Integer(), "sqlite")
 # byte-order collation on PostgreSQL so prefix ranges on normalised strings use the index
 ORDERED_TEXT = Text().with_variant(Text(collation="C"), "postgresql")
+ORDERED_ID = String(64).with_variant(String(64, collation="C"), "postgresql")  # migration 0002
 
 resource = Table(
     "resource", metadata,
     Column("pk", PK, primary_key=True, autoincrement=True),
     Column("type", String(64), nullable=False),
-    Column("id", String(64), nullable=False),
+    Column("id", ORDERED_ID, nullable=False),
     Column("version", Integer, nullable=False),
     Column("last_updated", DateTime, nullable=False),  # naive UTC
     Column("deleted", Boolean, nullable=False),
@@ -87,7 +88,7 @@ def _index_table(name: str, *columns: Column, lookup: tuple[str, ...]) -> Table:
 idx_token = _index_table(
     "idx_token",
     Column("system", Text, nullable=False),
-    Column("code", Text, nullable=False),
+    Column("code", ORDERED_TEXT, nullable=False),  # migration 0002
     lookup=("code", "system"),
 )
 idx_reference = _index_table(

@@ -250,3 +250,15 @@ def test_search_ignores_deleted_and_reindexes_updates(net):
     with net.unit_of_work() as uow:
         uow.delete("Patient", "pat-a")
     assert ids(net, "Task", [("patient.identifier", f"{SSIN}|111")]) == []
+
+
+def test_sort_is_code_point_order_on_every_backend(repo):
+    with repo.unit_of_work() as uow:
+        for rid, code in (("a", "b-x"), ("B", "B"), ("c", "a"), ("-x", "Z"), ("1", "_")):
+            uow.update({"resourceType": "Task", "id": rid, "status": "ready", "intent": "order",
+                        "code": {"coding": [{"system": "s", "code": code}]}})
+    def order(sort):
+        return [s.id for s in repo.search(parse_search("Task", [("_sort", sort)])).matches]
+
+    assert order("_id") == ["-x", "1", "B", "a", "c"]
+    assert order("code") == ["B", "-x", "1", "c", "a"]  # B < Z < _ < a < b-x

@@ -21,7 +21,7 @@ def test_models_match_migrations(backend, request):
             ctx = MigrationContext.configure(conn, opts={"compare_type": True})
             diff = [d for d in compare_metadata(ctx, metadata) if not _ignorable(d)]
             assert diff == []
-            assert ctx.get_current_revision() == "0001"
+            assert ctx.get_current_revision() == "0002"
     finally:
         repo.close()
 
