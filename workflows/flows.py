@@ -67,8 +67,30 @@ _TASK_OPTIONS: dict[str, Any] = dict(
 )
 
 
-def _runner() -> ThreadPoolTaskRunner:
-    return ThreadPoolTaskRunner(max_workers=MAX_WORKERS)
+def _runner() -> Any:
+    """The task runner named by ``$CAREFLOW_TASK_RUNNER``: ``threads`` (default; ``threads:4`` for 4
+    workers), ``dask`` (a local cluster) or ``dask:tcp://scheduler:8786``, ``ray`` or ``ray:ray://head:10001``.
+    Dask and Ray are optional extras (``pip install prefect-dask`` / ``prefect-ray``); a task needs
+    only the database URL and ids, so partitions run on any machine that can reach the database."""
+    import os
+
+    from careflow.errors import EngineError
+
+    kind, _, where = os.environ.get("CAREFLOW_TASK_RUNNER", "threads").partition(":")
+    if kind == "threads":
+        return ThreadPoolTaskRunner(max_workers=int(where) if where.isdigit() else MAX_WORKERS)
+    try:
+        if kind == "dask":
+            from prefect_dask import DaskTaskRunner
+
+            return DaskTaskRunner(address=where) if where else DaskTaskRunner()
+        if kind == "ray":
+            from prefect_ray import RayTaskRunner
+
+            return RayTaskRunner(address=where) if where else RayTaskRunner()
+    except ImportError:
+        raise EngineError(f"CAREFLOW_TASK_RUNNER={kind} needs the prefect-{kind} package: pip install prefect-{kind}") from None
+    raise EngineError(f"CAREFLOW_TASK_RUNNER must be threads, dask or ray (optionally :address), not {kind!r}")
 
 
 # --- tasks: ids in, counts out ------------------------------------------------------------------
