@@ -52,7 +52,8 @@ NS = uuid.UUID("3b0c8f7a-1d2e-4f60-9a7b-5c4d3e2f1a00")
 NEIGHBOURHOODS = 8
 ROLES = ("gp", "nurse", "pharmacist", "physio", "dietitian")
 TASK_ROLES = ("gp", "nurse", "nurse", "pharmacist", "physio", "dietitian", "nurse", "gp", "pharmacist", "nurse")
-PER_PATIENT = 16  # patient, condition, care team, 2 goals, care plan, 10 tasks
+PER_PATIENT = 16
+SERVER_LOG = Path(tempfile.gettempdir()) / "careflow-bench-server.log"  # patient, condition, care team, 2 goals, care plan, 10 tasks
 
 
 def urn(*parts: Any) -> str:
@@ -151,13 +152,13 @@ def start_server(url: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "careflow.api.server", "--db", url, "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(SERVER_LOG, "ab"),
     )
     base = f"http://127.0.0.1:{port}/fhir"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"server exited: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
+            raise SystemExit(f"server exited; see {SERVER_LOG}")
         try:
             if httpx.get(f"{base}/metadata", timeout=2).status_code == 200:
                 return proc, base
@@ -214,11 +215,14 @@ async def api_queries(base: str, name: str, clients: int, seconds: float,
                 t = time.perf_counter()
                 try:
                     r = await client.get(f"{base}/{path}", params=params)
-                    ok = r.status_code == 200
-                except httpx.HTTPError:
-                    ok = False
+                    ok, why = r.status_code == 200, f"{r.status_code} {r.text[:300]}"
+                except httpx.HTTPError as exc:
+                    ok, why = False, f"{type(exc).__name__}: {exc}"
                 timing.latencies.append(time.perf_counter() - t)
-                timing.errors += 0 if ok else 1
+                if not ok:
+                    timing.errors += 1
+                    if timing.errors <= 3:
+                        print(f"{name}: {path} {params} -> {why}", file=sys.stderr)
 
         t0 = time.perf_counter()
         await asyncio.gather(*(worker(w) for w in range(clients)))
@@ -281,12 +285,13 @@ def sql_queries(url: str, name: str, clients: int, seconds: float, kind: str,
     false = "false" if pg else "0"
     current = ("SELECT r.id, v.content FROM resource r JOIN resource_version v ON v.res_pk = r.pk AND v.version = r.version "
                f"WHERE r.deleted = {false} AND r.pk IN ")
-    task_sql = (current + f"(SELECT o.res_pk FROM idx_reference o JOIN idx_token s ON s.res_pk = o.res_pk "
-                f"WHERE o.rtype = 'Task' AND o.param = 'owner' AND o.target_id = {p} AND o.target_type = 'PractitionerRole' "
-                f"AND s.rtype = 'Task' AND s.param = 'status' AND s.code = 'requested') ORDER BY r.pk LIMIT 50")
-    task_count = (f"SELECT count(*) FROM idx_reference o JOIN idx_token s ON s.res_pk = o.res_pk "
-                  f"WHERE o.rtype = 'Task' AND o.param = 'owner' AND o.target_id = {p} AND o.target_type = 'PractitionerRole' "
-                  f"AND s.rtype = 'Task' AND s.param = 'status' AND s.code = 'requested'")
+    # drive by the owner index, probe status with EXISTS (the plan the store uses, see sql_search)
+    owner_in = (f"r.pk IN (SELECT res_pk FROM idx_reference WHERE rtype = 'Task' AND param = 'owner' "
+                f"AND target_id = {p} AND target_type = 'PractitionerRole') AND EXISTS (SELECT 1 FROM idx_token s "
+                "WHERE s.res_pk = r.pk AND s.param = 'status' AND s.code = 'requested')")
+    task_sql = (f"SELECT r.id, v.content FROM resource r JOIN resource_version v ON v.res_pk = r.pk "
+                f"AND v.version = r.version WHERE r.deleted = {false} AND {owner_in} ORDER BY r.pk LIMIT 50")
+    task_count = f"SELECT count(*) FROM resource r WHERE r.deleted = {false} AND {owner_in}"
     plan_sql = (current + f"(SELECT res_pk FROM idx_reference WHERE rtype = 'CarePlan' AND param = 'patient' "
                 f"AND target_id = {p} AND target_type = 'Patient') ORDER BY r.pk LIMIT 50")
     rev_sql = (current + "(SELECT res_pk FROM idx_reference WHERE rtype = 'Task' AND param = 'based-on' "
