@@ -77,6 +77,22 @@ def _active_plans(repo: Repository, patient_id: str, programs: Mapping[str, Prog
     return out
 
 
+def _earlier(repo: Repository, patient_id: str, obs: dict[str, Any], since: datetime) -> list[dict[str, Any]]:
+    """The patient's Observations since ``since`` sharing a code with ``obs`` (its own or a component's)."""
+    concepts = [obs.get("code") or {}] + [c.get("code") or {} for c in obs.get("component") or () if isinstance(c, dict)]
+    codes = ",".join(sorted({f"{c['system']}|{c['code']}" for concept in concepts for c in concept.get("coding") or ()
+                             if c.get("system") and c.get("code")}))
+    if not codes:
+        return []
+    found: dict[str, dict[str, Any]] = {}
+    for param in ("code", "component-code"):
+        params = [("patient", patient_id), (param, codes), ("date", f"ge{since.isoformat()}")]
+        for s in search_all(repo, "Observation", params):
+            if s.resource and s.id != obs.get("id"):
+                found[s.id] = s.resource
+    return [found[k] for k in sorted(found)]
+
+
 def handle_observation(repo: Repository, programs: Mapping[str, Program], observation_id: str, now: datetime,
                        counts: Counts) -> None:
     obs = repo.read("Observation", observation_id).resource or {}
@@ -91,10 +107,7 @@ def handle_observation(repo: Repository, programs: Mapping[str, Program], observ
     since = history_since(obs, [p for p, _ in plans])
     earlier: list[dict[str, Any]] = []
     if since is not None:
-        codes = ",".join(f"{c['system']}|{c['code']}" for c in (obs.get("code") or {}).get("coding") or ()
-                         if c.get("system") and c.get("code"))
-        params = [("patient", pid), ("code", codes), ("date", f"ge{since.isoformat()}")]
-        earlier = [s.resource for s in search_all(repo, "Observation", params) if s.resource and s.id != observation_id]
+        earlier = _earlier(repo, pid, obs, since)
     contexts, _ = load_contexts(repo, [pid], programs)
     ctx = contexts.get(pid)
     if ctx is None:

@@ -10,6 +10,9 @@ against the new Observation (same code system and code):
   value in the window, no match;
 * ``value_in``: a coded value (valueCodeableConcept) carrying one of the listed codes.
 
+Components count as measurements of their own code: a blood-pressure panel (85354-9) carries the
+systolic value (8480-6) as a component, and a rule on 8480-6 must see it.
+
 A match yields, per trigger: ``create_task`` -> a Task for that role (priority from the rule, focus
 and reasonReference the Observation, reason ``observation``, id keyed by (trigger, Observation) so a
 replayed event changes nothing); ``start`` -> the activities started as a completion would;
@@ -19,6 +22,7 @@ ignored.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, timezone
 from typing import Any, Iterable, Sequence
 
@@ -47,6 +51,18 @@ def window_start(rule: ObservationRule, when: datetime) -> datetime:
 
 def _value(fact: ObservationFact, unit: str) -> float | None:
     return None if fact.value is None else convert(fact.value, fact.unit, unit)
+
+
+def measurements(observation: dict[str, Any]) -> list[ObservationFact]:
+    """The Observation's own value and each component's, as facts sharing its id and time."""
+    top = observation_fact(observation)
+    out = [top]
+    for component in observation.get("component") or ():
+        if isinstance(component, dict):
+            part = observation_fact({"resourceType": "Observation", **component,
+                                     "effectiveDateTime": None, "effectivePeriod": None, "issued": None})
+            out.append(replace(part, id=top.id, when=top.when))
+    return out
 
 
 def rule_matches(rule: ObservationRule, obs: ObservationFact, earlier: Iterable[ObservationFact]) -> bool:
@@ -85,15 +101,17 @@ def rule_matches(rule: ObservationRule, obs: ObservationFact, earlier: Iterable[
 
 def history_since(observation: dict[str, Any], programs: Iterable[Program]) -> datetime | None:
     """How far back earlier Observations are needed to test this one (None: no change rule applies)."""
-    fact = observation_fact(observation)
-    if fact.when is None:
+    facts = measurements(observation)
+    when = facts[0].when
+    if when is None:
         return None
+    codes = {c for f in facts for c in f.codes}
     starts_at = [
-        window_start(t.when.observation, fact.when)
+        window_start(t.when.observation, when)
         for p in programs for t in p.triggers
         if t.when.observation is not None and t.when.observation.within is not None
         and (t.when.observation.rises_by or t.when.observation.falls_by)
-        and (t.when.observation.code.system, t.when.observation.code.code) in fact.codes
+        and (t.when.observation.code.system, t.when.observation.code.code) in codes
     ]
     return min(starts_at) if starts_at else None
 
@@ -109,8 +127,8 @@ def observation_actions(
     if observation.get("status") in IGNORED_STATUSES or not observation.get("id"):
         return []
     today = day_of(now)
-    fact = observation_fact(observation)
-    history = [observation_fact(e) for e in earlier]
+    facts = measurements(observation)
+    history = [m for e in earlier for m in measurements(e)]
     obs_ref = f"Observation/{observation['id']}"
     out: list[Action] = []
     for program, careplan in plans:
@@ -120,7 +138,7 @@ def observation_actions(
         flag = False
         for trigger in program.triggers:
             rule = trigger.when.observation
-            if rule is None or not rule_matches(rule, fact, history):
+            if rule is None or not any(rule_matches(rule, fact, history) for fact in facts):
                 continue
             then = trigger.then
             new = then.create_task

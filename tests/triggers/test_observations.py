@@ -152,3 +152,24 @@ class TestHistoryWindow:
 
     def test_no_history_for_codes_without_change_rules(self, program) -> None:
         assert history_since(obs("s", "2708-6", NOW, 88, "%"), [program]) is None
+
+
+class TestComponentsAreMeasurementsToo:
+    def _panel(self, oid: str, systolic: float) -> dict:
+        out = obs(oid, "85354-9", NOW)
+        out["component"] = [
+            {"code": {"coding": [{"system": LOINC, "code": "8480-6"}]},
+             "valueQuantity": {"value": systolic, "unit": "mm[Hg]", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}},
+            {"code": {"coding": [{"system": LOINC, "code": "8462-4"}]},
+             "valueQuantity": {"value": 50, "unit": "mm[Hg]", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}},
+        ]
+        return out
+
+    def test_a_low_systolic_inside_a_blood_pressure_panel_fires(self, program) -> None:
+        state = PlanState(program, patient_context())
+        (task,) = tasks(run(state, self._panel("bp-1", 85), []), "low-systolic")
+        assert task.resource["focus"] == {"reference": "Observation/bp-1"}
+
+    def test_a_normal_panel_does_not(self, program) -> None:
+        state = PlanState(program, patient_context())
+        assert tasks(run(state, self._panel("bp-2", 120), [])) == []
