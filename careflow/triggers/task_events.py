@@ -21,12 +21,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+from careflow.naming import EXT_OCCURRENCE, EXT_TRIGGER, TASK_IDENTIFIER
+from careflow.planning import ids
 from careflow.planning.patient import PatientContext
 from careflow.planning.planner import applies, build_task
 from careflow.programs.durations import parse_duration
 from careflow.programs.model import Program
-from careflow.naming import EXT_OCCURRENCE, EXT_TRIGGER, TASK_IDENTIFIER
-from careflow.planning import ids
 from careflow.triggers.actions import Action, CreateTask
 from careflow.triggers.building import reason_concept, reassigned_copy, role_of
 from careflow.triggers.plan_status import plan_update
@@ -52,8 +52,10 @@ def started_task(
 
 def starts(
     program: Program, careplan: dict[str, Any], ctx: PatientContext, trigger_id: str, activity_ids: list[str],
-    *, cause: str, focus: str, opens: date, today: date, skip: set[str] = frozenset(),  # type: ignore[assignment]
+    *, cause: str, focus: str, opens: date, today: date, skip: frozenset[str] | set[str] = frozenset(),
 ) -> list[CreateTask]:
+    """``then.start`` of a trigger fired by ``cause``: one extra Task per activity the patient's plan
+    includes (``only_if``), except those in ``skip``."""
     start, _ = plan_period(careplan)
     out = []
     for activity_id in activity_ids:
