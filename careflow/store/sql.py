@@ -73,12 +73,16 @@ class HotSql:
             f"UPDATE resource SET version = {p}, last_updated = {p}, deleted = {p} WHERE pk = {p} AND version = {p}"
         )
         self.delete_index = tuple(f"DELETE FROM {t.name} WHERE res_pk = {p}" for t in INDEX_TABLES.values())
-        self.insert_sql = {
-            name: f"INSERT INTO {table.name} ({', '.join(c.name for c in cols)}) VALUES ({', '.join([p] * len(cols))})"
+        columns = {
+            name: [c.name for c in table.columns
+                   if not (c.primary_key and c.autoincrement is True) and c.name != "claimed_until"]
             for name, table in _TABLES.items()
-            for cols in [[c for c in table.columns if not (c.primary_key and c.autoincrement is True)
-                          and c.name != "claimed_until"]]
         }
+        self.insert_sql = {
+            name: f"INSERT INTO {name} ({', '.join(cols)}) VALUES ({', '.join([p] * len(cols))})"
+            for name, cols in columns.items()
+        }
+        self.copy_sql = {name: f"COPY {name} ({', '.join(cols)}) FROM STDIN" for name, cols in columns.items()}
 
     def ts(self, moment: datetime) -> Any:
         """A timestamp as the driver should get it: naive UTC (PostgreSQL), or SQLAlchemy's SQLite text."""
@@ -126,7 +130,12 @@ class SqlUnitOfWork(UnitOfWorkBase):
             if rows:
                 if self._cursor is None:
                     self._cursor = self._conn.connection.cursor()
-                self._cursor.executemany(self._hot.insert_sql[name], rows)
+                if self._pg:  # COPY: one stream per table instead of a round trip per row
+                    with self._cursor.copy(self._hot.copy_sql[name]) as copy:
+                        for row in rows:
+                            copy.write_row(row)
+                else:
+                    self._cursor.executemany(self._hot.insert_sql[name], rows)
 
     def _queue(self, pk: int, stored: Stored, index: IndexRows | None) -> None:
         ts = self._hot.ts
