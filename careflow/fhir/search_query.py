@@ -32,12 +32,9 @@ from careflow.fhir.search_params import (
     REGISTRY,
     SearchParam,
     get_param,
-    indexed_params,
     is_resource_type_name,
 )
 from careflow.fhir.search_values import (
-    DATE_MAX,
-    DATE_MIN,
     date_range,
     decimal_precision_range,
     normalise_string,
@@ -426,6 +423,5 @@ def _parse_value(param: SearchParam, mod: str | None, target_type: str | None, t
 
 __all__ = [
     "Criterion", "DateValue", "Include", "NumberValue", "ReferenceValue", "SearchQuery", "SortKey",
-    "StringValue", "TokenValue", "UriValue", "Value", "by_id", "parse_search", "DATE_MIN", "DATE_MAX",
-    "indexed_params",
+    "StringValue", "TokenValue", "UriValue", "Value", "by_id", "parse_search",
 ]
