@@ -1,7 +1,7 @@
 """HTTP routes under ``/fhir``: translate requests to :class:`FhirRequest`, results to responses.
 
-Store work runs in the thread pool (the repository is synchronous); body reading and content
-negotiation stay on the event loop.
+Store work runs in a bounded thread pool (the repository is synchronous); body reading and
+content negotiation stay on the event loop.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
-from fastapi import APIRouter, Request
 import anyio
 import anyio.to_thread
+from fastapi import APIRouter, Request
 
 from careflow.api.capability import capability_statement
 from careflow.api.headers import parse_prefer, parse_version_tag, resource_headers
