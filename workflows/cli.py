@@ -65,7 +65,8 @@ def enrol_command(db: Optional[str] = DbOpt,
     from workflows import flows, running
 
     running.use_database(db)
-    result = running.run(flows.enrol_region, db_url=None, start=day, partitions=partitions)
+    with running.stop_on_interrupt():
+        result = running.run(flows.enrol_region, db_url=None, start=day, partitions=partitions)
     typer.echo("careflow: enrolment done: " + _summary(result, ("enrolled", "already-enrolled", "not-eligible",
                                                                   "resources-created", "conflict")))
 
@@ -79,7 +80,8 @@ def sweep_command(db: Optional[str] = DbOpt,
     from workflows import flows, running
 
     running.use_database(db)
-    result = running.run(flows.sweep_region, db_url=None, now=moment, partitions=partitions)
+    with running.stop_on_interrupt():
+        result = running.run(flows.sweep_region, db_url=None, now=moment, partitions=partitions)
     typer.echo("careflow: sweep done: " + _summary(result, ("plans", "tasks-opened", "tasks-overdue", "escalated",
                                                              "plans-completed", "conflict")))
 
@@ -95,7 +97,9 @@ def import_command(path: Path = typer.Argument(..., help="a Synthea FHIR bundle,
 
     running.use_database(db)
     stats = ImportStats()
-    counts = load_resources(repository(None), read_synthea(path, stats=stats), what="import", progress=stderr_progress)
+    with running.stop_on_interrupt():
+        counts = load_resources(repository(None), read_synthea(path, stats=stats), what="import",
+                                progress=stderr_progress)
     skipped = sum(stats.skipped.values())
     typer.echo(f"careflow: imported {stats.files:,} file(s): {counts.created:,} resources created, "
                f"{counts.existing:,} already present, {skipped:,} of unsupported types skipped, "
@@ -141,8 +145,9 @@ def demo_command(inhabitants: int = typer.Option(100_000, "--inhabitants", min=1
     url = running.use_database(db)
     if not no_serve:
         running.check_port_free(host, port)
-    result = build_demo(None, inhabitants, seed, stderr_progress, partitions=partitions)
-    running.stop_temporary_prefect_server()
+    with running.stop_on_interrupt():
+        result = build_demo(None, inhabitants, seed, stderr_progress, partitions=partitions)
+        running.stop_temporary_prefect_server()
     if no_serve:
         typer.echo(ready_line(result, None, None))
         return

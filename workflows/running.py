@@ -9,8 +9,11 @@ or SQLAlchemy's traceback.
 from __future__ import annotations
 
 import os
+import signal
 import socket
-from typing import Any, Callable
+import sys
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 from careflow.engine.retry import is_transient
 from careflow.errors import CareflowError, DatabaseUnavailable, OrchestratorUnavailable, PortInUse
@@ -67,3 +70,37 @@ def stop_temporary_prefect_server() -> None:
 
     for server in list(SubprocessASGIServer._instances.values()):
         server.stop()
+
+
+INTERRUPTED = "careflow: interrupted; run the same command again to finish (nothing is duplicated)\n"
+
+
+@contextmanager
+def stop_on_interrupt() -> Iterator[None]:
+    """Ctrl-C (or SIGTERM) during engine work ends the process at once, without a traceback.
+
+    Waiting for a clean stop would mean waiting for every running partition (minutes), because
+    Prefect's task runner joins its threads.  Stopping hard is safe: each unit of work is one
+    database transaction (an unfinished one rolls back), and every step is idempotent, so running
+    the command again completes the work.  The temporary Prefect server, if this process started
+    one, is stopped first so that it does not outlive us.
+    """
+
+    def _stop(signum: int, frame: Any) -> None:
+        try:
+            sys.stderr.write(INTERRUPTED)
+            sys.stderr.flush()
+            from prefect.server.api.server import SubprocessASGIServer
+
+            for server in list(SubprocessASGIServer._instances.values()):
+                if server.server_process is not None:
+                    server.server_process.terminate()
+        finally:
+            os._exit(130)
+
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
