@@ -194,12 +194,18 @@ class Overdue(Strict):
     by: IsoDuration
 
 
+OBSERVATION_TESTS = ("above", "below", "at_least", "at_most", "rises_by", "falls_by", "value_in")
+THRESHOLDS = {"above": ">", "below": "<", "at_least": ">=", "at_most": "<="}
+
+
 class ObservationRule(Strict):
     """A new Observation of ``code`` crossing a threshold, or changing by more than a delta."""
 
     code: Coding
     above: Quantity | None = None
     below: Quantity | None = None
+    at_least: Quantity | None = None
+    at_most: Quantity | None = None
     rises_by: Quantity | None = None
     falls_by: Quantity | None = None
     within: IsoDuration | None = Field(default=None, description="the window for rises_by / falls_by")
@@ -207,9 +213,9 @@ class ObservationRule(Strict):
 
     @model_validator(mode="after")
     def _one_test(self) -> ObservationRule:
-        given = [k for k in ("above", "below", "rises_by", "falls_by", "value_in") if getattr(self, k) is not None]
+        given = [k for k in OBSERVATION_TESTS if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("an observation rule needs exactly one of above, below, rises_by, falls_by, value_in")
+            raise ValueError("an observation rule needs exactly one of " + ", ".join(OBSERVATION_TESTS))
         if given[0] in ("rises_by", "falls_by") and not self.within:
             raise ValueError(f"{given[0]} needs a `within` window, e.g. within: P3D")
         return self

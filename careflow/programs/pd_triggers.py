@@ -44,12 +44,16 @@ from careflow.programs.pd_datatypes import (
     read_text,
     text_element,
 )
+from careflow.programs.model import THRESHOLDS
 from careflow.programs.pd_roles import participant, read_participant_role
 
 TRIGGER_PREFIX = "trigger-"
 _DAILY = {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}}
 _EVENTS = {"completed": "task-completed", "rejected": "task-rejected"}
-_RULE_QUANTITIES = (("above", "above"), ("below", "below"), ("rises_by", "rises-by"), ("falls_by", "falls-by"))
+_RULE_QUANTITIES = (
+    ("above", "above"), ("below", "below"), ("at_least", "at-least"), ("at_most", "at-most"),
+    ("rises_by", "rises-by"), ("falls_by", "falls-by"),
+)
 _STEPS = ("escalate", "create-task", "start", "reassign", "flag-plan")
 
 
@@ -70,10 +74,11 @@ def _quoted(text: str) -> str:
 
 
 def _observation_condition(rule: Any) -> Json | None:
-    if rule.above is not None or rule.below is not None:
-        op, q = (">", rule.above) if rule.above is not None else ("<", rule.below)
+    threshold = next((k for k in THRESHOLDS if getattr(rule, k) is not None), None)
+    if threshold is not None:
+        op, q = THRESHOLDS[threshold], getattr(rule, threshold)
         text = f"value.ofType(Quantity) {op} {number_text(q.value)} '{_quoted(q.unit)}'"
-        said = f"the value is {'above' if op == '>' else 'below'} {number_text(q.value)} {q.unit}"
+        said = f"the value is {threshold.replace('_', ' ')} {number_text(q.value)} {q.unit}"
     elif rule.value_in is not None:
         tests = [f"(system = '{_quoted(c.system)}' and code = '{_quoted(c.code)}')" for c in rule.value_in]
         text = f"value.ofType(CodeableConcept).coding.where({' or '.join(tests)}).exists()" if tests else "false"

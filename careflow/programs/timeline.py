@@ -38,6 +38,10 @@ def _rule(o: ObservationRule) -> str:
         return f"{name} above {o.above.value:g} {o.above.unit}"
     if o.below:
         return f"{name} below {o.below.value:g} {o.below.unit}"
+    if o.at_least:
+        return f"{name} at least {o.at_least.value:g} {o.at_least.unit}"
+    if o.at_most:
+        return f"{name} at most {o.at_most.value:g} {o.at_most.unit}"
     if o.rises_by:
         return f"{name} rises by more than {o.rises_by.value:g} {o.rises_by.unit} within {humanise(o.within or 'P0D')}"
     if o.falls_by:

@@ -4,7 +4,7 @@ For each of the patient's active plans, each ``observation`` trigger of its prog
 against the new Observation (same code system and code):
 
 * ``above`` / ``below``: the value, converted to the rule's unit (``units.convert``), strictly above /
-  below the threshold; units that do not convert never match;
+  below the threshold; ``at_least`` / ``at_most`` include it; units that do not convert never match;
 * ``rises_by`` / ``falls_by`` with ``within``: the value compared with the lowest (rise) / highest
   (fall) earlier value of the same code effective in [effective - within, effective); no earlier
   value in the window, no match;
@@ -79,6 +79,12 @@ def rule_matches(rule: ObservationRule, obs: ObservationFact, earlier: Iterable[
     if rule.below is not None:
         v = _value(obs, rule.below.unit)
         return v is not None and v < rule.below.value
+    if rule.at_least is not None:
+        v = _value(obs, rule.at_least.unit)
+        return v is not None and v >= rule.at_least.value - 1e-9
+    if rule.at_most is not None:
+        v = _value(obs, rule.at_most.unit)
+        return v is not None and v <= rule.at_most.value + 1e-9
     delta = rule.rises_by or rule.falls_by
     if delta is None or obs.when is None:
         return False

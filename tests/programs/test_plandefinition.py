@@ -756,7 +756,7 @@ def test_compiler_knows_every_field_of_the_model() -> None:
         model.Trigger: {"id", "title", "when", "then"},
         model.When: {"overdue", "completed", "rejected", "observation"},
         model.Overdue: {"activity", "by"},
-        model.ObservationRule: {"code", "above", "below", "rises_by", "falls_by", "within", "value_in"},
+        model.ObservationRule: {"code", "above", "below", "at_least", "at_most", "rises_by", "falls_by", "within", "value_in"},
         model.Then: {"escalate_to", "priority", "start", "reassign_to", "create_task", "flag_plan"},
         model.NewTask: {"role", "title", "description", "code", "priority", "due_within"},
         model.Coding: {"system", "code", "display"},
