@@ -169,3 +169,25 @@ def test_other_errors_fail_at_once(monkeypatch, prefect_api):
     with pytest.raises(ValueError):
         _flow_around(fast)()
     assert flaky.calls == 1
+
+
+def test_process_events_drains_the_outbox(store, first_enrolment):
+    from careflow.engine import events
+    from workflows.flows import process_events
+    from workflows.resources import repository
+
+    repo = repository(store)
+    events.install(repo)
+    subject = all_resources(store, "CarePlan", [("status", "active")])[0]["subject"]["reference"]
+    with repo.unit_of_work() as uow:
+        for n in range(3):
+            uow.create_if_absent({
+                "resourceType": "Observation", "id": f"obs-flow-test-{n}", "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+                "subject": {"reference": subject}, "effectiveDateTime": "2026-11-20T09:00:00+01:00",
+                "valueQuantity": {"value": 70 + n, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"},
+            })
+    done = process_events(store)
+    assert done["total"].get("events", 0) == 3
+    assert process_events(store)["total"].get("events", 0) == 0  # nothing left, nothing handled twice
+    assert repo.outbox_claim(10) == []
