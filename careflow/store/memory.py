@@ -1,6 +1,7 @@
 """In-memory twin of the SQL store: same port, same semantics, no database.
 
-For tests and dry runs.  One re-entrant lock serialises units of work (like SQLite's single writer);
+For tests and dry runs.  One re-entrant lock serialises writing units of work (like SQLite's single
+writer: taken at the first write, held to the end; reads before that take it only while they run);
 a unit of work records an undo action per change and replays them backwards on rollback, so its writes
 are all-or-nothing.  Search evaluates the same index rows the SQL store writes
 (``careflow.fhir.search_match``).
@@ -9,6 +10,7 @@ are all-or-nothing.  Search evaluates the same index rows the SQL store writes
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import threading
 from contextlib import contextmanager
@@ -48,11 +50,34 @@ class _State:
         self.outbox_seq = itertools.count(1)
 
 
+def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Reads hold the store lock only while they run, unless the unit of work already writes."""
+
+    @functools.wraps(method)
+    def wrapper(self: "MemoryUnitOfWork", *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class MemoryUnitOfWork(UnitOfWorkBase):
-    def __init__(self, state: _State, listeners: list[Listener]) -> None:
+    def __init__(self, state: _State, listeners: list[Listener], lock: threading.RLock) -> None:
         super().__init__(listeners)
         self._s = state
+        self._lock = lock
+        self._holds_lock = False  # taken at the first write, held to the end (like SQLite's write lock)
         self._undo: list[Callable[[], None]] = []
+
+    def _write(self) -> None:
+        if not self._holds_lock:
+            self._lock.acquire()
+            self._holds_lock = True
+
+    def release(self) -> None:
+        if self._holds_lock:
+            self._holds_lock = False
+            self._lock.release()
 
     def rollback(self) -> None:
         while self._undo:
@@ -63,10 +88,13 @@ class MemoryUnitOfWork(UnitOfWorkBase):
         return self._s.entries.get(rtype, {}).get(rid)
 
     def _current(self, rtype: str, rid: str, *, lock: bool) -> Current | None:
+        if lock:
+            self._write()
         e = self._entry(rtype, rid)
         return None if e is None else Current(e, e.current.version, e.current.deleted)
 
     def _insert(self, stored: Stored, index: IndexRows) -> bool:
+        self._write()
         by_id = self._s.entries.setdefault(stored.type, {})
         if stored.id in by_id:
             return False
@@ -75,6 +103,7 @@ class MemoryUnitOfWork(UnitOfWorkBase):
         return True
 
     def _replace(self, cur: Current, stored: Stored, index: IndexRows | None) -> bool:
+        self._write()
         e: _Entry = cur.handle
         if e.current.version != cur.version:
             return False
@@ -90,6 +119,7 @@ class MemoryUnitOfWork(UnitOfWorkBase):
         return True
 
     def _claim(self, rtype: str, key: str, rid: str) -> str | None:
+        self._write()
         owner = self._s.keys.get((rtype, key))
         if owner is not None:
             return owner
@@ -98,16 +128,19 @@ class MemoryUnitOfWork(UnitOfWorkBase):
         return None
 
     def _take_over(self, rtype: str, key: str, old_owner: str, rid: str) -> bool:
+        self._write()
         if self._s.keys.get((rtype, key)) != old_owner:
             return False
         self._s.keys[(rtype, key)] = rid
         self._undo.append(lambda: self._s.keys.__setitem__((rtype, key), old_owner))
         return True
 
+    @_locked
     def _match_ids(self, query: SearchQuery) -> list[str]:
         return [c.id for c in self._matching(query)]
 
     # --- reads --------------------------------------------------------------------------------
+    @_locked
     def read(self, type: str, id: str) -> Stored:
         e = self._entry(type, id)
         if e is None:
@@ -116,12 +149,14 @@ class MemoryUnitOfWork(UnitOfWorkBase):
             raise Gone(type, id, e.current.version)
         return e.current
 
+    @_locked
     def vread(self, type: str, id: str, version: int) -> Stored:
         e = self._entry(type, id)
         if e is None or not 1 <= version <= len(e.versions):
             raise NotFound(type, id, version)
         return e.versions[version - 1]
 
+    @_locked
     def history(
         self, type: str | None = None, id: str | None = None, *, since: datetime | None = None,
         count: int = 100, offset: int = 0,
@@ -157,6 +192,7 @@ class MemoryUnitOfWork(UnitOfWorkBase):
                 out.append(cand)
         return out
 
+    @_locked
     def search(self, query: SearchQuery) -> SearchResult:
         found = self._matching(query)
         total = len(found) if query.total or query.total_only else None
@@ -211,6 +247,7 @@ class MemoryUnitOfWork(UnitOfWorkBase):
 
     # --- outbox -------------------------------------------------------------------------------
     def outbox_add(self, topic: str, payload: dict[str, Any]) -> None:
+        self._write()
         eid = next(self._s.outbox_seq)
         self._s.outbox[eid] = (OutboxEvent(eid, topic, copy.deepcopy(payload), utc_now()), None)
         self._undo.append(lambda: self._s.outbox.pop(eid, None))
@@ -241,18 +278,18 @@ class MemoryRepository:
 
     @contextmanager
     def unit_of_work(self) -> Iterator[MemoryUnitOfWork]:
-        with self._lock:
-            uow = MemoryUnitOfWork(self._state, self._listeners)
-            try:
-                yield uow
-            except BaseException:
-                uow.rollback()
-                raise
+        uow = MemoryUnitOfWork(self._state, self._listeners, self._lock)
+        try:
+            yield uow
+        except BaseException:
+            uow.rollback()
+            raise
+        finally:
+            uow.release()
 
     @contextmanager
     def _reader(self) -> Iterator[MemoryUnitOfWork]:
-        with self._lock:
-            yield MemoryUnitOfWork(self._state, [])
+        yield MemoryUnitOfWork(self._state, [], self._lock)
 
     def read(self, type: str, id: str) -> Stored:
         with self._reader() as u:

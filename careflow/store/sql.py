@@ -116,6 +116,12 @@ class SqlUnitOfWork(UnitOfWorkBase):
         super().__init__(listeners)
         self._conn = conn
         self._pg = conn.dialect.name == "postgresql"
+        # SQLite: begin lazily, deferred for reads and IMMEDIATE once the unit of work first writes, so
+        # read-only units of work (an API GET) never queue for the single write lock.  PostgreSQL: one
+        # READ COMMITTED transaction from the start.
+        self._lazy = not self._pg
+        self._tx: Any = None if self._lazy else conn.begin()
+        self._mode: str | None = None if self._lazy else "write"
         self._hot = HOT_SQL[conn.dialect.name]
         self._cursor: Any = None  # DBAPI cursor of this transaction's connection, for the hot statements
         self._pending: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
@@ -162,6 +168,31 @@ class SqlUnitOfWork(UnitOfWorkBase):
             from sqlalchemy.dialects.sqlite import insert
         return insert(table)
 
+    def _begin(self, mode: str) -> None:
+        """Make sure a transaction fit for ``mode`` ("read" | "write") is open (SQLite; see __init__).
+
+        Moving from read to write ends the read snapshot and takes the write lock: like READ COMMITTED,
+        reads before the first write may be older than the write transaction, and every check that a
+        write depends on (current version, conditional-create key, existing id) is re-done inside it.
+        """
+        if self._mode == "write" or self._mode == mode:
+            return
+        if self._mode == "read":
+            self._tx.commit()
+        self._conn.execution_options(**{READ_ONLY: mode == "read"})
+        self._tx = self._conn.begin()
+        self._mode = mode
+
+    def commit(self) -> None:
+        self.flush()
+        if self._tx is not None and self._tx.is_active:
+            self._tx.commit()
+
+    def rollback(self) -> None:
+        self._pending.clear()
+        if self._tx is not None and self._tx.is_active:
+            self._tx.rollback()
+
     def close(self) -> None:
         if self._cursor is not None:
             self._cursor.close()
@@ -176,11 +207,13 @@ class SqlUnitOfWork(UnitOfWorkBase):
 
     # --- primitives ---------------------------------------------------------------------------
     def _current(self, rtype: str, rid: str, *, lock: bool) -> Current | None:
+        self._begin("write" if lock else "read")
         sql = self._hot.select_current_for_update if lock else self._hot.select_current
         row = self._raw(sql, (rtype, rid)).fetchone()
         return None if row is None else Current(row[0], row[1], bool(row[2]))
 
     def _insert(self, stored: Stored, index: IndexRows) -> bool:
+        self._begin("write")
         row = self._raw(self._hot.insert_resource, (stored.type, stored.id, self._hot.ts(stored.last_updated))).fetchone()
         pk = row[0] if row is not None else None
         if pk is None:
@@ -189,6 +222,7 @@ class SqlUnitOfWork(UnitOfWorkBase):
         return True
 
     def _replace(self, cur: Current, stored: Stored, index: IndexRows | None) -> bool:
+        self._begin("write")
         result = self._raw(
             self._hot.update_version,
             (stored.version, self._hot.ts(stored.last_updated), stored.deleted, cur.handle, cur.version),
@@ -203,6 +237,7 @@ class SqlUnitOfWork(UnitOfWorkBase):
         return True
 
     def _claim(self, rtype: str, key: str, rid: str) -> str | None:
+        self._begin("write")
         stmt = (
             self._insert_ignoring_conflict(condition_key)
             .values(rtype=rtype, key=key, res_id=rid)
@@ -217,6 +252,7 @@ class SqlUnitOfWork(UnitOfWorkBase):
         return owner or ""
 
     def _take_over(self, rtype: str, key: str, old_owner: str, rid: str) -> bool:
+        self._begin("write")
         result = self._conn.execute(
             update(condition_key)
             .where(condition_key.c.rtype == rtype, condition_key.c.key == key, condition_key.c.res_id == old_owner)
@@ -225,12 +261,14 @@ class SqlUnitOfWork(UnitOfWorkBase):
         return result.rowcount == 1
 
     def _match_ids(self, query: SearchQuery) -> list[str]:
+        self._begin("read")
         self.flush()
         stmt = select(resource.c.id).where(filter_clause(query.type, query.criteria)).order_by(resource.c.pk)
         return list(self._conn.execute(stmt).scalars())
 
     # --- reads --------------------------------------------------------------------------------
     def read(self, type: str, id: str) -> Stored:
+        self._begin("read")
         self.flush()
         row = self._conn.execute(
             select(*_COLUMNS).select_from(_CURRENT).where(resource.c.type == type, resource.c.id == id)
@@ -242,6 +280,7 @@ class SqlUnitOfWork(UnitOfWorkBase):
         return _stored(row)
 
     def vread(self, type: str, id: str, version: int) -> Stored:
+        self._begin("read")
         self.flush()
         row = self._conn.execute(
             select(*_COLUMNS).select_from(_ANY_VERSION)
@@ -255,6 +294,7 @@ class SqlUnitOfWork(UnitOfWorkBase):
         self, type: str | None = None, id: str | None = None, *, since: datetime | None = None,
         count: int = 100, offset: int = 0,
     ) -> tuple[int, list[Stored]]:
+        self._begin("read")
         self.flush()
         where: list[Any] = []
         if type is not None and id is not None:
@@ -278,6 +318,7 @@ class SqlUnitOfWork(UnitOfWorkBase):
     def search(self, query: SearchQuery) -> SearchResult:
         """Filter once: page keys and the total come from one statement (``count(*) OVER ()``), then
         the page's JSON is fetched by primary key."""
+        self._begin("read")
         self.flush()
         where = filter_clause(query.type, query.criteria)
         if query.total_only:
@@ -370,6 +411,7 @@ class SqlUnitOfWork(UnitOfWorkBase):
 
     # --- outbox -------------------------------------------------------------------------------
     def outbox_add(self, topic: str, payload: dict[str, Any]) -> None:
+        self._begin("write")
         self._pending["outbox"].append((topic, orjson.dumps(payload), self._hot.ts(utc_now())))
 
 
@@ -428,21 +470,25 @@ class SqlRepository:
 
     @contextmanager
     def unit_of_work(self) -> Iterator[SqlUnitOfWork]:
-        with _translated(), self.engine.connect() as conn, conn.begin():
+        with _translated(), self.engine.connect() as conn:
             uow = SqlUnitOfWork(conn, self._listeners)
             try:
                 yield uow
-                uow.flush()
+                uow.commit()
+            except BaseException:
+                uow.rollback()
+                raise
             finally:
                 uow.close()
 
     @contextmanager
     def _reader(self) -> Iterator[SqlUnitOfWork]:
-        with _translated(), self.engine.connect().execution_options(**{READ_ONLY: True}) as conn, conn.begin():
+        with _translated(), self.engine.connect() as conn:
             uow = SqlUnitOfWork(conn, [])
             try:
                 yield uow
             finally:
+                uow.rollback()
                 uow.close()
 
     def read(self, type: str, id: str) -> Stored:

@@ -10,6 +10,8 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
+import pytest
+
 from careflow.errors import VersionConflict
 from careflow.fhir.search_query import parse_search
 
@@ -104,3 +106,43 @@ def test_concurrent_outbox_consumers_never_share_an_event(repo):
     assert not [r for r in results if isinstance(r, Exception)]
     seen = [n for r in results for n in r]
     assert sorted(seen) == list(range(60))
+
+
+def test_a_reading_unit_of_work_does_not_block_writers(repo):
+    with repo.unit_of_work() as uow:
+        uow.update({"resourceType": "Goal", "id": "g1", "lifecycleStatus": "active"})
+    done = threading.Event()
+
+    def writer():
+        with repo.unit_of_work() as uow:
+            uow.update({"resourceType": "Goal", "id": "g1", "lifecycleStatus": "completed"})
+        done.set()
+
+    with repo.unit_of_work() as reading:
+        assert reading.read("Goal", "g1").version == 1
+        t = threading.Thread(target=writer)
+        t.start()
+        assert done.wait(10), "a read-only unit of work held the write lock"
+        # the first write after reads works against the latest state
+        stored, _ = reading.update({"resourceType": "Goal", "id": "g1", "lifecycleStatus": "cancelled"})
+        assert stored.version == 3
+    t.join()
+    assert repo.read("Goal", "g1").resource["lifecycleStatus"] == "cancelled"
+
+
+def test_if_match_after_a_read_still_detects_a_concurrent_write(repo):
+    with repo.unit_of_work() as uow:
+        uow.update({"resourceType": "Goal", "id": "g1", "lifecycleStatus": "active"})
+    with pytest.raises(VersionConflict):
+        with repo.unit_of_work() as uow:
+            seen = uow.read("Goal", "g1")
+            t = threading.Thread(target=lambda: _bump(repo))
+            t.start()
+            t.join(10)
+            uow.update({**seen.resource, "lifecycleStatus": "completed"}, if_match=seen.version)
+    assert repo.read("Goal", "g1").version == 2
+
+
+def _bump(repo) -> None:
+    with repo.unit_of_work() as uow:
+        uow.update({"resourceType": "Goal", "id": "g1", "lifecycleStatus": "on-hold"})
