@@ -190,3 +190,25 @@ def test_postgres_stopped_mid_sweep_then_restarted(throwaway_pg, prefect_api):
     again = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0 and " 0 tasks-opened" in again.stdout, again.stdout + again.stderr
     assert plan_resource_ids(url)["Task"] == expected["Task"]
+
+
+def test_ctrl_c_mid_enrolment_stops_at_once_and_a_rerun_completes(tmp_path, prefect_api, region):
+    url = f"sqlite:///{tmp_path / 'careflow.db'}"
+    load_region(url, region)
+    env = subprocess_env(prefect_api, CAREFLOW_DATABASE_URL=url)
+    args = [PYTHON, "-m", "careflow.cli", "enrol", "--start", START.isoformat(), "--partitions", "4"]
+    proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        _wait_for(lambda: count(url, "CarePlan") >= 40, proc, 600, "the first care plans were written")
+        os.killpg(proc.pid, signal.SIGINT)
+        stopped = time.monotonic()
+        _, err = proc.communicate(timeout=30)
+        assert time.monotonic() - stopped < 15, "Ctrl-C must not wait for the running partitions"
+    finally:
+        _kill_group(proc)
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1].startswith("careflow: interrupted") and "Traceback" not in err, err
+    rerun = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert rerun.returncode == 0, rerun.stderr
+    assert not duplicates(all_resources(url, "Task"))
