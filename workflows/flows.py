@@ -139,11 +139,11 @@ def _gather(futures: list[Any], what: str, sizes: dict[Any, int]) -> Counts:
     total = Counts.combine([])
     done = 0
     started = time.monotonic()
-    first_error: BaseException | None = None
+    first_error: Exception | None = None
     for future in as_completed(futures):
         try:
             part = future.result()
-        except BaseException as exc:  # keep the other partitions' work; report the failure after
+        except Exception as exc:  # keep the other partitions' work; report the failure after
             first_error = first_error or exc
             continue
         total.merge(part)
