@@ -63,29 +63,30 @@ task_param = st.one_of(
 )
 
 
-@pytest.fixture(scope="module")
-def sqlite_repo(sqlite_url):
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def sql_repo(request):
     from careflow.store.database import make_engine
     from careflow.store.sql import SqlRepository
 
-    repo = SqlRepository(make_engine(sqlite_url))
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    repo = SqlRepository(make_engine(url))
     yield repo
     repo.close()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(resources=world(), params=st.lists(task_param, min_size=1, max_size=3))
-def test_memory_and_sql_agree(sqlite_repo, resources, params):
+def test_memory_and_sql_agree(sql_repo, resources, params):
     from conftest import _empty
 
-    _empty(sqlite_repo)
+    _empty(sql_repo)
     memory = MemoryRepository()
-    for repo in (memory, sqlite_repo):
+    for repo in (memory, sql_repo):
         with repo.unit_of_work() as uow:
             for body in resources:
                 uow.update(body)
     query = parse_search("Task", params, strict=True)
     want = memory.search(query)
-    got = sqlite_repo.search(query)
+    got = sql_repo.search(query)
     assert [s.id for s in got.matches] == [s.id for s in want.matches]
     assert got.total == want.total
