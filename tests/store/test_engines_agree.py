@@ -90,3 +90,70 @@ def test_memory_and_sql_agree(sql_repo, resources, params):
     got = sql_repo.search(query)
     assert [s.id for s in got.matches] == [s.id for s in want.matches]
     assert got.total == want.total
+
+
+VALUES = [5, 5.4, 5.45, 72, 82.5, 100]
+EFFECTIVE = [{"effectiveDateTime": "2024-05-01T08:30:00Z"}, {"effectiveDateTime": "2024-05"},
+             {"effectivePeriod": {"start": "2024-05-02", "end": "2024-05-03"}}, {"effectivePeriod": {"start": "2024-04-30"}}]
+
+
+@st.composite
+def observations(draw) -> list[dict]:
+    out = []
+    for i in range(draw(st.integers(1, 8))):
+        body: dict = {"resourceType": "Observation", "id": f"o{i}", "status": "final",
+                      "code": {"coding": [{"system": "http://loinc.org", "code": draw(st.sampled_from(["a", "b"]))}]}}
+        if draw(st.booleans()):
+            body["valueQuantity"] = {"value": draw(st.sampled_from(VALUES)), "system": "http://unitsofmeasure.org",
+                                     "code": draw(st.sampled_from(["kg", "/min"])), "unit": "u"}
+        body.update(draw(st.sampled_from(EFFECTIVE)))
+        out.append(body)
+    return out
+
+
+observation_param = st.one_of(
+    st.tuples(st.just("value-quantity"), st.builds(lambda p, v, u: f"{p}{v}{u}", st.sampled_from(PREFIXES),
+                                                   st.sampled_from(["5", "5.4", "5.40", "72", "80", "100.0"]),
+                                                   st.sampled_from(["", "||kg", "|http://unitsofmeasure.org|/min"]))),
+    st.tuples(st.just("date"), st.builds(lambda p, d: p + d, st.sampled_from(PREFIXES),
+                                         st.sampled_from(["2024-05", "2024-05-01", "2024-05-02T12:00", "2024"]))),
+    st.tuples(st.just("code"), st.sampled_from(["a", "http://loinc.org|b", "http://loinc.org|"])),
+    st.tuples(st.just("value-quantity:missing"), st.sampled_from(["true", "false"])),
+    st.tuples(st.just("_sort"), st.sampled_from(["value-quantity", "-value-quantity", "-date", "date"])),
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(resources=observations(), params=st.lists(observation_param, min_size=1, max_size=3))
+def test_memory_and_sql_agree_on_quantities_and_periods(sql_repo, resources, params):
+    from conftest import _empty
+
+    _empty(sql_repo)
+    memory = MemoryRepository()
+    for repo in (memory, sql_repo):
+        with repo.unit_of_work() as uow:
+            for body in resources:
+                uow.update(body)
+    query = parse_search("Observation", params, strict=True)
+    assert [s.id for s in sql_repo.search(query).matches] == [s.id for s in memory.search(query).matches]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(resources=world(), params=st.lists(st.one_of(
+    st.tuples(st.sampled_from(["family", "name", "family:contains", "family:exact"]),
+              st.sampled_from(["peet", "PEETERS", "Müller", "muller", "ter", "de s", "Claes"])),
+    st.tuples(st.just("birthdate"), st.builds(lambda p, d: p + d, st.sampled_from(PREFIXES),
+                                              st.sampled_from(["1950", "1962-11", "1971-01-01"]))),
+    st.tuples(st.just("_sort"), st.sampled_from(["family", "-family", "birthdate", "-birthdate,_id"])),
+), min_size=1, max_size=2))
+def test_memory_and_sql_agree_on_strings(sql_repo, resources, params):
+    from conftest import _empty
+
+    _empty(sql_repo)
+    memory = MemoryRepository()
+    for repo in (memory, sql_repo):
+        with repo.unit_of_work() as uow:
+            for body in resources:
+                uow.update(body)
+    query = parse_search("Patient", params, strict=True)
+    assert [s.id for s in sql_repo.search(query).matches] == [s.id for s in memory.search(query).matches]
