@@ -10,6 +10,9 @@ planning dry-runs).  One contract suite (tests/store) runs against both, so call
   listener side effects) commit together or not at all;
 * uniqueness (conditional create, create-if-absent, If-Match) is decided by the database, not by a
   search followed by an insert;
+* isolation is READ COMMITTED-like: a unit of work takes the write lock at its first write (so
+  read-only units of work never wait for writers), reads before that may predate it, and every check
+  a write relies on (current version, existing id, conditional key) is made inside the write;
 * resources are plain JSON dicts; the store stamps ``id`` (on create), ``meta.versionId`` (str) and
   ``meta.lastUpdated`` (ISO instant, UTC) and never validates them (the API validates at the edge).
 
