@@ -125,6 +125,8 @@ class SqlUnitOfWork(UnitOfWorkBase):
         self._hot = HOT_SQL[conn.dialect.name]
         self._cursor: Any = None  # DBAPI cursor of this transaction's connection, for the hot statements
         self._pending: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        self._pending_pks: set[int] = set()  # resources with buffered index rows
+        self._pending_refs: set[tuple[str, str]] = set()  # resources with buffered version rows
 
     # --- buffered writes ----------------------------------------------------------------------
     def flush(self) -> None:
@@ -132,6 +134,8 @@ class SqlUnitOfWork(UnitOfWorkBase):
         if not self._pending:
             return
         pending, self._pending = self._pending, defaultdict(list)
+        self._pending_pks = set()
+        self._pending_refs = set()
         for name, rows in pending.items():
             if rows:
                 if self._cursor is None:
@@ -145,12 +149,14 @@ class SqlUnitOfWork(UnitOfWorkBase):
 
     def _queue(self, pk: int, stored: Stored, index: IndexRows | None) -> None:
         ts = self._hot.ts
+        self._pending_refs.add((stored.type, stored.id))
         self._pending["resource_version"].append((
             pk, stored.version, ts(stored.last_updated), stored.deleted,
             stored.raw,
         ))
         if index is None:
             return
+        self._pending_pks.add(pk)
         rtype = stored.type
         for kind in INDEX_TABLES:
             rows = getattr(index, kind)
@@ -190,6 +196,8 @@ class SqlUnitOfWork(UnitOfWorkBase):
 
     def rollback(self) -> None:
         self._pending.clear()
+        self._pending_pks.clear()
+        self._pending_refs.clear()
         if self._tx is not None and self._tx.is_active:
             self._tx.rollback()
 
@@ -230,7 +238,8 @@ class SqlUnitOfWork(UnitOfWorkBase):
         if result.rowcount != 1:
             return False
         if not cur.deleted:
-            self.flush()  # index rows of this resource still buffered must land before they are removed
+            if cur.handle in self._pending_pks:
+                self.flush()  # index rows of this resource still buffered must land before they are removed
             for sql in self._hot.delete_index:
                 self._raw(sql, (cur.handle,))
         self._queue(cur.handle, stored, index)
@@ -269,7 +278,8 @@ class SqlUnitOfWork(UnitOfWorkBase):
     # --- reads --------------------------------------------------------------------------------
     def read(self, type: str, id: str) -> Stored:
         self._begin("read")
-        self.flush()
+        if (type, id) in self._pending_refs:  # only this resource's buffered rows matter
+            self.flush()
         row = self._conn.execute(
             select(*_COLUMNS).select_from(_CURRENT).where(resource.c.type == type, resource.c.id == id)
         ).first()
@@ -281,7 +291,8 @@ class SqlUnitOfWork(UnitOfWorkBase):
 
     def vread(self, type: str, id: str, version: int) -> Stored:
         self._begin("read")
-        self.flush()
+        if (type, id) in self._pending_refs:  # only this resource's buffered rows matter
+            self.flush()
         row = self._conn.execute(
             select(*_COLUMNS).select_from(_ANY_VERSION)
             .where(resource.c.type == type, resource.c.id == id, resource_version.c.version == version)

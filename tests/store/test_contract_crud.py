@@ -341,3 +341,18 @@ def test_stored_is_immutable_and_offers_raw_json(repo):
     with repo.unit_of_work() as uow:
         gone = uow.delete("Patient", "p1")
     assert gone.raw is None and gone.resource is None
+
+
+def test_repeated_writes_in_one_unit_of_work_leave_only_the_last_index(repo):
+    with repo.unit_of_work() as uow:
+        uow.update(patient(id="a", gender="male"))
+        uow.update(patient(id="b", gender="male"))
+        uow.update(patient(id="a", gender="female"))
+        assert uow.read("Patient", "a").version == 2
+        uow.update(patient(id="a", gender="other"))
+        uow.update(patient(id="b", gender="unknown"))
+    def ids(gender):
+        return sorted(s.id for s in repo.search(parse_search("Patient", [("gender", gender)])).matches)
+
+    assert ids("male") == [] and ids("female") == [] and ids("other") == ["a"] and ids("unknown") == ["b"]
+    assert [v.version for v in repo.history("Patient", "a")[1]] == [3, 2, 1]
