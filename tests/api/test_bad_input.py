@@ -7,7 +7,6 @@ from fastapi.testclient import TestClient
 
 from careflow.api.app import create_app
 from careflow.store.memory import MemoryRepository
-from fhir_builders import patient
 
 
 def stored_versions(client) -> int:
