@@ -150,7 +150,8 @@ def run_transaction(repository: Repository, bundle: dict[str, Any], ctx: Context
     plain_post_ids: dict[int, str] = {}
     for e in entries:
         r = e.request
-        if r.method == "POST" and r.type and not r.if_none_exist and not r.operation and not r.search:
+        if (r.method == "POST" and r.type and r.id is None and not r.if_none_exist and not r.operation
+                and not r.search and not r.history):
             new_id = str(uuid.uuid4())
             plain_post_ids[e.index] = new_id
             if e.full_url:

@@ -167,3 +167,10 @@ def test_batch_reports_each_entry(client):
         assert out["entry"][i]["response"]["outcome"]["resourceType"] == "OperationOutcome"
     assert out["entry"][1]["response"]["outcome"]["issue"][1]["expression"] == ["Patient.birthDate"]
     assert total_versions(client) == 2
+
+
+def test_methods_not_allowed_on_entry_urls(client):
+    for url in ("Patient/p1", "Patient/_history"):
+        r = client.post("/fhir", json=tx({"resource": patient(), "request": {"method": "POST", "url": url}}))
+        assert r.status_code == 405, r.text
+    assert total_versions(client) == 0
