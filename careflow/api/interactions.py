@@ -21,7 +21,13 @@ from careflow.fhir import bundles
 from careflow.fhir import operation_outcome as oo
 from careflow.fhir.search_params import searchable_types
 from careflow.fhir.search_query import MAX_COUNT, SearchQuery, parse_search
-from careflow.fhir.validation import ID_RE, is_known_resource_type, validate_resource
+from careflow.fhir.validation import (
+    ID_RE,
+    is_known_resource_type,
+    mandatory_elements,
+    summary_elements,
+    validate_resource,
+)
 from careflow.store.port import SearchResult, Stored, UnitOfWork
 
 # The resource types this server serves: those with search parameters in the registry (every type
@@ -29,7 +35,7 @@ from careflow.store.port import SearchResult, Stored, UnitOfWork
 SERVED_TYPES: tuple[str, ...] = tuple(t for t in searchable_types() if is_known_resource_type(t))
 
 _HISTORY_COUNT = 100
-_SUMMARY_SUPPORTED = ("count", "false", "data")
+_SUMMARY_SUPPORTED = ("count", "false", "data", "true", "text")
 _ELEMENT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*(\[x\])?$")
 
 
@@ -166,11 +172,23 @@ def _write_body(prefer: Prefer, stored: Stored, verb: str) -> dict[str, Any] | N
 
 
 def _summarise(resource: dict[str, Any], summary: str | None, elements: list[str] | None) -> dict[str, Any]:
-    """Apply ``_summary=data`` / ``_elements``; the result is tagged SUBSETTED as FHIR requires."""
-    if summary != "data" and not elements:
+    """Apply ``_summary`` / ``_elements``; a subset is tagged SUBSETTED as FHIR requires.
+
+    ``_summary=true`` keeps the top-level isSummary elements (nested elements are kept whole),
+    ``text`` keeps text plus mandatory elements, ``data`` drops text.
+    """
+    if summary in (None, "false", "count") and not elements:
         return resource
+    rtype = resource.get("resourceType", "")
+    base = {"resourceType", "id", "meta"}
     if elements:
-        keep = {"resourceType", "id", "meta", *elements}
+        keep = base | set(elements) | mandatory_elements(rtype)
+        out = {k: v for k, v in resource.items() if k in keep}
+    elif summary == "true":
+        keep = base | summary_elements(rtype)
+        out = {k: v for k, v in resource.items() if k in keep}
+    elif summary == "text":
+        keep = base | {"text"} | mandatory_elements(rtype)
         out = {k: v for k, v in resource.items() if k in keep}
     else:
         out = {k: v for k, v in resource.items() if k != "text"}
@@ -206,7 +224,7 @@ def search_bundle(ctx: Context, query: SearchQuery, result: SearchResult) -> dic
         next_url=_paging_url(ctx.base, query.type, query, offset + count, extra) if more and count else None,
         previous_url=_paging_url(ctx.base, query.type, query, max(0, offset - count), extra) if offset else None,
     )
-    shape = (lambda r: _summarise(r, summary, elements)) if (summary == "data" or elements) else None
+    shape = (lambda r: _summarise(r, summary, elements)) if (summary in ("data", "true", "text") or elements) else None
     entries = [bundles.search_entry(ctx.base, s, "match", shape) for s in result.matches]
     entries += [bundles.search_entry(ctx.base, s, "include", shape) for s in result.included]
     if query.ignored:
@@ -340,7 +358,7 @@ def _deleted(req: FhirRequest, stored: Stored | None, rtype: str, rid: str | Non
 def search(uow: UnitOfWork, rtype: str, params: list[tuple[str, str]], prefer: Prefer, ctx: Context) -> FhirResult:
     query = parse_search(rtype, params, strict=prefer.handling == "strict")
     if query.summary is not None and query.summary not in _SUMMARY_SUPPORTED:
-        raise InvalidSearch("_summary", f"'{query.summary}' is not supported (use count, data or false)")
+        raise InvalidSearch("_summary", f"'{query.summary}' is not a _summary value (true, text, data, count, false)")
     elements = dict(query.passthrough).get("_elements")
     if elements is not None:
         bad = [e for e in elements.split(",") if e.strip() and not _ELEMENT_RE.match(e.strip())]

@@ -286,3 +286,27 @@ def validate_resource(resource: Any, expected_type: str | None = None) -> None:
         raise InvalidFhirResource(f"{rtype} failed validation", [(rtype, f"malformed content ({type(exc).__name__})")]) from None
     if problems:
         raise InvalidFhirResource(f"{rtype} is not valid FHIR R4 JSON", problems)
+
+
+@lru_cache(maxsize=None)
+def summary_elements(resource_type: str) -> frozenset[str]:
+    """Top-level elements FHIR marks isSummary for ``_summary=true`` (from the R4B model metadata)."""
+    return _flagged(resource_type, "summary_element_property")
+
+
+@lru_cache(maxsize=None)
+def mandatory_elements(resource_type: str) -> frozenset[str]:
+    """Top-level elements with minimum cardinality 1 (kept by ``_summary=text``)."""
+    return _flagged(resource_type, "element_required")
+
+
+def _flagged(resource_type: str, flag: str) -> frozenset[str]:
+    cls = _model_class(resource_type)
+    if cls is None:
+        return frozenset()
+    names = set()
+    for field in cls.model_fields.values():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        if field.alias and not field.alias.startswith("_") and extra.get(flag):
+            names.add(field.alias)
+    return frozenset(names)

@@ -87,6 +87,12 @@ def test_elements_and_summary_data(client):
     assert "_count=50" in link(body, "self")  # the default page size is spelled out in links
     data = client.get("/fhir/Patient?_summary=data").json()["entry"][0]["resource"]
     assert "text" not in data and data["birthDate"] == "1950-04-01"
+    post(client, task("Patient/x", "PractitionerRole/y", note=[{"text": "not a summary element"}]))
+    summary = client.get("/fhir/Task?_summary=true").json()["entry"][0]["resource"]
+    assert summary["status"] == "requested" and summary["owner"] and "note" not in summary
+    assert any(t["code"] == "SUBSETTED" for t in summary["meta"]["tag"])
+    text = client.get("/fhir/Task?_summary=text").json()["entry"][0]["resource"]
+    assert set(text) == {"resourceType", "id", "meta", "status", "intent"}
 
 
 def test_search_reflects_writes_and_deletes(client):
