@@ -3,12 +3,13 @@
 Race-freedom comes from the database: new resources and conditional-create keys are claimed with
 ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` on unique keys, version changes are
 ``UPDATE ... WHERE pk=? AND version=?`` with a row-count check, and on PostgreSQL the current row is
-read ``FOR UPDATE`` first so concurrent writers of one resource queue instead of racing.  On SQLite every
-unit of work starts with ``BEGIN IMMEDIATE`` (see ``database``), which serialises writers outright.
+read ``FOR UPDATE`` first so concurrent writers of one resource queue instead of racing.  On SQLite a
+unit of work switches to a ``BEGIN IMMEDIATE`` transaction at its first write (see
+``SqlUnitOfWork._begin``), which serialises writers outright.
 
-Version and index rows are buffered per unit of work and written with one executemany per table
-before the next read and at commit: ingest of a 500-resource transaction bundle costs one INSERT per
-resource plus a handful of bulk inserts.
+Version and index rows are buffered per unit of work and written in bulk (executemany on SQLite, COPY on
+PostgreSQL) before a read that needs them and at commit: ingest of a 500-resource transaction bundle
+costs one INSERT per resource plus a handful of bulk writes.
 """
 
 from __future__ import annotations
