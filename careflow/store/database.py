@@ -9,13 +9,15 @@ plain deferred ``BEGIN`` so searches run in parallel with a writer.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
-from careflow.errors import CareflowError
+from careflow.errors import CareflowError, TransientStoreError
 
 ENV_URL = "CAREFLOW_DATABASE_URL"
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -57,7 +59,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         database = parsed.database or ""
         if database in ("", ":memory:") or database.startswith("file::memory:"):
             raise DatabaseUrlError("an in-memory SQLite database cannot be shared; use a file or MemoryRepository")
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseUrlError(f"cannot create the directory of {database}: {exc.strerror or exc}") from None
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
             pool_size=kwargs.pop("pool_size", 8), max_overflow=kwargs.pop("max_overflow", 56), pool_timeout=120,
@@ -100,7 +105,7 @@ def upgrade(url: str | Engine, revision: str = "head") -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     try:
-        with engine.connect() as conn:
+        with _reachable(engine), engine.connect() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
                 conn.commit()
@@ -115,6 +120,19 @@ def upgrade(url: str | Engine, revision: str = "head") -> None:
     finally:
         if not isinstance(url, Engine):
             engine.dispose()
+
+
+@contextmanager
+def _reachable(engine: Engine) -> Iterator[None]:
+    """Opening the store: a database that cannot be reached or opened is one clear, retryable error."""
+    from sqlalchemy import exc
+
+    try:
+        yield
+    except (exc.OperationalError, exc.InterfaceError) as error:
+        where = engine.url.render_as_string(hide_password=True)
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        raise TransientStoreError(f"cannot open the database at {where}: {reason}") from error
 
 
 def open_repository(url: str | None = None, *, migrate: bool = True) -> "SqlRepository":  # noqa: F821

@@ -465,7 +465,7 @@ def _is_transient(exc: BaseException) -> bool:
     orig = getattr(exc, "orig", None) or exc
     if isinstance(orig, sqlite3.OperationalError):
         message = str(orig).lower()
-        return any(word in message for word in ("locked", "busy", "unable to open", "disk i/o"))
+        return any(word in message for word in ("locked", "busy", "disk i/o"))
     return True
 
 

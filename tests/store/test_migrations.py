@@ -82,3 +82,15 @@ def test_unmigrated_sqlite_is_not_reported_as_transient(tmp_path):
         assert not isinstance(info.value, TransientStoreError)
     finally:
         repo.close()
+
+
+def test_opening_an_unreachable_database_is_one_clear_error(tmp_path):
+    from careflow.errors import TransientStoreError
+
+    with pytest.raises(TransientStoreError) as info:
+        open_repository("postgresql+psycopg://postgres:secret@127.0.0.1:9/none?connect_timeout=2")
+    assert "127.0.0.1:9" in str(info.value) and "secret" not in str(info.value)
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    with pytest.raises(CareflowError):
+        open_repository(f"sqlite:///{blocked / 'sub' / 'careflow.db'}")
