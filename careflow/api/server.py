@@ -56,24 +56,48 @@ def publish_programs(repository: Repository, programs: dict[str, Any]) -> int:
     return written
 
 
-def build_app(url: str | None, programs_dir: str | Path | None = None) -> Any:
-    """The app ``serve`` runs: repository at ``url`` (resolve_url rules), programmes published."""
+def build_app(url: str | None, programs_dir: str | Path | None = None, *, engine: bool = True) -> Any:
+    """The app ``serve`` runs: repository at ``url`` (resolve_url rules), programmes published.
+
+    The outbox listener is always installed, so every Observation and Task status change written
+    through the API records its event in the same transaction. With ``engine`` the app also drains
+    that outbox on a thread while it runs (trigger Tasks within seconds); without it a separate
+    ``careflow worker`` does."""
+    from contextlib import asynccontextmanager
+
     from careflow.api.app import create_app
+    from careflow.engine.consumer import EventConsumer
+    from careflow.engine.events import install
     from careflow.store.database import open_repository, resolve_url
 
     repository = open_repository(resolve_url(url))
+    install(repository)
     programs = load_programs(programs_dir)
     if programs:
         n = publish_programs(repository, programs)
         log.info("published %d programme resources (%d programmes)", n, len(programs))
-    return create_app(repository, programs)
+    app = create_app(repository, programs)
+    if engine:
+        consumer = EventConsumer(repository, programs)
+        app.state.event_consumer = consumer
+
+        @asynccontextmanager
+        async def lifespan(_app: Any):  # type: ignore[no-untyped-def]
+            consumer.start()
+            try:
+                yield
+            finally:
+                consumer.stop()
+
+        app.router.lifespan_context = lifespan
+    return app
 
 
-def serve(url: str | None, host: str, port: int) -> None:
+def serve(url: str | None, host: str, port: int, *, engine: bool = True) -> None:
     """Run the FHIR server until interrupted (``careflow serve [--db URL] [--host H] [--port P]``)."""
     import uvicorn
 
-    app = build_app(url)
+    app = build_app(url, engine=engine)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
