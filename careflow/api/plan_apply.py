@@ -3,7 +3,8 @@
 Inputs (query string, or a ``Parameters`` body on POST):
 
 * ``subject`` (required, one): ``Patient/<id>`` of a stored patient; their stored Conditions and
-  Observations feed eligibility and goal targets.
+  Observations feed eligibility and goal targets, and their GP's neighbourhood team (the
+  PractitionerRoles of its Organization) gives the Tasks concrete owners, as enrolment does.
 * ``start`` (careflow-defined, date, default today): the plan start date.
 * ``persist`` (careflow-defined, boolean, default false): also store the CarePlan, Goals, CareTeam
   and Tasks, atomically, each with create-if-absent on its deterministic id, so applying the same
@@ -115,6 +116,7 @@ def make_apply(programs: list[Any]) -> Any:
     by_canonical = {(p.url, p.version): p for p in programs}
 
     def apply(uow: UnitOfWork, req: FhirRequest, ctx: Context) -> FhirResult:
+        from careflow.engine.team import TeamDirectory
         from careflow.planning.patient import context_from_resources
         from careflow.planning.planner import plan
 
@@ -138,7 +140,8 @@ def make_apply(programs: list[Any]) -> Any:
         patient = uow.read("Patient", pid).resource or {}
         conditions = _all(uow, "Condition", [("patient", f"Patient/{pid}")])
         observations = _all(uow, "Observation", [("patient", f"Patient/{pid}")])
-        pctx = context_from_resources(patient, conditions, observations)
+        team, organization = TeamDirectory(uow).team_for(patient)  # type: ignore[arg-type]  # a uow searches like a repo
+        pctx = context_from_resources(patient, conditions, observations, team=team, organization=organization)
         result = plan(program, pctx, start)
         for r in result.resources:
             validate_resource(r)

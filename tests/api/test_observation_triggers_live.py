@@ -73,3 +73,29 @@ def test_weight_gain_posted_to_the_api_raises_an_urgent_task(db, tmp_path: Path,
         assert any(e.get("valueBoolean") is True for e in plan.get("extension", [])), "the plan's attention flag is raised"
         # the first weight alone raised nothing
         assert client.get("/fhir/Task?focus=Observation/" + client.get("/fhir/Observation?value-quantity=80").json()["entry"][0]["resource"]["id"]).json().get("entry", []) == []
+
+
+def test_apply_gives_tasks_to_the_patients_neighbourhood_team(tmp_path: Path):
+    """$apply picks owners as enrolment does: the GP from generalPractitioner, others from the GP's team."""
+    app = build_app(f"sqlite:///{tmp_path / 'team.db'}", engine=False)
+    role_sys = "https://careflow.dev/fhir/CodeSystem/role"
+    with TestClient(app) as client:
+        h = {"Content-Type": FHIR}
+        client.put("/fhir/Organization/team1", json={"resourceType": "Organization", "id": "team1", "name": "Buurtteam"}, headers=h)
+        for rid, code in (("gp1", "gp"), ("nurse1", "home-nurse")):
+            r = client.put(f"/fhir/PractitionerRole/{rid}", headers=h, json={
+                "resourceType": "PractitionerRole", "id": rid, "active": True, "organization": {"reference": "Organization/team1"},
+                "code": [{"coding": [{"system": role_sys, "code": code}]}]})
+            assert r.status_code in (200, 201), r.text
+        client.put("/fhir/Patient/p9", headers=h, json={"resourceType": "Patient", "id": "p9", "birthDate": "1950-01-01",
+                                                          "generalPractitioner": [{"reference": "PractitionerRole/gp1"}]})
+        client.put("/fhir/Condition/c9", headers=h, json={"resourceType": "Condition", "id": "c9", "subject": {"reference": "Patient/p9"},
+                                                           "code": {"coding": [{"system": ICPC, "code": "K77"}]}})
+        r = client.post("/fhir/PlanDefinition/heart-failure/$apply?subject=Patient/p9&persist=true")
+        assert r.status_code == 200, r.text
+        owners = {e["resource"]["owner"]["reference"] for e in client.get("/fhir/Task?patient=Patient/p9&_count=100").json()["entry"]}
+        assert "PractitionerRole/gp1" in owners
+        team = client.get("/fhir/CareTeam?patient=Patient/p9").json()["entry"][0]["resource"]
+        members = {p.get("member", {}).get("reference") for p in team["participant"]}
+        assert {"PractitionerRole/gp1", "PractitionerRole/nurse1"} <= members
+        assert team["managingOrganization"] == [{"reference": "Organization/team1"}]
