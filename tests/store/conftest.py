@@ -9,24 +9,14 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from store_backends import BACKENDS, PG_ENV, pg_url_with_schema, empty_tables
 
 from careflow.store.database import make_engine, resolve_url, upgrade
 from careflow.store.memory import MemoryRepository
 from careflow.store.sql import SqlRepository
-from careflow.store.tables import metadata
-
-PG_ENV = "CAREFLOW_TEST_DATABASE_URL"
-BACKENDS = ["memory", "sqlite", "postgres"]
-
-
-def _pg_url_with_schema(url: str, schema: str) -> str:
-    sep = "&" if "?" in url else "?"
-    return f"{url}{sep}options=-csearch_path%3D{schema}"
 
 
 @pytest.fixture(scope="session")
@@ -46,53 +36,11 @@ def pg_url() -> Iterator[str]:
     admin = make_engine(base)
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = _pg_url_with_schema(base, schema)
+    url = pg_url_with_schema(base, schema)
     upgrade(url)
     try:
         yield url
     finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
-def _empty(repo: SqlRepository) -> None:
-    names = [t.name for t in metadata.sorted_tables]
-    with repo.engine.begin() as conn:
-        for name in names:  # DELETE beats TRUNCATE on tables this small
-            conn.execute(text(f"DELETE FROM {name}"))
-
-
-@contextmanager
-def isolated_repository(backend: str, tmp_dir: Path) -> Iterator[MemoryRepository | SqlRepository]:
-    """A store of its own (fresh SQLite file / fresh PostgreSQL schema), removed afterwards."""
-    if backend == "memory":
-        yield MemoryRepository()
-        return
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_dir / f'{uuid.uuid4().hex}.db'}"
-        upgrade(url)
-        repo = SqlRepository(make_engine(url))
-        try:
-            yield repo
-        finally:
-            repo.close()
-        return
-    base = os.environ.get(PG_ENV)
-    if not base:
-        pytest.skip(f"{PG_ENV} is not set")
-    base = resolve_url(base)
-    schema = f"cf_test_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = _pg_url_with_schema(base, schema)
-    upgrade(url)
-    repo = SqlRepository(make_engine(url))
-    try:
-        yield repo
-    finally:
-        repo.close()
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
@@ -115,7 +63,7 @@ def repo(backend: str, request: pytest.FixtureRequest) -> Iterator[MemoryReposit
     if url not in _ENGINES:
         _ENGINES[url] = SqlRepository(make_engine(url))
     shared = _ENGINES[url]
-    _empty(shared)
+    empty_tables(shared)
     # a fresh repository object (own listeners) on the shared engine
     yield SqlRepository(shared.engine)
 

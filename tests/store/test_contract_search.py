@@ -7,7 +7,7 @@ import time
 import pytest
 
 from careflow.fhir.search_query import parse_search
-from conftest import BACKENDS, isolated_repository
+from store_backends import BACKENDS, isolated_repository
 from search_data import COPD, LOINC, NIHDI, SSIN, TASK_SID, UCUM, load
 
 

@@ -77,9 +77,9 @@ def sql_repo(request):
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(resources=world(), params=st.lists(task_param, min_size=1, max_size=3))
 def test_memory_and_sql_agree(sql_repo, resources, params):
-    from conftest import _empty
+    from store_backends import empty_tables
 
-    _empty(sql_repo)
+    empty_tables(sql_repo)
     memory = MemoryRepository()
     for repo in (memory, sql_repo):
         with repo.unit_of_work() as uow:
@@ -126,9 +126,9 @@ observation_param = st.one_of(
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(resources=observations(), params=st.lists(observation_param, min_size=1, max_size=3))
 def test_memory_and_sql_agree_on_quantities_and_periods(sql_repo, resources, params):
-    from conftest import _empty
+    from store_backends import empty_tables
 
-    _empty(sql_repo)
+    empty_tables(sql_repo)
     memory = MemoryRepository()
     for repo in (memory, sql_repo):
         with repo.unit_of_work() as uow:
@@ -147,9 +147,9 @@ def test_memory_and_sql_agree_on_quantities_and_periods(sql_repo, resources, par
     st.tuples(st.just("_sort"), st.sampled_from(["family", "-family", "birthdate", "-birthdate,_id"])),
 ), min_size=1, max_size=2))
 def test_memory_and_sql_agree_on_strings(sql_repo, resources, params):
-    from conftest import _empty
+    from store_backends import empty_tables
 
-    _empty(sql_repo)
+    empty_tables(sql_repo)
     memory = MemoryRepository()
     for repo in (memory, sql_repo):
         with repo.unit_of_work() as uow:
