@@ -123,8 +123,9 @@ class UnitOfWork(Protocol):
 
     def create(self, resource: dict[str, Any], *, if_none_exist: SearchQuery | None = None) -> tuple[Stored, bool]:
         """POST: assigns a server id (uuid4; any id in the body is replaced).  With ``if_none_exist``:
-        one match -> ``(existing, False)``; several -> PreconditionFailed; none -> created.  Concurrent
-        identical conditional creates yield exactly one resource."""
+        one match -> ``(existing, False)``; several -> PreconditionFailed; none -> created (a query
+        without criteria is no condition).  Concurrent identical conditional creates yield exactly one
+        resource."""
         ...
 
     def create_if_absent(self, resource: dict[str, Any]) -> tuple[Stored, bool]:
