@@ -10,6 +10,8 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+import orjson
+
 from careflow.store.port import Stored
 
 HTTP_REASONS = {
@@ -54,12 +56,14 @@ def full_url(base: str, stored: Stored) -> str:
 
 
 def search_entry(base: str, stored: Stored, mode: str, transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> dict[str, Any]:
-    resource = stored.resource or {}
-    return {
-        "fullUrl": full_url(base, stored),
-        "resource": transform(resource) if transform else resource,
-        "search": {"mode": mode},
-    }
+    """A searchset entry. Without a transform the stored JSON bytes go out as they are
+    (``orjson.Fragment``): a search page then costs no parse and no re-serialisation."""
+    if transform is None and stored.raw is not None:
+        body: Any = orjson.Fragment(stored.raw)
+    else:
+        resource = stored.resource or {}
+        body = transform(resource) if transform else resource
+    return {"fullUrl": full_url(base, stored), "resource": body, "search": {"mode": mode}}
 
 
 def history_entry(base: str, stored: Stored) -> dict[str, Any]:
