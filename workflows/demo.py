@@ -55,9 +55,9 @@ def build_demo(db_url: str | None, inhabitants: int, seed: int, progress: Progre
 def ready_line(result: DemoResult, host: str | None, port: int | None) -> str:
     """The one line that tells the user what they have and where to look."""
     enrolled = _count(result.enrolment, "enrolled") + _count(result.enrolment, "already-enrolled")
-    opened = _count(result.sweep, "tasks-opened")
-    line = (f"careflow: demo region ready: {result.inhabitants:,} inhabitants, {enrolled:,} patients enrolled, "
-            f"{opened:,} follow-up tasks opened by the sweep ({result.seconds:.0f}s)")
+    plans = _count(result.sweep, "plans")
+    line = (f"careflow: demo region ready: {result.inhabitants:,} inhabitants, {enrolled:,} patients enrolled "
+            f"in {plans:,} care plans, swept ({result.seconds:.0f}s)")
     if host is None or port is None:
         return line
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
