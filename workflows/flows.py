@@ -96,9 +96,7 @@ def _runner() -> Any:
 # --- tasks: ids in, counts out ------------------------------------------------------------------
 
 
-@task(name="find-candidates", persist_result=False, cache_policy=NONE, retries=retrying.RETRIES,
-      retry_delay_seconds=exponential_backoff(backoff_factor=retrying.BACKOFF_SECONDS),
-      retry_condition_fn=retrying.transient_failure)
+@task(name="find-candidates", **_TASK_OPTIONS)
 def find_candidates(db_url: str | None, partitions: int) -> list[list[str]]:
     """Patient ids that may qualify for a programme, cut into ``partitions`` stable-hash slices."""
     ids = enrolment.find_candidates(repository(db_url), programs())
@@ -111,9 +109,7 @@ def enrol_partition(db_url: str | None, index: int, patient_ids: Sequence[str], 
     return enrolment.enrol(repository(db_url), programs(), patient_ids, start)
 
 
-@task(name="find-plans", persist_result=False, cache_policy=NONE, retries=retrying.RETRIES,
-      retry_delay_seconds=exponential_backoff(backoff_factor=retrying.BACKOFF_SECONDS),
-      retry_condition_fn=retrying.transient_failure)
+@task(name="find-plans", **_TASK_OPTIONS)
 def find_plans(db_url: str | None, partitions: int) -> list[list[str]]:
     """Ids of patients with an active CarePlan, cut into ``partitions`` stable-hash slices."""
     ids = sweep.plan_patients(repository(db_url))
