@@ -25,7 +25,7 @@ from careflow.planning.eligibility import qualifying_conditions
 from careflow.planning.planner import plan_all
 from careflow.programs.codes import ICD10, ICPC2
 from careflow.programs.model import Program
-from careflow.store.port import Repository
+from careflow.store.port import Repository, Stored
 
 
 def _code_params(programs: Mapping[str, Program]) -> str:
@@ -82,10 +82,31 @@ def _goal_codes(programs: Mapping[str, Program]) -> list[str]:
     return sorted({f"{t.measure.system}|{t.measure.code}" for p in programs.values() for g in p.goals for t in g.targets})
 
 
+def _write(uow: Any, result: Any, current: Stored | None) -> tuple[int, bool]:
+    """Write one patient's plan in ``uow``: (resources created, whether the CareTeam was merged)."""
+    created = 0
+    merged_team = False
+    if current is None:
+        created += uow.create_if_absent(result.careteam)[1]
+    else:
+        merged = _merged_careteam(current.resource or {}, result.careteam)
+        if merged is not None:
+            uow.update(merged, if_match=current.version)
+            merged_team = True
+    for r in [*result.goals, *result.careplans, *result.tasks]:
+        created += uow.create_if_absent(r)[1]
+    return created, merged_team
+
+
 def enrol(
     repo: Repository, programs: Mapping[str, Program], patient_ids: Sequence[str], start: date, *, batch_size: int = 50
 ) -> Counts:
-    """Plan every programme each patient qualifies for on ``start`` and is not enrolled in yet."""
+    """Plan every programme each patient qualifies for on ``start`` and is not enrolled in yet.
+
+    A batch of patients is written in one unit of work (one commit, not one per patient: commits
+    dominate otherwise); each patient's resources are all in it, so every patient is atomic. If a
+    CareTeam changed under us (VersionConflict), the batch is rolled back and written patient by
+    patient, so only the conflicting patient is skipped (and picked up by the next run)."""
     counts = Counts()
     directory = TeamDirectory(repo)
     goal_codes = _goal_codes(programs)
@@ -93,6 +114,7 @@ def enrol(
         plans = {s.id for s in by_ids(repo, "CarePlan", batch, "patient")}
         careteams = {s.id: s for s in by_ids(repo, "CareTeam", [ids.careteam_id(p) for p in batch]) if s.resource}
         contexts, patients = load_contexts(repo, batch, programs, observation_codes=goal_codes, teams={})
+        planned: list[tuple[Any, Any, list[Program], Stored | None]] = []  # (ctx, result, new programmes, careteam)
         for pid in batch:
             ctx0 = contexts.get(pid)
             if ctx0 is None:
@@ -108,25 +130,30 @@ def enrol(
                 continue
             team, org = directory.team_for(patients[pid])
             ctx = replace(ctx0, team=team, organization=org)
-            result = plan_all(new, ctx, start)
-            current = careteams.get(ids.careteam_id(pid))
-            try:
-                with repo.unit_of_work() as uow:
-                    created = 0
-                    if current is None:
-                        created += uow.create_if_absent(result.careteam)[1]
-                    else:
-                        merged = _merged_careteam(current.resource or {}, result.careteam)
-                        if merged is not None:
-                            uow.update(merged, if_match=current.version)
-                            counts.add("team-updated", neighbourhood=ctx.neighbourhood)
-                    for r in [*result.goals, *result.careplans, *result.tasks]:
-                        created += uow.create_if_absent(r)[1]
-            except VersionConflict:
-                counts.add("conflict", neighbourhood=ctx.neighbourhood)
-                continue
+            planned.append((ctx, plan_all(new, ctx, start), new, careteams.get(ids.careteam_id(pid))))
+
+        def done(ctx: Any, new: list[Program], created: int, merged_team: bool) -> None:
+            if merged_team:
+                counts.add("team-updated", neighbourhood=ctx.neighbourhood)
             counts.add("resources-created", created)
             counts.add("enrolled", neighbourhood=ctx.neighbourhood)
             for p in new:
                 counts.add("plans-created", program=p.id, neighbourhood=ctx.neighbourhood)
+
+        try:
+            outcomes = []
+            with repo.unit_of_work() as uow:
+                for ctx, result, new, current in planned:
+                    outcomes.append((ctx, new, *_write(uow, result, current)))
+            for outcome in outcomes:
+                done(*outcome)
+        except VersionConflict:
+            for ctx, result, new, current in planned:
+                try:
+                    with repo.unit_of_work() as uow:
+                        created, merged_team = _write(uow, result, current)
+                except VersionConflict:
+                    counts.add("conflict", neighbourhood=ctx.neighbourhood)
+                    continue
+                done(ctx, new, created, merged_team)
     return counts
