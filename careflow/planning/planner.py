@@ -172,9 +172,12 @@ class _Compiled:
     goal_texts: dict[str, tuple[str, dict[str, Any]]]
     at_start: list[_ActivityTemplate]  # no dependency, first window opens on the start day
     goal_targets: dict[str, list[dict[str, Any] | None]]  # None where the target needs the patient's baseline
+    days: dict[tuple[Any, ...], Any] = field(default_factory=dict)  # per-date parts, memoised (dates repeat)
 
 
 _COMPILED: dict[int, _Compiled] = {}
+_TASK_META = {"profile": [PROFILE_TASK]}
+_GOAL_META = {"profile": [PROFILE_GOAL]}
 _NOBODY = PatientContext(id="")
 
 
@@ -252,15 +255,27 @@ def build_task(
 
     Nested template parts are shared between Tasks: treat the result as read-only (copy to change).
     """
-    t = compiled(program).activities[activity.id]
+    c = compiled(program)
+    t = c.activities[activity.id]
     member = ctx.team.get(activity.role)
     owner = member or f"CareTeam/{ids.careteam_id(ctx.id)}"
-    day = authored.isoformat()
+    key = (activity.id, opens, authored, occurrence)
+    dated = c.days.get(key)
+    if dated is None:
+        if len(c.days) > 50_000:
+            c.days.clear()
+        day = authored.isoformat()
+        dated = c.days[key] = (
+            day,
+            {"period": {"start": opens.isoformat(), "end": t.due_within.after(opens).isoformat()}},
+            [{"url": EXT_OCCURRENCE, "valuePositiveInt": occurrence}],
+        )
+    day, restriction, occurrence_ext = dated
     return {
         "resourceType": "Task",
         "id": ids.task_id(ctx.id, program.id, activity.id, occurrence),
-        "meta": {"profile": [PROFILE_TASK]},
-        "extension": [{"url": EXT_OCCURRENCE, "valuePositiveInt": occurrence}],
+        "meta": _TASK_META,
+        "extension": occurrence_ext,
         "identifier": [{"system": TASK_IDENTIFIER, "value": ids.task_identifier_value(careplan_id, activity.id, occurrence)}],
         "instantiatesCanonical": t.instantiates,
         "basedOn": [{"reference": f"CarePlan/{careplan_id}"}],
@@ -275,30 +290,35 @@ def build_task(
         "lastModified": day,
         "owner": {"reference": owner, "display": t.owner_display},
         "performerType": t.performer_type,
-        "restriction": {"period": {"start": opens.isoformat(), "end": t.due_within.after(opens).isoformat()}},
+        "restriction": restriction,
     }
 
 
 def _goal(program: Program, goal: Goal, ctx: PatientContext, start: date, addresses: list[dict[str, str]]) -> dict[str, Any]:
-    due = parse_duration(goal.due).after(start) if goal.due else None
     c = compiled(program)
-    text, text_ext = c.goal_texts[goal.id]
-    due_iso = due.isoformat() if due else None
-    targets = []
-    for t, fixed in zip(goal.targets, c.goal_targets[goal.id]):
-        if fixed is None:  # depends on the patient's baseline
-            targets.append(_target(t, ctx, due))
-        else:
-            targets.append({**fixed, "dueDate": due_iso} if due_iso else fixed)
+    key = (goal.id, start)
+    shared = c.days.get(key)
+    if shared is None:  # what every patient starting that day shares
+        due = parse_duration(goal.due).after(start) if goal.due else None
+        due_iso = due.isoformat() if due else None
+        text, text_ext = c.goal_texts[goal.id]
+        fixed_targets = [
+            None if fixed is None else ({**fixed, "dueDate": due_iso} if due_iso else fixed)
+            for fixed in c.goal_targets[goal.id]
+        ]
+        category = [{"coding": [{"system": goal_category_system(goal.category), "code": goal.category}]}]
+        shared = c.days[key] = (due, due_iso, fixed_targets, category, {"text": text, "_text": text_ext}, start.isoformat())
+    due, due_iso, fixed_targets, category, description, start_iso = shared
+    targets = [_target(t, ctx, due) if fixed is None else fixed for t, fixed in zip(goal.targets, fixed_targets)]
     out: dict[str, Any] = {
         "resourceType": "Goal",
         "id": ids.goal_id(ctx.id, program.id, goal.id),
-        "meta": {"profile": [PROFILE_GOAL]},
+        "meta": _GOAL_META,
         "lifecycleStatus": "active",
-        "category": [{"coding": [{"system": goal_category_system(goal.category), "code": goal.category}]}],
-        "description": {"text": text, "_text": text_ext},
+        "category": category,
+        "description": description,
         "subject": {"reference": f"Patient/{ctx.id}"},
-        "startDate": start.isoformat(),
+        "startDate": start_iso,
     }
     if targets:
         out["target"] = targets
