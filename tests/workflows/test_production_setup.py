@@ -123,14 +123,14 @@ def test_prefect_server_on_postgres_with_a_careflow_worker(tmp_path):
         worker = subprocess.Popen([PYTHON, "-m", "careflow.cli", "worker"], env=client_env, cwd=tmp_path,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
-        def sweep_deployment():
-            found = httpx.post(f"{api}/deployments/filter",
-                               json={"deployments": {"name": {"any_": ["careflow-sweep"]}}}).json()
-            return found[0] if found else None
+        wanted = {"careflow-enrol", "careflow-sweep", "careflow-events"}
 
-        deployment = _poll(sweep_deployment, 240, "the worker registered its deployments", worker)
-        names = {d["name"] for d in httpx.post(f"{api}/deployments/filter", json={}).json()}
-        assert {"careflow-enrol", "careflow-sweep", "careflow-events"} <= names
+        def sweep_deployment():
+            # the worker registers its deployments one after another: wait until all are there
+            found = {d["name"]: d for d in httpx.post(f"{api}/deployments/filter", json={}).json()}
+            return found["careflow-sweep"] if wanted <= set(found) else None
+
+        deployment = _poll(sweep_deployment, 240, "the worker registered its three deployments", worker)
         assert deployment["schedules"] and deployment["schedules"][0]["schedule"].get("cron")
         now = datetime(2027, 2, 1, 6, tzinfo=timezone.utc).isoformat()
         run = httpx.post(f"{api}/deployments/{deployment['id']}/create_flow_run",
