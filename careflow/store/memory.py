@@ -24,7 +24,7 @@ from careflow.fhir.search_match import Candidate, matches_all, sort_candidates
 from careflow.fhir.search_query import SearchQuery
 from careflow.fhir.search_values import to_utc_naive
 from careflow.store.port import Listener, OutboxEvent, SearchResult, Stored
-from careflow.store.unit_of_work import Current, UnitOfWorkBase, utc_now
+from careflow.store.unit_of_work import Current, RepositoryReads, UnitOfWorkBase, utc_now
 
 OUTBOX_LEASE = timedelta(minutes=5)
 MAX_INCLUDE_ROUNDS = 4
@@ -265,7 +265,7 @@ def _frozen(stored: Stored) -> Stored:
                   copy.deepcopy(stored.resource) if stored.resource is not None else None)
 
 
-class MemoryRepository:
+class MemoryRepository(RepositoryReads):
     """The in-memory store (see module docstring).  Thread-safe; units of work run one at a time."""
 
     def __init__(self) -> None:
@@ -290,25 +290,6 @@ class MemoryRepository:
     @contextmanager
     def _reader(self) -> Iterator[MemoryUnitOfWork]:
         yield MemoryUnitOfWork(self._state, [], self._lock)
-
-    def read(self, type: str, id: str) -> Stored:
-        with self._reader() as u:
-            return u.read(type, id)
-
-    def vread(self, type: str, id: str, version: int) -> Stored:
-        with self._reader() as u:
-            return u.vread(type, id, version)
-
-    def history(
-        self, type: str | None = None, id: str | None = None, *, since: datetime | None = None,
-        count: int = 100, offset: int = 0,
-    ) -> tuple[int, list[Stored]]:
-        with self._reader() as u:
-            return u.history(type, id, since=since, count=count, offset=offset)
-
-    def search(self, query: SearchQuery) -> SearchResult:
-        with self._reader() as u:
-            return u.search(query)
 
     def outbox_claim(self, limit: int = 100) -> list[OutboxEvent]:
         with self._lock:

@@ -36,7 +36,7 @@ from careflow.store.tables import (
     resource,
     resource_version,
 )
-from careflow.store.unit_of_work import Current, UnitOfWorkBase, utc_now
+from careflow.store.unit_of_work import Current, RepositoryReads, UnitOfWorkBase, utc_now
 
 OUTBOX_LEASE = timedelta(minutes=5)
 MAX_INCLUDE_ROUNDS = 4
@@ -470,7 +470,7 @@ def _is_transient(exc: BaseException) -> bool:
 
 
 
-class SqlRepository:
+class SqlRepository(RepositoryReads):
     """The SQL store on an engine made by ``careflow.store.database.make_engine`` (schema migrated)."""
 
     def __init__(self, engine: Engine) -> None:
@@ -502,25 +502,6 @@ class SqlRepository:
             finally:
                 uow.rollback()
                 uow.close()
-
-    def read(self, type: str, id: str) -> Stored:
-        with self._reader() as u:
-            return u.read(type, id)
-
-    def vread(self, type: str, id: str, version: int) -> Stored:
-        with self._reader() as u:
-            return u.vread(type, id, version)
-
-    def history(
-        self, type: str | None = None, id: str | None = None, *, since: datetime | None = None,
-        count: int = 100, offset: int = 0,
-    ) -> tuple[int, list[Stored]]:
-        with self._reader() as u:
-            return u.history(type, id, since=since, count=count, offset=offset)
-
-    def search(self, query: SearchQuery) -> SearchResult:
-        with self._reader() as u:
-            return u.search(query)
 
     def outbox_claim(self, limit: int = 100) -> list[OutboxEvent]:
         now = _naive(utc_now())

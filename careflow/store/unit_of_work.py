@@ -12,6 +12,7 @@ import hashlib
 import re
 import uuid
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
@@ -241,3 +242,30 @@ class UnitOfWorkBase(ABC):
                 f"the condition {query.canonical_key()!r} matches {len(ids)} {type} resources", matches=len(ids)
             )
         return [s for rid in ids if (s := self.delete(type, rid)) is not None]
+
+
+class RepositoryReads(ABC):
+    """The read conveniences of a repository, each in its own short read transaction (``_reader``)."""
+
+    @abstractmethod
+    def _reader(self) -> AbstractContextManager[UnitOfWorkBase]:
+        """A read-only unit of work, closed (rolled back) on exit."""
+
+    def read(self, type: str, id: str) -> Stored:
+        with self._reader() as u:
+            return u.read(type, id)
+
+    def vread(self, type: str, id: str, version: int) -> Stored:
+        with self._reader() as u:
+            return u.vread(type, id, version)
+
+    def history(
+        self, type: str | None = None, id: str | None = None, *, since: datetime | None = None,
+        count: int = 100, offset: int = 0,
+    ) -> tuple[int, list[Stored]]:
+        with self._reader() as u:
+            return u.history(type, id, since=since, count=count, offset=offset)
+
+    def search(self, query: SearchQuery) -> SearchResult:
+        with self._reader() as u:
+            return u.search(query)
