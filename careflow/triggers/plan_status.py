@@ -21,7 +21,6 @@ update heals itself.
 
 from __future__ import annotations
 
-import copy
 from datetime import date
 from typing import Any, Iterable
 
@@ -68,7 +67,7 @@ def plan_update(
             seen.add(ref)
             missing.append(t)
     changes: list[str] = []
-    plan = copy.deepcopy(careplan)
+    plan = dict(careplan)  # every change below replaces a top-level element; nested ones stay shared
     if missing:
         plan["activity"] = list(plan.get("activity") or []) + [
             {"reference": {"reference": f"Task/{t['id']}", "display": (t.get("code") or {}).get("text", "Task")}}
