@@ -11,6 +11,7 @@ import re
 import unicodedata
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 DATE_MIN = datetime(1, 1, 1)
 DATE_MAX = datetime(9999, 12, 31, 23, 59, 59, 999999)
@@ -23,6 +24,7 @@ _DATE = re.compile(
 _REF_TAIL = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
 
 
+@lru_cache(maxsize=65536)  # indexing a region repeats the same few dates and references endlessly
 def date_range(text: str) -> tuple[datetime, datetime] | None:
     """Inclusive naive-UTC range a FHIR date/dateTime/instant covers at its precision; None if malformed."""
     m = _DATE.match(text.strip())
@@ -82,6 +84,7 @@ def normalise_string(text: str) -> str:
     return " ".join(stripped.casefold().split())[:STRING_INDEX_LENGTH]
 
 
+@lru_cache(maxsize=65536)
 def parse_reference(text: str) -> tuple[str | None, str | None]:
     """(type, id) from 'Type/id', '.../Type/id[/_history/n]'; (None, None) when it has no such tail."""
     m = _REF_TAIL.search(text)
