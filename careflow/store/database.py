@@ -143,3 +143,28 @@ def open_repository(url: str | None = None, *, migrate: bool = True) -> "SqlRepo
     if migrate:
         upgrade(engine)
     return SqlRepository(engine)
+
+
+def with_search_path(url: str, schema: str) -> str:
+    """A PostgreSQL URL whose connections use ``schema``: tests and benchmarks share one database."""
+    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+
+
+@contextmanager
+def scratch_schema(base_url: str, prefix: str = "cf_scratch") -> Iterator[str]:
+    """A fresh, migrated PostgreSQL schema for the block (its URL), dropped afterwards."""
+    import uuid
+
+    base = resolve_url(base_url)
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(base)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        url = with_search_path(base, schema)
+        upgrade(url)
+        yield url
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()

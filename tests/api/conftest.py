@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -14,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from careflow.api.app import create_app
-from careflow.store.database import make_engine, resolve_url, upgrade
+from careflow.store.database import make_engine, scratch_schema, upgrade
 from careflow.store.memory import MemoryRepository
 from careflow.store.sql import SqlRepository
 from careflow.store.tables import metadata
@@ -36,20 +35,8 @@ def api_pg_url() -> Iterator[str]:
     base = os.environ.get(PG_ENV)
     if not base:
         pytest.skip(f"{PG_ENV} is not set")
-    base = resolve_url(base)
-    schema = f"cf_api_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in base else "?"
-    url = f"{base}{sep}options=-csearch_path%3D{schema}"
-    upgrade(url)
-    try:
+    with scratch_schema(base, "cf_api") as url:
         yield url
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 _ENGINES: dict[str, SqlRepository] = {}

@@ -4,7 +4,6 @@ CAREFLOW_TEST_DATABASE_URL is set): the engine must behave the same on every sto
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,29 +26,18 @@ def _sqlite(tmp_path: Path) -> Iterator[object]:
 
 
 def _postgres() -> Iterator[object]:
-    from sqlalchemy import text
-
-    from careflow.store.database import make_engine, resolve_url, upgrade
+    from careflow.store.database import make_engine, scratch_schema
     from careflow.store.sql import SqlRepository
 
     base = os.environ.get(PG_ENV)
     if not base:
         pytest.skip(f"{PG_ENV} is not set")
-    base = resolve_url(base)
-    schema = f"cf_engine_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
-    upgrade(url)
-    repo = SqlRepository(make_engine(url))
-    try:
-        yield repo
-    finally:
-        repo.close()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with scratch_schema(base, "cf_engine") as url:
+        repo = SqlRepository(make_engine(url))
+        try:
+            yield repo
+        finally:
+            repo.close()
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])

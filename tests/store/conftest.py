@@ -7,14 +7,12 @@ the end) so runs never see each other's rows; tables are emptied between tests.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import text
-from store_backends import BACKENDS, PG_ENV, pg_url_with_schema, empty_tables
+from store_backends import BACKENDS, PG_ENV, empty_tables
 
-from careflow.store.database import make_engine, resolve_url, upgrade
+from careflow.store.database import make_engine, scratch_schema, upgrade
 from careflow.store.memory import MemoryRepository
 from careflow.store.sql import SqlRepository
 
@@ -31,19 +29,8 @@ def pg_url() -> Iterator[str]:
     base = os.environ.get(PG_ENV)
     if not base:
         pytest.skip(f"{PG_ENV} is not set")
-    base = resolve_url(base)
-    schema = f"cf_test_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = pg_url_with_schema(base, schema)
-    upgrade(url)
-    try:
+    with scratch_schema(base, "cf_test") as url:
         yield url
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 _ENGINES: dict[str, SqlRepository] = {}

@@ -12,18 +12,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from careflow.store.database import make_engine, resolve_url, upgrade
+from careflow.store.database import make_engine, scratch_schema, upgrade
 from careflow.store.memory import MemoryRepository
 from careflow.store.sql import SqlRepository
 from careflow.store.tables import metadata
 
 PG_ENV = "CAREFLOW_TEST_DATABASE_URL"
 BACKENDS = ["memory", "sqlite", "postgres"]
-
-
-def pg_url_with_schema(url: str, schema: str) -> str:
-    sep = "&" if "?" in url else "?"
-    return f"{url}{sep}options=-csearch_path%3D{schema}"
 
 
 def empty_tables(repo: SqlRepository) -> None:
@@ -51,18 +46,9 @@ def isolated_repository(backend: str, tmp_dir: Path) -> Iterator[MemoryRepositor
     base = os.environ.get(PG_ENV)
     if not base:
         pytest.skip(f"{PG_ENV} is not set")
-    base = resolve_url(base)
-    schema = f"cf_test_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = pg_url_with_schema(base, schema)
-    upgrade(url)
-    repo = SqlRepository(make_engine(url))
-    try:
-        yield repo
-    finally:
-        repo.close()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with scratch_schema(base, "cf_test") as url:
+        repo = SqlRepository(make_engine(url))
+        try:
+            yield repo
+        finally:
+            repo.close()
