@@ -7,23 +7,22 @@ store's primary key then makes a replayed plan a no-op.
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
 import uuid
+from functools import lru_cache
 
 NAMESPACE = uuid.UUID("0b7c3a52-5d3e-4f0e-9a49-6ca2ef1c0f10")
 _NS_BYTES = NAMESPACE.bytes
 _VARIANT = "89ab89ab89ab89ab"  # RFC 4122 variant: top two bits of byte 8 are 10
 
 
-def _id(*key: object) -> str:
-    """Exactly ``str(uuid.uuid5(NAMESPACE, "|".join(key)))``, without building UUID objects (hot path)."""
-    h = hashlib.sha1(_NS_BYTES + "|".join(str(k) for k in key).encode()).hexdigest()
-    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[int(h[16], 16)]}{h[17:20]}-{h[20:32]}"
-
-
 def _hashed(key: str) -> str:
+    """Exactly ``str(uuid.uuid5(NAMESPACE, key))``, without building UUID objects (hot path)."""
     h = hashlib.sha1(_NS_BYTES + key.encode()).hexdigest()
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[int(h[16], 16)]}{h[17:20]}-{h[20:32]}"
+
+
+def _id(*key: object) -> str:
+    return _hashed("|".join(str(k) for k in key))
 
 
 def careplan_id(patient_id: str, program_id: str) -> str:
