@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
 from careflow.store.port import Repository
+from careflow.access.principal import SYSTEM
 
 BATCH = 2000
 PROGRESS_EVERY = 10_000
@@ -49,7 +50,7 @@ def load_resources(repo: Repository, resources: Iterable[dict[str, Any]], *, wha
     started = time.monotonic()
     next_report = PROGRESS_EVERY
     for chunk in _batches(resources, batch):
-        with repo.unit_of_work() as uow:
+        with repo.unit_of_work(SYSTEM) as uow:
             for resource in chunk:
                 _, created = uow.create_if_absent(resource)
                 if created:

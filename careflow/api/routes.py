@@ -21,6 +21,7 @@ from careflow.api.negotiation import check_accept, read_json, read_search_form
 from careflow.api.responses import FhirResponse
 from careflow.api.transactions import process_bundle
 from careflow.store.port import Repository
+from careflow.access.principal import SYSTEM
 
 _JSON_BODY = {
     "requestBody": {
@@ -86,7 +87,7 @@ async def _run(request: Request, req: FhirRequest) -> FhirResponse:
     repo = _state(request).repository
 
     def work() -> FhirResult:
-        with repo.unit_of_work() as uow:
+        with repo.unit_of_work(SYSTEM) as uow:
             return execute(uow, req, ctx)
 
     return _to_response(ctx, await in_store_thread(request, work))

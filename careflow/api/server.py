@@ -15,6 +15,7 @@ from typing import Any
 from careflow.errors import CareflowError, Gone, NotFound
 from careflow.fhir.validation import validate_resource
 from careflow.store.port import Repository
+from careflow.access.principal import SYSTEM
 
 log = logging.getLogger("careflow.api")
 
@@ -40,7 +41,7 @@ def publish_programs(repository: Repository, programs: dict[str, Any]) -> int:
     from careflow.programs.plandefinition import to_bundle
 
     written = 0
-    with repository.unit_of_work() as uow:
+    with repository.unit_of_work(SYSTEM) as uow:
         for program in programs.values():
             for entry in to_bundle(program)["entry"]:
                 resource = entry["resource"]

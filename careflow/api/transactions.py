@@ -39,6 +39,7 @@ from careflow.errors import CareflowError, InvalidFhirResource
 from careflow.fhir import bundles
 from careflow.fhir.validation import validate_resource
 from careflow.store.port import Repository, UnitOfWork
+from careflow.access.principal import SYSTEM
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
 MAX_ENTRIES = 10_000
@@ -162,7 +163,7 @@ def run_transaction(repository: Repository, bundle: dict[str, Any], ctx: Context
     results: dict[int, FhirResult] = {}
     ordered = sorted(entries, key=lambda e: (_ORDER.get(e.request.method, 9), e.index))
     fixups: list[_Entry] = []
-    with repository.unit_of_work() as uow:
+    with repository.unit_of_work(SYSTEM) as uow:
         # pass 1: deletes and conditional writes (their ids are only known once executed)
         first = [e for e in ordered if e.request.method == "DELETE" or _conditional_write(e.request)]
         rest = [e for e in ordered if not (e.request.method == "DELETE" or _conditional_write(e.request))]
@@ -246,7 +247,7 @@ def run_batch(repository: Repository, bundle: dict[str, Any], ctx: Context, pref
     for i, entry in enumerate(raw):
         try:
             e = _entry_request(i, entry, ctx.base, prefer)
-            with repository.unit_of_work() as uow:
+            with repository.unit_of_work(SYSTEM) as uow:
                 result = execute(uow, e.request, ctx)
             entries.append(_response_entry(ctx, result, e.request.prefer))
         except Exception as exc:  # noqa: BLE001 - each entry reports its own failure, whatever it is

@@ -26,6 +26,7 @@ from careflow.planning.planner import plan_all
 from careflow.programs.codes import ICD10, ICPC2
 from careflow.programs.model import Program
 from careflow.store.port import Repository, Stored
+from careflow.access.principal import SYSTEM
 
 
 def _code_params(programs: Mapping[str, Program]) -> str:
@@ -142,7 +143,7 @@ def enrol(
 
         try:
             outcomes = []
-            with repo.unit_of_work() as uow:
+            with repo.unit_of_work(SYSTEM) as uow:
                 for ctx, result, new, current in planned:
                     outcomes.append((ctx, new, *_write(uow, result, current)))
             for outcome in outcomes:
@@ -150,7 +151,7 @@ def enrol(
         except VersionConflict:
             for ctx, result, new, current in planned:
                 try:
-                    with repo.unit_of_work() as uow:
+                    with repo.unit_of_work(SYSTEM) as uow:
                         created, merged_team = _write(uow, result, current)
                 except VersionConflict:
                     counts.add("conflict", neighbourhood=ctx.neighbourhood)

@@ -27,6 +27,7 @@ from careflow.store.port import Action, Repository, Stored, UnitOfWork
 from careflow.triggers.actions import Action as RuleAction
 from careflow.triggers.observations import history_since, observation_actions
 from careflow.triggers.task_events import task_event_actions
+from careflow.access.principal import SYSTEM
 
 OBSERVATION_CREATED = "observation.created"
 TASK_STATUS = "task.status"
@@ -63,7 +64,7 @@ def install(repo: Repository) -> None:
 def _apply(repo: Repository, actions: list[RuleAction], counts: Counts, program: str, hood: str | None) -> None:
     if not actions:
         return
-    with repo.unit_of_work() as uow:
+    with repo.unit_of_work(SYSTEM) as uow:
         done = apply_actions(uow, actions)
     count_applied(counts, done, program, hood)
 

@@ -20,6 +20,7 @@ from careflow.errors import NotFound, VersionConflict
 from careflow.programs.model import Program
 from careflow.store.port import Repository, Stored
 from careflow.triggers.sweep import sweep_plan
+from careflow.access.principal import SYSTEM
 
 
 def plan_patients(repo: Repository, *, page_size: int = 500) -> list[str]:
@@ -87,7 +88,7 @@ def sweep(
             if not actions:
                 continue
             try:
-                with repo.unit_of_work() as uow:
+                with repo.unit_of_work(SYSTEM) as uow:
                     done = apply_actions(uow, actions)
             except (VersionConflict, NotFound):
                 counts.add("conflict", program=program.id, neighbourhood=hood)

@@ -24,6 +24,7 @@ from careflow.fhir.search_match import Candidate, matches_all, sort_candidates
 from careflow.fhir.search_query import SearchQuery
 from careflow.fhir.search_values import to_utc_naive
 from careflow.store.port import Listener, OutboxEvent, SearchResult, Stored
+from careflow.access.principal import SYSTEM, Principal
 from careflow.store.unit_of_work import Current, RepositoryReads, UnitOfWorkBase, utc_now
 
 OUTBOX_LEASE = timedelta(minutes=5)
@@ -62,8 +63,9 @@ def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class MemoryUnitOfWork(UnitOfWorkBase):
-    def __init__(self, state: _State, listeners: list[Listener], lock: threading.RLock) -> None:
-        super().__init__(listeners)
+    def __init__(self, state: _State, listeners: list[Listener], lock: threading.RLock,
+                 principal: Principal = SYSTEM) -> None:
+        super().__init__(listeners, principal)
         self._s = state
         self._lock = lock
         self._holds_lock = False  # taken at the first write, held to the end (like SQLite's write lock)
@@ -277,8 +279,8 @@ class MemoryRepository(RepositoryReads):
         self._listeners.append(listener)
 
     @contextmanager
-    def unit_of_work(self) -> Iterator[MemoryUnitOfWork]:
-        uow = MemoryUnitOfWork(self._state, self._listeners, self._lock)
+    def unit_of_work(self, principal: Principal) -> Iterator[MemoryUnitOfWork]:
+        uow = MemoryUnitOfWork(self._state, self._listeners, self._lock, principal)
         try:
             yield uow
         except BaseException:

@@ -29,6 +29,7 @@ from typing import Any, Callable, Literal, Protocol, runtime_checkable
 
 import orjson
 
+from careflow.access.principal import Principal
 from careflow.fhir.search_query import SearchQuery
 
 Action = Literal["create", "update", "delete"]
@@ -119,7 +120,9 @@ Listener = Callable[[Action, Stored, "UnitOfWork"], None]
 
 @runtime_checkable
 class UnitOfWork(Protocol):
-    """One transaction.  Reads inside it see its own writes."""
+    """One transaction on behalf of one principal.  Reads inside it see its own writes."""
+
+    principal: Principal
 
     def create(self, resource: dict[str, Any], *, if_none_exist: SearchQuery | None = None) -> tuple[Stored, bool]:
         """POST: assigns a server id (uuid4; any id in the body is replaced).  With ``if_none_exist``:
@@ -183,15 +186,18 @@ class UnitOfWork(Protocol):
 class Repository(Protocol):
     """The one place every read and write passes."""
 
-    def unit_of_work(self) -> AbstractContextManager[UnitOfWork]:
-        """One transaction: commit on normal exit, rollback when the block raises."""
+    def unit_of_work(self, principal: Principal) -> AbstractContextManager[UnitOfWork]:
+        """One transaction on behalf of ``principal``: commit on normal exit, rollback when the block
+        raises.  Every read, search and write inside it is narrowed to what ``principal`` may see and do."""
         ...
 
     def add_listener(self, listener: Listener) -> None:
         """Run ``listener`` after every write, inside the writing transaction."""
         ...
 
-    # read conveniences: each runs in its own short read transaction
+    # system read conveniences for the engine, the CLI and tests: each runs in its own short read
+    # transaction as careflow.access.principal.SYSTEM.  An adapter serving a person never uses them: it
+    # opens a unit of work for that person.
     def read(self, type: str, id: str) -> Stored: ...
 
     def vread(self, type: str, id: str, version: int) -> Stored: ...

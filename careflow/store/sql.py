@@ -36,6 +36,7 @@ from careflow.store.tables import (
     resource,
     resource_version,
 )
+from careflow.access.principal import SYSTEM, Principal
 from careflow.store.unit_of_work import Current, RepositoryReads, UnitOfWorkBase, utc_now
 
 OUTBOX_LEASE = timedelta(minutes=5)
@@ -113,8 +114,8 @@ def _stored(row: Row[Any]) -> Stored:
 class SqlUnitOfWork(UnitOfWorkBase):
     """One database transaction on ``conn`` (begun and ended by ``SqlRepository``)."""
 
-    def __init__(self, conn: Connection, listeners: list[Listener]) -> None:
-        super().__init__(listeners)
+    def __init__(self, conn: Connection, listeners: list[Listener], principal: Principal = SYSTEM) -> None:
+        super().__init__(listeners, principal)
         self._conn = conn
         self._pg = conn.dialect.name == "postgresql"
         # SQLite: begin lazily, deferred for reads and IMMEDIATE once the unit of work first writes, so
@@ -481,9 +482,9 @@ class SqlRepository(RepositoryReads):
         self._listeners.append(listener)
 
     @contextmanager
-    def unit_of_work(self) -> Iterator[SqlUnitOfWork]:
+    def unit_of_work(self, principal: Principal) -> Iterator[SqlUnitOfWork]:
         with _translated(), self.engine.connect() as conn:
-            uow = SqlUnitOfWork(conn, self._listeners)
+            uow = SqlUnitOfWork(conn, self._listeners, principal)
             try:
                 yield uow
                 uow.commit()

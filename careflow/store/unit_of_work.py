@@ -16,6 +16,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
+from careflow.access.principal import SYSTEM, Principal
 from careflow.errors import (
     InvalidResource,
     NotFound,
@@ -82,8 +83,9 @@ def stamp(resource: dict[str, Any], rtype: str, rid: str, version: int, when: da
 class UnitOfWorkBase(ABC):
     """FHIR write semantics over backend primitives; reads and search are the backend's."""
 
-    def __init__(self, listeners: list[Listener]) -> None:
+    def __init__(self, listeners: list[Listener], principal: Principal = SYSTEM) -> None:
         self._listeners = listeners
+        self.principal = principal
 
     # --- primitives each backend implements ---------------------------------------------------
     @abstractmethod

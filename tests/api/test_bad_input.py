@@ -123,7 +123,7 @@ def test_oversize_bodies_are_refused_by_length_and_by_stream():
 
 def test_unexpected_failure_is_a_500_outcome_without_traceback():
     class Broken(MemoryRepository):
-        def unit_of_work(self):  # type: ignore[override]
+        def unit_of_work(self, principal):  # type: ignore[override]
             raise RuntimeError("disk on fire")
 
     client = TestClient(create_app(Broken()), raise_server_exceptions=False)

@@ -8,6 +8,7 @@ from typing import Any
 
 from careflow.naming import CARE_ROLE_SYSTEM, EXT_NEIGHBOURHOOD, POPULATION_GROUP
 from careflow.store.port import Repository
+from careflow.access.principal import SYSTEM
 
 SNOMED = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
@@ -25,7 +26,7 @@ def add_team(repo: Repository, per_role: int = 2) -> dict[str, list[str]]:
     """``per_role`` care givers per discipline in one neighbourhood team, their PractitionerRoles coded
     with careflow's role code system as the demo region codes them; role -> PractitionerRole ids."""
     out: dict[str, list[str]] = {}
-    with repo.unit_of_work() as uow:
+    with repo.unit_of_work(SYSTEM) as uow:
         uow.create_if_absent({"resourceType": "Organization", "id": ORG, "name": "Buurtteam Binnenstad"})
         for role in ROLES:
             for i in range(per_role):
@@ -54,7 +55,7 @@ def add_patient(repo: Repository, pid: str, *, conditions: list[tuple[str, str]]
         patient["generalPractitioner"] = [{"reference": f"PractitionerRole/{gp_role}"}]
     else:
         patient["managingOrganization"] = {"reference": f"Organization/{ORG}"}
-    with repo.unit_of_work() as uow:
+    with repo.unit_of_work(SYSTEM) as uow:
         uow.create_if_absent(patient)
         for n, (system, code) in enumerate(conditions):
             add_condition(uow, pid, f"{pid}-cond-{n}", system, code, onset)
@@ -71,7 +72,7 @@ def add_condition(uow: Any, pid: str, cid: str, system: str, code: str, onset: d
 
 def add_weight(repo: Repository, pid: str, when: datetime, kg: float) -> str:
     """A body weight measured at home, written as any client would (server-assigned id)."""
-    with repo.unit_of_work() as uow:
+    with repo.unit_of_work(SYSTEM) as uow:
         stored, _ = uow.create({
             "resourceType": "Observation", "status": "final", "subject": {"reference": f"Patient/{pid}"},
             "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
@@ -87,7 +88,7 @@ def edit_task(repo: Repository, task_id: str, **changes: Any) -> None:
     """A person changing a Task through the store (If-Match on the version read)."""
     current = repo.read("Task", task_id)
     body = {**(current.resource or {}), **changes}
-    with repo.unit_of_work() as uow:
+    with repo.unit_of_work(SYSTEM) as uow:
         uow.update(body, if_match=current.version)
 
 

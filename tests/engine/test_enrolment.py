@@ -9,6 +9,7 @@ from careflow.engine import enrolment
 from careflow.planning import ids
 
 from engine_world import COPD, HEART_FAILURE, HOOD, ORG, add_condition, add_patient, add_team, all_of
+from careflow.access.principal import SYSTEM
 
 START = date(2026, 2, 2)
 
@@ -22,7 +23,7 @@ class TestCandidatesAreExactlyThePatientsWithAQualifyingCondition:
         add_patient(repo, "p-hf", conditions=[HEART_FAILURE], onset=START)
         add_patient(repo, "p-icd", conditions=[("http://hl7.org/fhir/sid/icd-10", "I50.9")], onset=START)
         add_patient(repo, "p-none", conditions=[("http://snomed.info/sct", "38341003")], onset=START)
-        with repo.unit_of_work() as uow:
+        with repo.unit_of_work(SYSTEM) as uow:
             uow.create_if_absent({"resourceType": "Patient", "id": "p-resolved"})
             uow.create_if_absent({
                 "resourceType": "Condition", "id": "resolved", "subject": {"reference": "Patient/p-resolved"},
@@ -97,7 +98,7 @@ class TestEnrolmentIsIdempotentAndDrawsTheTeamFromTheNeighbourhood:
         programs = {heart_failure.id: heart_failure, copd.id: copd}
         enrolment.enrol(repo, programs, ["p2"], START)
         before = _careteam(repo, "p2")
-        with repo.unit_of_work() as uow:
+        with repo.unit_of_work(SYSTEM) as uow:
             add_condition(uow, "p2", "p2-hf", HEART_FAILURE[0], HEART_FAILURE[1], START + timedelta(days=60))
         later = enrolment.enrol(repo, programs, ["p2"], START + timedelta(days=90))
         assert later.by_program[heart_failure.id]["plans-created"] == 1 and copd.id not in later.by_program

@@ -11,6 +11,7 @@ from careflow.engine.sweep import sweep
 from careflow.planning import ids
 
 from engine_world import HEART_FAILURE, add_patient, add_team, add_weight, all_of, edit_task
+from careflow.access.principal import SYSTEM
 
 START = date(2026, 3, 2)
 
@@ -71,7 +72,7 @@ class TestEventProcessingIsSafeToReplay:
 
     def test_events_for_patients_without_plans_are_skipped_and_done(self, repo: Any, heart_failure: Any) -> None:
         events.install(repo)
-        with repo.unit_of_work() as uow:
+        with repo.unit_of_work(SYSTEM) as uow:
             uow.create_if_absent({"resourceType": "Patient", "id": "nobody"})
         add_weight(repo, "nobody", _at(START), 70.0)
         counts = events.process_events(repo, {heart_failure.id: heart_failure}, _at(START))
@@ -89,11 +90,11 @@ class _EditsFirst:
         return getattr(self._inner, name)
 
     @contextmanager
-    def unit_of_work(self) -> Iterator[Any]:
+    def unit_of_work(self, principal: Any) -> Iterator[Any]:
         if not self.fired:
             self.fired = True
             edit_task(self._inner, self._task_id, note=[{"text": "nurse called the patient"}])
-        with self._inner.unit_of_work() as uow:
+        with self._inner.unit_of_work(principal) as uow:
             yield uow
 
 

@@ -11,6 +11,7 @@ from careflow.planning import ids
 from careflow.planning.planner import role_concept
 
 from engine_world import HEART_FAILURE, add_patient, add_team, all_of
+from careflow.access.principal import SYSTEM
 
 START = date(2026, 5, 4)
 
@@ -26,11 +27,11 @@ def test_a_nurse_swapped_in_the_care_team_gets_the_next_visits(repo: Any, heart_
     (slot,) = [p for p in team["participant"] if p["role"][0]["coding"] == nurse]
     other = next(f"PractitionerRole/{r}" for r in roles["home-nurse"] if f"PractitionerRole/{r}" != slot["member"]["reference"])
     slot["member"] = {"reference": other}
-    with repo.unit_of_work() as uow:
+    with repo.unit_of_work(SYSTEM) as uow:
         uow.update(team, if_match=current.version)
     conversation = ids.task_id("p1", heart_failure.id, "care-plan-conversation", 1)
     task = repo.read("Task", conversation)
-    with repo.unit_of_work() as uow:
+    with repo.unit_of_work(SYSTEM) as uow:
         uow.update({**task.resource, "status": "completed", "executionPeriod": {"end": START.isoformat()}},
                    if_match=task.version)
     counts = sweep(repo, programs, datetime.combine(START + timedelta(days=1), time(6), tzinfo=timezone.utc))

@@ -1,6 +1,7 @@
 """A small care network used by the search contract tests (ids chosen so expectations read easily)."""
 
 from __future__ import annotations
+from careflow.access.principal import SYSTEM
 
 SSIN = "https://ssin"
 NIHDI = "https://nihdi"
@@ -76,6 +77,6 @@ RESOURCES: list[dict] = [
 
 
 def load(repo) -> None:  # type: ignore[no-untyped-def]
-    with repo.unit_of_work() as uow:
+    with repo.unit_of_work(SYSTEM) as uow:
         for body in RESOURCES:
             uow.update(body)

@@ -14,6 +14,7 @@ import pytest
 
 from careflow.errors import VersionConflict
 from careflow.fhir.search_query import parse_search
+from careflow.access.principal import SYSTEM
 
 
 def run_together(n: int, work: Callable[[int], Any]) -> list[Any]:
@@ -36,7 +37,7 @@ def test_concurrent_identical_conditional_creates_make_one_resource(repo):
     body = {"resourceType": "Patient", "identifier": [{"system": "https://ssin", "value": "85073100123"}]}
 
     def create(_: int):
-        with repo.unit_of_work() as uow:
+        with repo.unit_of_work(SYSTEM) as uow:
             return uow.create(body, if_none_exist=query)
 
     results = run_together(20, create)
@@ -48,11 +49,11 @@ def test_concurrent_identical_conditional_creates_make_one_resource(repo):
 
 
 def test_concurrent_if_match_updates_exactly_one_wins(repo):
-    with repo.unit_of_work() as uow:
+    with repo.unit_of_work(SYSTEM) as uow:
         uow.update({"resourceType": "Task", "id": "t1", "status": "requested", "intent": "order"})
 
     def update(i: int):
-        with repo.unit_of_work() as uow:
+        with repo.unit_of_work(SYSTEM) as uow:
             return uow.update({"resourceType": "Task", "id": "t1", "status": "in-progress", "intent": "order",
                                "note": [{"text": f"writer {i}"}]}, if_match=1)
 
@@ -67,7 +68,7 @@ def test_concurrent_if_match_updates_exactly_one_wins(repo):
 
 def test_concurrent_puts_of_a_new_id_serialise(repo):
     def put(i: int):
-        with repo.unit_of_work() as uow:
+        with repo.unit_of_work(SYSTEM) as uow:
             return uow.update({"resourceType": "Goal", "id": "g1", "lifecycleStatus": "active",
                                "description": {"text": str(i)}})
 
@@ -80,7 +81,7 @@ def test_concurrent_puts_of_a_new_id_serialise(repo):
 
 def test_concurrent_create_if_absent_creates_once(repo):
     def plan(_: int):
-        with repo.unit_of_work() as uow:
+        with repo.unit_of_work(SYSTEM) as uow:
             return uow.create_if_absent({"resourceType": "CarePlan", "id": "cp-det", "status": "active",
                                          "intent": "plan", "subject": {"reference": "Patient/p"}})
 
@@ -91,7 +92,7 @@ def test_concurrent_create_if_absent_creates_once(repo):
 
 
 def test_concurrent_outbox_consumers_never_share_an_event(repo):
-    with repo.unit_of_work() as uow:
+    with repo.unit_of_work(SYSTEM) as uow:
         for i in range(60):
             uow.outbox_add("observation.created", {"n": i})
 
@@ -109,16 +110,16 @@ def test_concurrent_outbox_consumers_never_share_an_event(repo):
 
 
 def test_a_reading_unit_of_work_does_not_block_writers(repo):
-    with repo.unit_of_work() as uow:
+    with repo.unit_of_work(SYSTEM) as uow:
         uow.update({"resourceType": "Goal", "id": "g1", "lifecycleStatus": "active"})
     done = threading.Event()
 
     def writer():
-        with repo.unit_of_work() as uow:
+        with repo.unit_of_work(SYSTEM) as uow:
             uow.update({"resourceType": "Goal", "id": "g1", "lifecycleStatus": "completed"})
         done.set()
 
-    with repo.unit_of_work() as reading:
+    with repo.unit_of_work(SYSTEM) as reading:
         assert reading.read("Goal", "g1").version == 1
         t = threading.Thread(target=writer)
         t.start()
@@ -131,10 +132,10 @@ def test_a_reading_unit_of_work_does_not_block_writers(repo):
 
 
 def test_if_match_after_a_read_still_detects_a_concurrent_write(repo):
-    with repo.unit_of_work() as uow:
+    with repo.unit_of_work(SYSTEM) as uow:
         uow.update({"resourceType": "Goal", "id": "g1", "lifecycleStatus": "active"})
     with pytest.raises(VersionConflict):
-        with repo.unit_of_work() as uow:
+        with repo.unit_of_work(SYSTEM) as uow:
             seen = uow.read("Goal", "g1")
             t = threading.Thread(target=lambda: _bump(repo))
             t.start()
@@ -144,5 +145,5 @@ def test_if_match_after_a_read_still_detects_a_concurrent_write(repo):
 
 
 def _bump(repo) -> None:
-    with repo.unit_of_work() as uow:
+    with repo.unit_of_work(SYSTEM) as uow:
         uow.update({"resourceType": "Goal", "id": "g1", "lifecycleStatus": "on-hold"})

@@ -9,6 +9,7 @@ import pytest
 from careflow.fhir.search_query import parse_search
 from store_backends import BACKENDS, isolated_repository
 from search_data import COPD, LOINC, NIHDI, SSIN, TASK_SID, UCUM, load
+from careflow.access.principal import SYSTEM
 
 
 @pytest.fixture
@@ -157,7 +158,7 @@ def test_last_updated(net):
     assert ids(net, "Patient", [("_lastUpdated", "lt2000")]) == []
     assert ids(net, "Task", [("_lastUpdated", stamp[:10])]) == ["t1", "t2", "t3"] or stamp[:10] != stamp  # same day
     time.sleep(0.01)
-    with net.unit_of_work() as uow:
+    with net.unit_of_work(SYSTEM) as uow:
         updated, _ = uow.update({**net.read("Patient", "pat-b").resource, "gender": "unknown"})
     after = updated.resource["meta"]["lastUpdated"]
     assert ids(net, "Patient", [("_lastUpdated", f"ge{after}")]) == ["pat-b"]
@@ -177,7 +178,7 @@ def test_sort(net):
     assert order("Task", [("_sort", "priority,-due-date")]) == ["t1", "t3", "t2"]
     assert order("Observation", [("_sort", "-value-quantity")]) == ["o1", "o2", "o3"]
     time.sleep(0.01)
-    with net.unit_of_work() as uow:
+    with net.unit_of_work(SYSTEM) as uow:
         uow.update({**net.read("Patient", "pat-a").resource, "active": True})
     assert order("Patient", [("_sort", "-_lastUpdated")])[0] == "pat-a"
     assert order("Patient", [("_sort", "_lastUpdated")])[-1] == "pat-a"
@@ -231,7 +232,7 @@ def test_include_iterate(net):
 
 
 def test_included_resources_are_live_and_not_repeated(net):
-    with net.unit_of_work() as uow:
+    with net.unit_of_work(SYSTEM) as uow:
         uow.delete("Task", "t2")
     assert _included(net, "CarePlan", [("patient", "pat-a"), ("_revinclude", "Task:based-on")]) == (
         ["cp-a"], ["Task/t1"])
@@ -240,20 +241,20 @@ def test_included_resources_are_live_and_not_repeated(net):
 
 
 def test_search_ignores_deleted_and_reindexes_updates(net):
-    with net.unit_of_work() as uow:
+    with net.unit_of_work(SYSTEM) as uow:
         uow.update({**net.read("Task", "t1").resource, "status": "completed"})
         uow.delete("Task", "t3")
     assert ids(net, "Task", [("status", "requested")]) == []
     assert ids(net, "Task", [("status", "completed")]) == ["t1", "t2"]
     assert ids(net, "Task", [("_id", "t3")]) == []
     # chains only follow live targets
-    with net.unit_of_work() as uow:
+    with net.unit_of_work(SYSTEM) as uow:
         uow.delete("Patient", "pat-a")
     assert ids(net, "Task", [("patient.identifier", f"{SSIN}|111")]) == []
 
 
 def test_sort_is_code_point_order_on_every_backend(repo):
-    with repo.unit_of_work() as uow:
+    with repo.unit_of_work(SYSTEM) as uow:
         for rid, code in (("a", "b-x"), ("B", "B"), ("c", "a"), ("-x", "Z"), ("1", "_")):
             uow.update({"resourceType": "Task", "id": rid, "status": "ready", "intent": "order",
                         "code": {"coding": [{"system": "s", "code": code}]}})

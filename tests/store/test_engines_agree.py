@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from careflow.fhir.search_query import parse_search
 from careflow.store.memory import MemoryRepository
+from careflow.access.principal import SYSTEM
 
 STATUSES = ["requested", "ready", "completed"]
 OWNERS = ["Practitioner/a", "Practitioner/b", "PractitionerRole/a"]
@@ -82,7 +83,7 @@ def test_memory_and_sql_agree(sql_repo, resources, params):
     empty_tables(sql_repo)
     memory = MemoryRepository()
     for repo in (memory, sql_repo):
-        with repo.unit_of_work() as uow:
+        with repo.unit_of_work(SYSTEM) as uow:
             for body in resources:
                 uow.update(body)
     query = parse_search("Task", params, strict=True)
@@ -131,7 +132,7 @@ def test_memory_and_sql_agree_on_quantities_and_periods(sql_repo, resources, par
     empty_tables(sql_repo)
     memory = MemoryRepository()
     for repo in (memory, sql_repo):
-        with repo.unit_of_work() as uow:
+        with repo.unit_of_work(SYSTEM) as uow:
             for body in resources:
                 uow.update(body)
     query = parse_search("Observation", params, strict=True)
@@ -152,7 +153,7 @@ def test_memory_and_sql_agree_on_strings(sql_repo, resources, params):
     empty_tables(sql_repo)
     memory = MemoryRepository()
     for repo in (memory, sql_repo):
-        with repo.unit_of_work() as uow:
+        with repo.unit_of_work(SYSTEM) as uow:
             for body in resources:
                 uow.update(body)
     query = parse_search("Patient", params, strict=True)

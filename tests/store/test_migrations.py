@@ -10,6 +10,7 @@ from sqlalchemy import inspect
 from careflow.errors import CareflowError
 from careflow.store.database import open_repository, resolve_url, upgrade
 from careflow.store.tables import metadata
+from careflow.access.principal import SYSTEM
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
@@ -64,7 +65,7 @@ def test_unreachable_database_is_a_transient_store_error():
             repo.read("Patient", "p1")
         assert info.value.http_status == 503
         with pytest.raises(TransientStoreError):
-            with repo.unit_of_work() as uow:
+            with repo.unit_of_work(SYSTEM) as uow:
                 uow.create({"resourceType": "Patient"})
     finally:
         repo.close()

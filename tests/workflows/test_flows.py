@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from flow_helpers import all_resources, duplicates, load_region
+from careflow.access.principal import SYSTEM
 
 START = date(2026, 11, 2)
 SWEEP_AT = datetime(2027, 3, 1, 6, 0, tzinfo=timezone.utc)  # months later: windows opened, work overdue
@@ -179,7 +180,7 @@ def test_process_events_drains_the_outbox(store, first_enrolment):
     repo = repository(store)
     events.install(repo)
     subject = all_resources(store, "CarePlan", [("status", "active")])[0]["subject"]["reference"]
-    with repo.unit_of_work() as uow:
+    with repo.unit_of_work(SYSTEM) as uow:
         for n in range(3):
             uow.create_if_absent({
                 "resourceType": "Observation", "id": f"obs-flow-test-{n}", "status": "final",
