@@ -12,6 +12,8 @@ from careflow.api.negotiation import DEFAULT_MAX_BODY_BYTES
 from careflow.api.operations import register_operations
 from careflow.api.responses import FhirResponse
 from careflow.api.routes import ApiState, router
+from careflow.api.security import AuthMiddleware, Authenticator, TrustEveryone
+from careflow.access.principal import SYSTEM
 from careflow.store.port import Repository
 
 
@@ -26,10 +28,13 @@ def create_app(
     now: Callable[[], datetime] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     store_threads: int = 8,
+    auth: Authenticator | None = None,
 ) -> FastAPI:
     """Build the app. ``programs``: loaded care programmes (for ``PlanDefinition/$apply``);
     ``now``: the clock (tests pin it); ``max_body_bytes``: request size cap (413 above it);
-    ``store_threads``: how many requests may work in the (synchronous) store at once."""
+    ``store_threads``: how many requests may work in the (synchronous) store at once;
+    ``auth``: turns each request's bearer token into the principal its unit of work is opened for
+    (kept on ``app.state.authenticator``, so it can be swapped while the app runs)."""
     app = FastAPI(
         title="careflow FHIR R4 API",
         description="FHIR R4 REST API of careflow (JSON only). CapabilityStatement at /fhir/metadata.",
@@ -42,4 +47,6 @@ def create_app(
     app.state.careflow = state
     install_error_handlers(app)
     app.include_router(router)
+    app.state.authenticator = auth if auth is not None else TrustEveryone(SYSTEM)
+    app.add_middleware(AuthMiddleware, authenticator=lambda: app.state.authenticator)
     return app

@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from careflow.api.errors import ApiError
+from careflow.api.errors import ApiError, Forbidden, Unauthenticated
 from careflow.api.responses import FhirResponse
 from careflow.errors import (
     CareflowError,
@@ -69,11 +69,24 @@ def outcome_for(exc: BaseException) -> tuple[int, dict[str, Any]]:
     return 500, oo.error("exception", "internal server error; the request was not applied")
 
 
+def challenge(exc: BaseException, realm: str = "careflow") -> dict[str, str]:
+    """The RFC 6750 ``WWW-Authenticate`` header of a refused request: 401 (``invalid_token``, or no
+    error code when no token was sent) or 403 (``insufficient_scope``)."""
+    error = exc.error if isinstance(exc, Unauthenticated) else "insufficient_scope"
+    value = f'Bearer realm="{realm}"'
+    if error:
+        description = str(exc).replace("\\", "").replace('"', "'")
+        value += f', error="{error}", error_description="{description}"'
+    return {"WWW-Authenticate": value}
+
+
 def error_response(exc: BaseException) -> FhirResponse:
     status, body = outcome_for(exc)
     headers = None
     if isinstance(exc, StarletteHTTPException) and exc.headers:
         headers = dict(exc.headers)
+    elif isinstance(exc, (Unauthenticated, Forbidden)):
+        headers = challenge(exc)
     return FhirResponse(body, status_code=status, headers=headers)
 
 

@@ -88,3 +88,24 @@ class BusinessRuleViolation(ApiError):
 
     http_status = 422
     code = "business-rule"
+
+
+class Unauthenticated(ApiError):
+    """No usable credentials: the bearer token is missing, expired, badly signed or not for us (401).
+
+    ``error`` is the RFC 6750 error code the ``WWW-Authenticate`` header carries (``invalid_token``,
+    ``invalid_request``, or None when no token was sent at all, as RFC 6750 section 3.1 asks)."""
+
+    http_status = 401
+    code = "login"
+
+    def __init__(self, message: str, *, error: str | None = "invalid_token") -> None:
+        self.error = error
+        super().__init__(message)
+
+
+class Forbidden(ApiError):
+    """A valid caller whose granted scopes do not cover this interaction on this type (403)."""
+
+    http_status = 403
+    code = "forbidden"

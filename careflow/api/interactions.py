@@ -14,7 +14,16 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from careflow.api.errors import InvalidId, InvalidRequest, MethodNotAllowed, UnknownOperation, UnknownResourceType, UnknownRoute
+from careflow.access.principal import Principal
+from careflow.api.errors import (
+    Forbidden,
+    InvalidId,
+    InvalidRequest,
+    MethodNotAllowed,
+    UnknownOperation,
+    UnknownResourceType,
+    UnknownRoute,
+)
 from careflow.api.headers import Prefer
 from careflow.errors import Gone, InvalidSearch
 from careflow.fhir import bundles
@@ -56,6 +65,8 @@ class FhirRequest:
     if_none_exist: str | None = None
     if_none_match: int | None = None
     prefer: Prefer = field(default_factory=Prefer)
+    assigned_id: str | None = None  # a create whose id the server chose beforehand (transaction POSTs)
+    validated: bool = False  # the resource was already validated (a transaction validates every entry first)
 
     @property
     def conditional(self) -> bool:
@@ -256,11 +267,69 @@ def history_bundle(ctx: Context, url: str, total: int, page: list[Stored], count
     return bundle
 
 
+# ------------------------------------------------------------------------------------------ scopes
+
+# What each operation needs granted before it runs; what it reads beyond that is narrowed by the store
+# and what it writes is checked by the operation itself (``$apply`` with ``persist``).
+OPERATION_RIGHTS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
+    ("Patient", "$everything"): (("Patient", "r"),),
+    ("PlanDefinition", "$apply"): (("PlanDefinition", "r"), ("Patient", "r")),
+}
+
+
+def rights(req: FhirRequest) -> list[tuple[str, str]]:
+    """The (resource type, SMART v2 interaction letter) pairs ``req`` needs granted; ``*`` is the
+    system level. SMART v2: c create, r read/vread/instance history, u update (update-as-create
+    included), d delete, s search and type/system history. A conditional interaction searches
+    first, so it needs ``s`` as well."""
+    t = req.type or "*"
+    m = req.method
+    if req.operation:
+        return list(OPERATION_RIGHTS.get((t, req.operation), ((t, "r"),)))
+    if req.search or (req.id is None and m == "GET" and not req.history) or (req.history and req.id is None):
+        return [(t, "s")]
+    if m == "GET":
+        return [(t, "r")]
+    if m == "POST":
+        return [(t, "c"), (t, "s")] if req.if_none_exist else [(t, "c")]
+    if m == "PUT":
+        return [(t, "u")] if req.id is not None else [(t, "u"), (t, "s")]
+    if m == "DELETE":
+        return [(t, "d")] if req.id is not None else [(t, "d"), (t, "s")]
+    return [(t, "r")]
+
+
+def require(principal: Principal, rtype: str, interaction: str) -> None:
+    """Refuse (403) unless a granted scope allows ``interaction`` on ``rtype`` (``*``: on every type).
+
+    A granular scope (``patient/Observation.rs?category=vital-signs``) counts as a grant here; the
+    store narrows the rows to its filter."""
+    if principal.scopes is None:
+        return
+    if rtype == "*":
+        ok = any(s.type == "*" and interaction in s.interactions for s in principal.scopes)
+    else:
+        ok = principal.may(rtype, interaction)
+    if not ok:
+        what = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}[interaction]
+        on = "every resource type" if rtype == "*" else rtype
+        raise Forbidden(f"the granted scopes do not allow {what} on {on}")
+
+
+def authorize(principal: Principal, req: FhirRequest) -> None:
+    """Check ``req`` against ``principal``'s scopes before it touches the store (403 when not granted)."""
+    for rtype, interaction in rights(req):
+        require(principal, rtype, interaction)
+
+
 # ------------------------------------------------------------------------------------------ execute
 
 
 def execute(uow: UnitOfWork, req: FhirRequest, ctx: Context) -> FhirResult:
-    """Run one interaction in ``uow``; store and request errors propagate as exceptions."""
+    """Run one interaction in ``uow`` on behalf of ``uow.principal``: its scopes are checked first
+    (every entry point, Bundle entries included, comes through here); store and request errors
+    propagate as exceptions."""
+    authorize(uow.principal, req)
     if req.operation:
         return _operation(uow, req, ctx)
     if req.type is None:
@@ -314,7 +383,15 @@ def execute(uow: UnitOfWork, req: FhirRequest, ctx: Context) -> FhirResult:
 
 
 def create(uow: UnitOfWork, rtype: str, req: FhirRequest) -> FhirResult:
-    validate_resource(req.resource, rtype)
+    if not req.validated:
+        validate_resource(req.resource, rtype)
+    if req.assigned_id is not None:
+        body = dict(req.resource)
+        body["id"] = req.assigned_id
+        stored, created = uow.create_if_absent(body)
+        if not created:  # a uuid4 clash: practically impossible, but never overwrite silently
+            raise InvalidRequest(f"generated id {body['id']} already exists; retry the transaction")
+        return write_result(req, stored, True)
     query = criteria(rtype, parse_qsl(_strip_query(req.if_none_exist, rtype), keep_blank_values=True),
                      "If-None-Exist") if req.if_none_exist else None
     stored, created = uow.create(dict(req.resource), if_none_exist=query)
@@ -330,7 +407,8 @@ def _strip_query(text: str | None, rtype: str) -> str:
 
 
 def update(uow: UnitOfWork, rtype: str, rid: str, req: FhirRequest) -> FhirResult:
-    validate_resource(req.resource, rtype)
+    if not req.validated:
+        validate_resource(req.resource, rtype)
     body_id = req.resource.get("id")
     if body_id is None:
         raise InvalidRequest(f"the body of PUT {rtype}/{rid} must carry id {rid!r}", expression=f"{rtype}.id")
@@ -341,7 +419,8 @@ def update(uow: UnitOfWork, rtype: str, rid: str, req: FhirRequest) -> FhirResul
 
 
 def conditional_update(uow: UnitOfWork, rtype: str, req: FhirRequest) -> FhirResult:
-    validate_resource(req.resource, rtype)
+    if not req.validated:
+        validate_resource(req.resource, rtype)
     query = criteria(rtype, req.params, "conditional update")
     stored, created = uow.conditional_update(dict(req.resource), query, if_match=req.if_match)
     return write_result(req, stored, created)

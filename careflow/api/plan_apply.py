@@ -25,7 +25,7 @@ from datetime import date
 from typing import Any
 
 from careflow.api.errors import BusinessRuleViolation, InvalidRequest
-from careflow.api.interactions import Context, FhirRequest, FhirResult
+from careflow.api.interactions import Context, FhirRequest, FhirResult, require
 from careflow.errors import CareflowError, InvalidSearch
 from careflow.fhir.search_query import MAX_COUNT, parse_search
 from careflow.fhir.validation import validate_resource
@@ -147,6 +147,8 @@ def make_apply(programs: list[Any]) -> Any:
             validate_resource(r)
         if persist == "false":
             return FhirResult(200, _contained(result))
+        for rtype in sorted({r["resourceType"] for r in result.resources}):
+            require(uow.principal, rtype, "c")  # persisting creates them: the scopes must allow it
         careplan_stored = None
         for r in result.resources:
             stored, _created = uow.create_if_absent(dict(r))

@@ -16,12 +16,21 @@ from fastapi import APIRouter, Request
 
 from careflow.api.capability import capability_statement
 from careflow.api.headers import parse_prefer, parse_version_tag, resource_headers
-from careflow.api.interactions import Context, FhirRequest, FhirResult, check_id, check_type, execute, parse_version
+from careflow.api.interactions import (
+    Context,
+    FhirRequest,
+    FhirResult,
+    authorize,
+    check_id,
+    check_type,
+    execute,
+    parse_version,
+)
 from careflow.api.negotiation import check_accept, read_json, read_search_form
 from careflow.api.responses import FhirResponse
+from careflow.api.security import principal_of
 from careflow.api.transactions import process_bundle
 from careflow.store.port import Repository
-from careflow.access.principal import SYSTEM
 
 _JSON_BODY = {
     "requestBody": {
@@ -85,9 +94,11 @@ async def _run(request: Request, req: FhirRequest) -> FhirResponse:
     check_accept(request)
     ctx = _context(request)
     repo = _state(request).repository
+    principal = principal_of(request)
+    authorize(principal, req)  # 403 before a thread or the store is touched (execute checks again)
 
     def work() -> FhirResult:
-        with repo.unit_of_work(SYSTEM) as uow:
+        with repo.unit_of_work(principal) as uow:
             return execute(uow, req, ctx)
 
     return _to_response(ctx, await in_store_thread(request, work))
@@ -120,7 +131,7 @@ async def transaction(request: Request) -> FhirResponse:
     prefer = parse_prefer(request.headers.get("prefer"))
     if prefer.return_ == "representation" and "return=" not in (request.headers.get("prefer") or ""):
         prefer = type(prefer)("minimal", prefer.handling, prefer.respond_async)
-    out = await in_store_thread(request, process_bundle, st.repository, body, ctx, prefer)
+    out = await in_store_thread(request, process_bundle, st.repository, body, ctx, prefer, principal_of(request))
     return FhirResponse(out)
 
 

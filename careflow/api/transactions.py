@@ -28,6 +28,7 @@ from careflow.api.errors import InvalidRequest
 from careflow.api.headers import Prefer, parse_version_tag
 from careflow.api.interactions import (
     Context,
+    authorize,
     FhirRequest,
     FhirResult,
     check_type,
@@ -39,7 +40,7 @@ from careflow.errors import CareflowError, InvalidFhirResource
 from careflow.fhir import bundles
 from careflow.fhir.validation import validate_resource
 from careflow.store.port import Repository, UnitOfWork
-from careflow.access.principal import SYSTEM
+from careflow.access.principal import Principal
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
 MAX_ENTRIES = 10_000
@@ -128,8 +129,15 @@ def _resolve_text(query: str | None, mapping: dict[str, str]) -> str | None:
     return urlencode([(k, mapping.get(v, v)) for k, v in pairs])
 
 
-def run_transaction(repository: Repository, bundle: dict[str, Any], ctx: Context, prefer: Prefer) -> dict[str, Any]:
+def run_transaction(repository: Repository, bundle: dict[str, Any], ctx: Context, prefer: Prefer,
+                    principal: Principal) -> dict[str, Any]:
     entries = _entries(bundle, ctx.base, prefer)
+    for e in entries:  # scopes first: a refused entry must not cost a validation pass or a store call
+        try:
+            authorize(principal, e.request)
+        except CareflowError as exc:
+            _name_entry(exc, e.index)
+            raise
     seen: set[str] = set()
     for e in entries:
         if e.full_url:
@@ -137,7 +145,7 @@ def run_transaction(repository: Repository, bundle: dict[str, Any], ctx: Context
                 raise InvalidRequest(f"fullUrl {e.full_url} appears twice", expression=f"Bundle.entry[{e.index}].fullUrl")
             seen.add(e.full_url)
     for e in entries:  # validate everything before touching the store
-        if e.request.method in ("POST", "PUT"):
+        if e.request.method in ("POST", "PUT") and not e.request.operation:
             try:
                 validate_resource(e.request.resource, check_type(e.request.type))
             except InvalidFhirResource as exc:
@@ -145,6 +153,7 @@ def run_transaction(repository: Repository, bundle: dict[str, Any], ctx: Context
                                  f"Bundle.entry[{e.index}].resource", m) for p, m in exc.problems]
                 exc.args = (f"Bundle.entry[{e.index}]: {exc}",)
                 raise
+            e.request = replace(e.request, validated=True)
 
     # ids known before any write: plain POST (pre-assigned) and PUT Type/id
     mapping: dict[str, str] = {}
@@ -163,7 +172,7 @@ def run_transaction(repository: Repository, bundle: dict[str, Any], ctx: Context
     results: dict[int, FhirResult] = {}
     ordered = sorted(entries, key=lambda e: (_ORDER.get(e.request.method, 9), e.index))
     fixups: list[_Entry] = []
-    with repository.unit_of_work(SYSTEM) as uow:
+    with repository.unit_of_work(principal) as uow:
         # pass 1: deletes and conditional writes (their ids are only known once executed)
         first = [e for e in ordered if e.request.method == "DELETE" or _conditional_write(e.request)]
         rest = [e for e in ordered if not (e.request.method == "DELETE" or _conditional_write(e.request))]
@@ -217,14 +226,8 @@ def _run_entry(uow: UnitOfWork, e: _Entry, ctx: Context, mapping: dict[str, str]
     else:
         unresolved = set()
     if e.index in plain_post_ids:
-        body = dict(r.resource)
-        body["id"] = plain_post_ids[e.index]
-        stored, created = uow.create_if_absent(body)
-        if not created:  # a uuid4 clash: practically impossible, but never overwrite silently
-            raise InvalidRequest(f"generated id {body['id']} already exists; retry the transaction")
-        result = write_result(r, stored, True)
-    else:
-        result = execute(uow, r, ctx)
+        r = replace(r, assigned_id=plain_post_ids[e.index])
+    result = execute(uow, r, ctx)
     if conditional_write and result.stored is not None:
         if e.full_url:
             mapping[e.full_url] = f"{result.stored.type}/{result.stored.id}"
@@ -236,7 +239,8 @@ def _run_entry(uow: UnitOfWork, e: _Entry, ctx: Context, mapping: dict[str, str]
 # ------------------------------------------------------------------------------------------ batch
 
 
-def run_batch(repository: Repository, bundle: dict[str, Any], ctx: Context, prefer: Prefer) -> dict[str, Any]:
+def run_batch(repository: Repository, bundle: dict[str, Any], ctx: Context, prefer: Prefer,
+              principal: Principal) -> dict[str, Any]:
     raw = bundle.get("entry", [])
     if not isinstance(raw, list):
         raise InvalidRequest("Bundle.entry must be an array", expression="Bundle.entry")
@@ -247,7 +251,7 @@ def run_batch(repository: Repository, bundle: dict[str, Any], ctx: Context, pref
     for i, entry in enumerate(raw):
         try:
             e = _entry_request(i, entry, ctx.base, prefer)
-            with repository.unit_of_work(SYSTEM) as uow:
+            with repository.unit_of_work(principal) as uow:
                 result = execute(uow, e.request, ctx)
             entries.append(_response_entry(ctx, result, e.request.prefer))
         except Exception as exc:  # noqa: BLE001 - each entry reports its own failure, whatever it is
@@ -257,15 +261,17 @@ def run_batch(repository: Repository, bundle: dict[str, Any], ctx: Context, pref
     return out
 
 
-def process_bundle(repository: Repository, bundle: Any, ctx: Context, prefer: Prefer) -> dict[str, Any]:
-    """Entry point of ``POST /fhir``: a transaction or batch Bundle, nothing else."""
+def process_bundle(repository: Repository, bundle: Any, ctx: Context, prefer: Prefer,
+                   principal: Principal) -> dict[str, Any]:
+    """Entry point of ``POST /fhir``: a transaction or batch Bundle, nothing else, on behalf of
+    ``principal`` (every entry runs in a unit of work opened for it, through ``execute``)."""
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise InvalidRequest("POST to the base takes a Bundle of type transaction or batch")
     kind = bundle.get("type")
     if kind == "transaction":
-        return run_transaction(repository, bundle, ctx, prefer)
+        return run_transaction(repository, bundle, ctx, prefer, principal)
     if kind == "batch":
-        return run_batch(repository, bundle, ctx, prefer)
+        return run_batch(repository, bundle, ctx, prefer, principal)
     raise InvalidRequest(f"Bundle.type must be transaction or batch, not {kind!r}", expression="Bundle.type")
 
 
