@@ -5,6 +5,11 @@ Adapters map them to what their user sees: the API to an OperationOutcome, the C
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the loader imports this module; the type is only named here
+    from careflow.programs.loader import Problem
+
 
 class CareflowError(Exception):
     """Base of every error careflow reports to a user (never shown as a traceback)."""
@@ -13,7 +18,7 @@ class CareflowError(Exception):
 class ProgramError(CareflowError):
     """A programme file has problems; ``problems`` lists every one (file:line:col, key path, sentence)."""
 
-    def __init__(self, problems: list["Problem"]) -> None:  # noqa: F821 - defined in programs.loader
+    def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
 

@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
-from careflow.store.port import Repository
 from careflow.access.principal import SYSTEM
+from careflow.store.port import Repository
 
 BATCH = 2000
 PROGRESS_EVERY = 10_000

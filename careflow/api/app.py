@@ -7,13 +7,13 @@ from typing import Any, Callable, Iterable
 
 from fastapi import FastAPI
 
+from careflow.access.principal import SYSTEM
 from careflow.api.error_mapping import install_error_handlers
 from careflow.api.negotiation import DEFAULT_MAX_BODY_BYTES
 from careflow.api.operations import register_operations
 from careflow.api.responses import FhirResponse
 from careflow.api.routes import ApiState, router
-from careflow.api.security import AuthMiddleware, Authenticator, TrustEveryone
-from careflow.access.principal import SYSTEM
+from careflow.api.security import Authenticator, AuthMiddleware, TrustEveryone
 from careflow.store.port import Repository
 
 

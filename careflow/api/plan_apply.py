@@ -163,8 +163,8 @@ def make_apply(programs: list[Any]) -> Any:
 def register(state: Any, programs: list[Any]) -> None:
     """$apply needs the planner; it is registered (and claimed in /metadata) only when it imports."""
     try:
-        import careflow.planning.planner  # noqa: F401
         import careflow.planning.patient  # noqa: F401
+        import careflow.planning.planner  # noqa: F401
     except ImportError:  # pragma: no cover - the planner ships with careflow
         return
     state.operations[("PlanDefinition", "$apply")] = make_apply(programs)

@@ -12,10 +12,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from careflow.access.principal import SYSTEM
 from careflow.errors import CareflowError, Gone, NotFound
 from careflow.fhir.validation import validate_resource
 from careflow.store.port import Repository
-from careflow.access.principal import SYSTEM
 
 log = logging.getLogger("careflow.api")
 

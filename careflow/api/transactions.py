@@ -23,14 +23,15 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from careflow.access.principal import Principal
 from careflow.api.error_mapping import outcome_for
 from careflow.api.errors import InvalidRequest
 from careflow.api.headers import Prefer, parse_version_tag
 from careflow.api.interactions import (
     Context,
-    authorize,
     FhirRequest,
     FhirResult,
+    authorize,
     check_type,
     execute,
     request_from_url,
@@ -40,7 +41,6 @@ from careflow.errors import CareflowError, InvalidFhirResource
 from careflow.fhir import bundles
 from careflow.fhir.validation import validate_resource
 from careflow.store.port import Repository, UnitOfWork
-from careflow.access.principal import Principal
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
 MAX_ENTRIES = 10_000

@@ -13,20 +13,19 @@ from dataclasses import replace
 from datetime import date
 from typing import Any, Mapping, Sequence
 
+from careflow.access.principal import SYSTEM
 from careflow.engine.context import load_contexts
 from careflow.engine.counts import Counts
 from careflow.engine.reading import by_ids, chunks, ref_id, search_pages
 from careflow.engine.team import TeamDirectory, stable_hash
 from careflow.errors import VersionConflict
 from careflow.planning import ids
-from careflow.planning.eligibility import eligible_programs
+from careflow.planning.eligibility import eligible_programs, qualifying_conditions
 from careflow.planning.patient import ConditionFact, PatientContext, condition_fact
-from careflow.planning.eligibility import qualifying_conditions
 from careflow.planning.planner import plan_all
 from careflow.programs.codes import ICD10, ICPC2
 from careflow.programs.model import Program
 from careflow.store.port import Repository, Stored
-from careflow.access.principal import SYSTEM
 
 
 def _code_params(programs: Mapping[str, Program]) -> str:

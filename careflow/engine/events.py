@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Mapping
 
+from careflow.access.principal import SYSTEM
 from careflow.engine.apply import apply_actions
 from careflow.engine.context import load_contexts, program_of
 from careflow.engine.counts import Counts
@@ -27,7 +28,6 @@ from careflow.store.port import Action, Repository, Stored, UnitOfWork
 from careflow.triggers.actions import Action as RuleAction
 from careflow.triggers.observations import history_since, observation_actions
 from careflow.triggers.task_events import task_event_actions
-from careflow.access.principal import SYSTEM
 
 OBSERVATION_CREATED = "observation.created"
 TASK_STATUS = "task.status"

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Mapping, Sequence
 
+from careflow.access.principal import SYSTEM
 from careflow.engine.apply import Applied, apply_actions
 from careflow.engine.context import load_contexts, program_of
 from careflow.engine.counts import Counts, Escalation
@@ -20,7 +21,6 @@ from careflow.errors import NotFound, VersionConflict
 from careflow.programs.model import Program
 from careflow.store.port import Repository, Stored
 from careflow.triggers.sweep import sweep_plan
-from careflow.access.principal import SYSTEM
 
 
 def plan_patients(repo: Repository, *, page_size: int = 500) -> list[str]:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from careflow.naming import CARE_ROLE_SYSTEM
 from careflow.engine.reading import ref_id, search_all
+from careflow.naming import CARE_ROLE_SYSTEM
 from careflow.store.port import Repository
 
 

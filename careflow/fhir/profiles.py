@@ -446,7 +446,7 @@ def _child_type(type_name: str | None, key: str) -> str | None:
 
 
 def _is_datatype(type_name: str | None) -> bool:
-    return bool(type_name) and "_" not in type_name and type_name[:1].isupper() and type_name not in resource_types()  # type: ignore[index]
+    return bool(type_name) and type_name is not None and "_" not in type_name and type_name[:1].isupper() and type_name not in resource_types()
 
 
 def _walk_extensions(

@@ -111,7 +111,7 @@ def _validator(resource_type: str) -> Validator:
     narrowed = {k: v for k, v in root.items() if k not in ("oneOf", "discriminator")}
     narrowed["$ref"] = f"#/definitions/{resource_type}"
     cls = validator_for(root, default=Draft6Validator)
-    return cls(narrowed)  # type: ignore[no-any-return]
+    return cls(narrowed)  # type: ignore[no-any-return,unused-ignore]
 
 
 def _where(path: list[str | int]) -> str:

@@ -8,8 +8,8 @@ rows (``careflow.fhir.search_match`` for memory, ``careflow.store.sql_search`` f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Iterator, NamedTuple
 
 from careflow.fhir.search_params import SearchParam, indexed_params

@@ -73,16 +73,16 @@ def value_matches(modifier: str | None, v: Value, row: Any) -> bool:
         return v.system is None or row.system == v.system
     if isinstance(v, ReferenceValue):
         if v.url is not None:
-            return row.url == v.url
-        return row.target_id == v.id and (v.type is None or row.target_type == v.type)
+            return bool(row.url == v.url)
+        return bool(row.target_id == v.id and (v.type is None or row.target_type == v.type))
     if isinstance(v, DateValue):
         return _date_hit(v, row.low, row.high)
     if isinstance(v, StringValue):
         if modifier == "exact":
-            return row.exact == v.text
+            return bool(row.exact == v.text)
         if modifier == "contains":
             return v.text in row.norm
-        return row.norm.startswith(v.text)
+        return bool(row.norm.startswith(v.text))
     if isinstance(v, NumberValue):
         if v.system is not None and row.system != v.system:
             return False
@@ -90,7 +90,7 @@ def value_matches(modifier: str | None, v: Value, row: Any) -> bool:
             return False
         return _number_hit(v, row.value)
     if isinstance(v, UriValue):
-        return row.value.startswith(v.url) if modifier == "below" else row.value == v.url
+        return bool(row.value.startswith(v.url) if modifier == "below" else row.value == v.url)
     return False  # pragma: no cover
 
 

@@ -413,9 +413,9 @@ def _parse_value(param: SearchParam, mod: str | None, target_type: str | None, t
         if number is None:
             raise InvalidSearch(name, f"'{parts[0]}' is not a number")
         low, high = decimal_precision_range(number)
-        system = unescape(parts[1]) or None if len(parts) == 3 else None
-        code = unescape(parts[2]) or None if len(parts) == 3 else None
-        return NumberValue(prefix, number, low, high, system, code)
+        unit_system = unescape(parts[1]) or None if len(parts) == 3 else None
+        unit_code = unescape(parts[2]) or None if len(parts) == 3 else None
+        return NumberValue(prefix, number, low, high, unit_system, unit_code)
     if kind == "uri":
         return UriValue(unescape(text).split("|", 1)[0])
     raise InvalidSearch(name, f"unsupported parameter type {kind}")  # pragma: no cover - registry is closed

@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Iterable
 
+from careflow.planning.patient import ConditionFact, PatientContext
 from careflow.programs.codes import ICD10, ICPC2
 from careflow.programs.durations import parse_duration
 from careflow.programs.model import Program
-from careflow.planning.patient import ConditionFact, PatientContext
 
 PREFIX_SYSTEMS = {ICD10, ICPC2}  # I50 covers I50.9; K77 covers K77.01 extensions
 

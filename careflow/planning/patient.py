@@ -149,14 +149,16 @@ def observation_facts(obs: dict[str, Any]) -> list[ObservationFact]:
 def _group(patient: dict[str, Any]) -> str | None:
     for tag in (patient.get("meta") or {}).get("tag") or ():
         if tag.get("system") == POPULATION_GROUP:
-            return tag.get("code")
+            code = tag.get("code")
+            return code if isinstance(code, str) else None
     return None
 
 
 def _neighbourhood(patient: dict[str, Any]) -> str | None:
     for ext in patient.get("extension") or ():
         if ext.get("url") == EXT_NEIGHBOURHOOD:
-            return ext.get("valueString")
+            value = ext.get("valueString")
+            return value if isinstance(value, str) else None
     return None
 
 
@@ -192,8 +194,8 @@ def context_from_bundle(bundle: dict[str, Any], team: Mapping[str, str] | None =
         return context_from_resources(bundle, team=team)
     if bundle.get("resourceType") != "Bundle":
         raise PatientDataError(f"expected a Patient or a Bundle, got {bundle.get('resourceType')!r}")
-    resources = [e.get("resource") for e in bundle.get("entry") or () if isinstance(e, dict)]
-    resources = [r for r in resources if isinstance(r, dict)]
+    entries = [e.get("resource") for e in bundle.get("entry") or () if isinstance(e, dict)]
+    resources: list[dict[str, Any]] = [r for r in entries if isinstance(r, dict)]
     patients = [r for r in resources if r.get("resourceType") == "Patient"]
     if len(patients) != 1:
         raise PatientDataError(f"the Bundle must hold exactly one Patient (found {len(patients)})")

@@ -19,9 +19,9 @@ from typing import Any, Iterable
 from careflow.errors import NotEligible
 from careflow.naming import (
     CAREPLAN_IDENTIFIER,
+    EXT_OCCURRENCE,
     GOAL_CATEGORY,
     GOAL_CATEGORY_HL7,
-    EXT_OCCURRENCE,
     PROFILE_CAREPLAN,
     PROFILE_CARETEAM,
     PROFILE_GOAL,

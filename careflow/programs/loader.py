@@ -10,9 +10,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
-
-from typing import get_args, get_origin
+from typing import Any, Iterable, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
@@ -92,7 +90,7 @@ def _sentence(err: dict[str, Any]) -> str:
     if kind == "string_type":
         return "should be text (put the value in quotes)"
     msg = msg.replace("Input should be", "should be").replace("input should be", "should be")
-    return msg[0].lower() + msg[1:] if msg else kind
+    return msg[0].lower() + msg[1:] if msg else str(kind)
 
 
 def _inner_model(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
@@ -130,7 +128,7 @@ def _dedupe(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
         loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and ("[" in p or p in ("constrained-str", "str"))))
         by_loc.setdefault(loc, []).append({**e, "loc": loc})
     out = []
-    for loc, group in by_loc.items():
+    for group in by_loc.values():
         if len(group) == 1:
             out.append(group[0])
         else:
@@ -146,7 +144,7 @@ def _structural(data: Any) -> tuple[Program | None, list[tuple[Loc, str, dict[st
     try:
         return Program.model_validate(data), []
     except ValidationError as exc:
-        return None, [(e["loc"], e["type"], e) for e in _dedupe(exc.errors(include_url=False))]
+        return None, [(e["loc"], e["type"], e) for e in _dedupe([dict(e) for e in exc.errors(include_url=False)])]
 
 
 def _ids(items: Any) -> list[tuple[int, str]]:
@@ -165,7 +163,7 @@ def cross_reference_problems(data: Any) -> list[tuple[Loc, str]]:
         return []
     out: list[tuple[Loc, str]] = []
     roles = set(data["roles"]) if isinstance(data.get("roles"), dict) else set()
-    acts = data.get("activities") if isinstance(data.get("activities"), list) else []
+    acts: list[Any] = data["activities"] if isinstance(data.get("activities"), list) else []
     activity_ids = {aid for _, aid in _ids(acts)}
 
     for section in ("activities", "goals", "triggers"):
@@ -179,7 +177,7 @@ def cross_reference_problems(data: Any) -> list[tuple[Loc, str]]:
     # PlanDefinition action ids must be unique: goals, activities and "trigger-<id>" share one space
     goal_ids = {gid: i for i, gid in _ids(data.get("goals"))}
     trigger_ids = {f"trigger-{tid}" for _, tid in _ids(data.get("triggers"))}
-    program_id = data.get("id") if isinstance(data.get("id"), str) else ""
+    program_id: str = data["id"] if isinstance(data.get("id"), str) else ""
     for i, aid in _ids(acts):
         if aid in goal_ids:
             out.append((("activities", i, "id"), f"id {aid!r} is also a goal id: goals and activities need distinct ids"))
@@ -207,7 +205,7 @@ def cross_reference_problems(data: Any) -> list[tuple[Loc, str]]:
         if not isinstance(act, dict):
             continue
         role_ref(("activities", i, "role"), act.get("role"))
-        after = act.get("after") if isinstance(act.get("after"), list) else []
+        after: list[Any] = act["after"] if isinstance(act.get("after"), list) else []
         for j, dep in enumerate(after):
             activity_ref(("activities", i, "after", j), dep)
         if isinstance(act.get("id"), str):

@@ -87,7 +87,7 @@ class Eligibility(Strict):
     conditions: list[Coding] = Field(min_length=1)
     age: AgeBounds | None = None
     groups: list[Group] = Field(
-        default_factory=lambda: ["A", "B", "C"],
+        default_factory=lambda: list[Group](["A", "B", "C"]),
         description="population-pyramid groups the programme is for (A frail … D at risk)",
     )
     new_diagnosis_within: IsoDuration = Field(
@@ -236,7 +236,7 @@ class When(Strict):
 
     @property
     def kind(self) -> Literal["overdue", "completed", "rejected", "observation"]:
-        return next(k for k in ("overdue", "completed", "rejected", "observation") if getattr(self, k) is not None)  # type: ignore[return-value]
+        return next(k for k in ("overdue", "completed", "rejected", "observation") if getattr(self, k) is not None)
 
 
 class NewTask(Strict):

@@ -29,6 +29,7 @@ from careflow.naming import (
     EXT_THEN_STEP,
     EXT_TRIGGER_ACTIVITY,
 )
+from careflow.programs.model import THRESHOLDS
 from careflow.programs.pd_datatypes import (
     Json,
     Node,
@@ -44,7 +45,6 @@ from careflow.programs.pd_datatypes import (
     read_text,
     text_element,
 )
-from careflow.programs.model import THRESHOLDS
 from careflow.programs.pd_roles import participant, read_participant_role
 
 TRIGGER_PREFIX = "trigger-"

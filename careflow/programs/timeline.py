@@ -78,7 +78,7 @@ def describe_trigger(t: Trigger) -> str:
 
 def render(program: Program, language: str = "en") -> str:
     def tr(text: object) -> str:
-        return getattr(text, language)
+        return str(getattr(text, language))
 
     lines = [f"{tr(program.title)}  ({program.id} {program.version}, {program.status})", ""]
     conds = ", ".join(f"{c.code}" + (f" {c.display}" if c.display else "") for c in program.eligibility.conditions)
@@ -107,6 +107,6 @@ def render(program: Program, language: str = "en") -> str:
             lines.append(f"  - {tr(a.title)}{flag}{only}: {_when(a)}")
     if program.triggers:
         lines += ["", "Follow-up rules:"]
-        for t in program.triggers:
-            lines.append(f"  - {t.id}: {describe_trigger(t)}")
+        for trigger in program.triggers:
+            lines.append(f"  - {trigger.id}: {describe_trigger(trigger)}")
     return "\n".join(lines) + "\n"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 from careflow.programs.codes import ICPC2, LOINC, SNOMED, UCUM
 from careflow.region.population import ChronicCondition
@@ -45,7 +46,7 @@ def condition_resource(
     condition: ChronicCondition,
     onset: date,
     recorded: date,
-) -> dict:
+) -> dict[str, Any]:
     return {
         "resourceType": "Condition",
         "id": resource_id,
@@ -148,7 +149,7 @@ def observation_resource(
     age: int,
     reference: date,
     not_before: date,
-) -> dict:
+) -> dict[str, Any]:
     """A final Observation taken some days before ``reference`` (never before ``not_before``)."""
     span = max(1, min(measurement.max_age_days, (reference - not_before).days))
     day = reference - timedelta(days=rng.randint(1, span))

@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
 from careflow.errors import CareflowError
 from careflow.naming import EXT_NEIGHBOURHOOD, POPULATION_GROUP, SSIN
@@ -45,9 +46,9 @@ class RegionError(CareflowError):
 class PatientRecord:
     """One inhabitant: the Patient, their chronic Conditions and baseline Observations."""
 
-    patient: dict
-    conditions: list[dict]
-    observations: list[dict]
+    patient: dict[str, Any]
+    conditions: list[dict[str, Any]]
+    observations: list[dict[str, Any]]
     group: str  # population-pyramid group A-D
     neighbourhood: str  # the neighbourhood's name, as in the Patient's neighbourhood extension
     district: str = ""  # the district (wijk) name, as in Patient.address.district
@@ -56,7 +57,7 @@ class PatientRecord:
     def chronic(self) -> bool:
         return bool(self.conditions)
 
-    def resources(self) -> Iterator[dict]:
+    def resources(self) -> Iterator[dict[str, Any]]:
         """Patient first, so references from Conditions and Observations resolve when loaded in order."""
         yield self.patient
         yield from self.conditions
@@ -87,10 +88,10 @@ class Region:
     reference_date: date
     chronic_only: bool
     neighbourhoods: tuple[Neighbourhood, ...]
-    organizations: list[dict]
-    locations: list[dict]
-    practitioners: list[dict]
-    practitioner_roles: list[dict]
+    organizations: list[dict[str, Any]]
+    locations: list[dict[str, Any]]
+    practitioners: list[dict[str, Any]]
+    practitioner_roles: list[dict[str, Any]]
     _plans: tuple[NeighbourhoodPlan, ...] = field(repr=False, default=NEIGHBOURHOODS)
 
     @property
@@ -108,7 +109,7 @@ class Region:
         used_ssins: set[str] = set()
         number = 0
         for neighbourhood, plan in zip(self.neighbourhoods, self._plans):
-            for (district_name, population), district in zip(neighbourhood.districts, plan.districts):
+            for (_district_name, population), district in zip(neighbourhood.districts, plan.districts):
                 for _ in range(population):
                     number += 1
                     record = _inhabitant(rng, self, number, neighbourhood, district, used_ssins)
@@ -141,14 +142,14 @@ class Region:
             team[role] = members[zlib.crc32(f"{patient_id}:{role}".encode()) % len(members)]
         return team
 
-    def team_resources(self) -> Iterator[dict]:
+    def team_resources(self) -> Iterator[dict[str, Any]]:
         """Organisations, Locations, Practitioners and PractitionerRoles, in an order that loads cleanly."""
         yield from self.organizations
         yield from self.locations
         yield from self.practitioners
         yield from self.practitioner_roles
 
-    def resources(self) -> Iterator[dict]:
+    def resources(self) -> Iterator[dict[str, Any]]:
         """Everything: the teams first, then each inhabitant's Patient, Conditions and Observations."""
         yield from self.team_resources()
         for record in self.patient_records():
@@ -248,7 +249,7 @@ def generate_region(
     )
 
 
-def _team_organization(plan: NeighbourhoodPlan, org_id: str) -> dict:
+def _team_organization(plan: NeighbourhoodPlan, org_id: str) -> dict[str, Any]:
     """The buurtteam: the network of local care givers a patient's care team is drawn from."""
     return {
         "resourceType": "Organization",
@@ -262,7 +263,7 @@ def _team_organization(plan: NeighbourhoodPlan, org_id: str) -> dict:
     }
 
 
-def _neighbourhood_location(plan: NeighbourhoodPlan, loc_id: str, org_id: str) -> dict:
+def _neighbourhood_location(plan: NeighbourhoodPlan, loc_id: str, org_id: str) -> dict[str, Any]:
     return {
         "resourceType": "Location",
         "id": loc_id,
@@ -277,7 +278,7 @@ def _neighbourhood_location(plan: NeighbourhoodPlan, loc_id: str, org_id: str) -
     }
 
 
-def _district_location(plan: NeighbourhoodPlan, district: District, loc_id: str, parent_id: str, org_id: str) -> dict:
+def _district_location(plan: NeighbourhoodPlan, district: District, loc_id: str, parent_id: str, org_id: str) -> dict[str, Any]:
     return {
         "resourceType": "Location",
         "id": loc_id,

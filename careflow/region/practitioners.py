@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 
 from careflow.naming import CARE_ROLE_SYSTEM, NIHDI
 from careflow.programs.codes import HCPARTY, SNOMED
 from careflow.region.identifiers import nihdi
 from careflow.region.names import draw_name
 from careflow.region.synthetic import synthetic_meta
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +59,7 @@ def team_size(discipline: Discipline, population: int) -> int:
     return max(1, round(discipline.per_12500 * population / 12_500))
 
 
-def role_codes(discipline: Discipline) -> list[dict]:
+def role_codes(discipline: Discipline) -> list[dict[str, Any]]:
     return [
         {"coding": [{"system": SNOMED, "code": discipline.snomed, "display": discipline.snomed_display}]},
         {"coding": [{"system": HCPARTY, "code": discipline.hcparty, "display": discipline.hcparty_display}]},
@@ -71,8 +71,8 @@ def role_codes(discipline: Discipline) -> list[dict]:
 class Member:
     """One care giver of a neighbourhood team: their Practitioner and PractitionerRole."""
 
-    practitioner: dict
-    role: dict
+    practitioner: dict[str, Any]
+    role: dict[str, Any]
     discipline: Discipline
 
 
@@ -106,7 +106,7 @@ def make_member(
     """A Practitioner and their PractitionerRole in a neighbourhood team; ``key`` makes the ids."""
     gender = "female" if rng.random() < (0.55 if discipline.role == "gp" else 0.8) else "male"
     given, family = draw_name(rng, gender, reference_year - rng.randint(28, 62))
-    name: dict = {"use": "official", "family": family, "given": [given]}
+    name: dict[str, Any] = {"use": "official", "family": family, "given": [given]}
     if discipline.role == "gp":
         name["prefix"] = ["Dr."]
     practitioner = {
@@ -129,7 +129,7 @@ def make_member(
         ],
         "communication": [{"coding": [{"system": "urn:ietf:bcp:47", "code": "nl-BE"}]}],
     }
-    role: dict = {
+    role: dict[str, Any] = {
         "resourceType": "PractitionerRole",
         "id": f"role-{key}",
         "meta": synthetic_meta(),

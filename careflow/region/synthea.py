@@ -91,7 +91,7 @@ def read_synthea(
     *,
     types: Iterable[str] = SERVED_TYPES,
     stats: ImportStats | None = None,
-) -> Iterator[dict]:
+) -> Iterator[dict[str, Any]]:
     """Every kept resource of the Synthea bundle(s) at ``path`` (a file or a directory), references
     rewritten to ``Type/id``. Raises ``BundleImportError`` naming the file for unreadable input."""
     reader = _Reader(frozenset(types), stats if stats is not None else ImportStats())
@@ -109,10 +109,10 @@ class _Reader:
         self.by_identifier: dict[tuple[str, str, str], str] = {}  # (type, system, value) -> id
         self.yielded: set[tuple[str, str]] = set()
 
-    def read_file(self, file: Path) -> Iterator[dict]:
+    def read_file(self, file: Path) -> Iterator[dict[str, Any]]:
         entries = _load_entries(file)
         self.stats.files += 1
-        resources: list[dict] = []
+        resources: list[dict[str, Any]] = []
         for index, entry in enumerate(entries):
             resource = _entry_resource(file, index, entry)
             rtype = resource["resourceType"]
@@ -190,7 +190,7 @@ class _Reader:
             for item in node:
                 self._rewrite(item, where)
 
-    def _fixed_reference(self, ref: dict, where: str) -> dict | None:
+    def _fixed_reference(self, ref: dict[str, Any], where: str) -> dict[str, Any] | None:
         """The reference rewritten to Type/id; reduced to its display, or None when it must go."""
         reference = ref["reference"]
         if not (reference.startswith("urn:uuid:") or "?" in reference):
@@ -210,7 +210,7 @@ class _Reader:
         return ref if ref.get("display") else None
 
 
-def _load_entries(file: Path) -> list:
+def _load_entries(file: Path) -> list[Any]:
     try:
         data = orjson.loads(file.read_bytes())
     except FileNotFoundError:
@@ -228,7 +228,7 @@ def _load_entries(file: Path) -> list:
     return entries
 
 
-def _entry_resource(file: Path, index: int, entry: Any) -> dict:
+def _entry_resource(file: Path, index: int, entry: Any) -> dict[str, Any]:
     resource = entry.get("resource") if isinstance(entry, dict) else None
     if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
         raise BundleImportError(file, f"entry {index} has no resource with a resourceType")

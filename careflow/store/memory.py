@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
 
+from careflow.access.principal import SYSTEM, Principal
 from careflow.errors import Gone, NotFound
 from careflow.fhir.search_index import IndexRows
 from careflow.fhir.search_match import Candidate, matches_all, sort_candidates
 from careflow.fhir.search_query import SearchQuery
 from careflow.fhir.search_values import to_utc_naive
 from careflow.store.port import Listener, OutboxEvent, SearchResult, Stored
-from careflow.access.principal import SYSTEM, Principal
 from careflow.store.unit_of_work import Current, RepositoryReads, UnitOfWorkBase, utc_now
 
 OUTBOX_LEASE = timedelta(minutes=5)
@@ -228,7 +228,7 @@ class MemoryUnitOfWork(UnitOfWorkBase):
                 wanted = {(s.type, s.id) for s in frontier}
                 sources = list(self._s.entries) if inc.source == "*" else [inc.source]
                 for src in sources:
-                    for rid, e in self._s.entries.get(src, {}).items():
+                    for e in self._s.entries.get(src, {}).values():
                         if e.index is None:
                             continue
                         for row in e.index.reference:

@@ -22,6 +22,7 @@ from typing import Any, Iterator
 import orjson
 from sqlalchemy import Connection, Engine, Row, and_, delete, func, or_, select, update
 
+from careflow.access.principal import SYSTEM, Principal
 from careflow.errors import Gone, NotFound, TransientStoreError
 from careflow.fhir.search_index import IndexRows
 from careflow.fhir.search_query import Include, SearchQuery
@@ -36,7 +37,6 @@ from careflow.store.tables import (
     resource,
     resource_version,
 )
-from careflow.access.principal import SYSTEM, Principal
 from careflow.store.unit_of_work import Current, RepositoryReads, UnitOfWorkBase, utc_now
 
 OUTBOX_LEASE = timedelta(minutes=5)

@@ -24,9 +24,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Iterable
 
-from careflow.naming import EXT_ATTENTION
+from careflow.naming import EXT_ATTENTION, TASK_REASON
 from careflow.triggers.actions import UpdatePlan, version_of
-from careflow.naming import TASK_REASON
 from careflow.triggers.task_facts import FINAL_STATUSES, coded, parse_date
 
 

@@ -145,7 +145,7 @@ def openings(
         else:
             base = parse_duration(activity.timing.start).after(start)
         n = current_occurrence(activity.timing, base, today, end)
-        if n is None or max(regular, default=0) >= n:  # type: ignore[type-var]
+        if n is None or max((k for k in regular if k is not None), default=0) >= n:
             continue
         out.append(_create(program, activity, ctx, careplan_id, n, opening(activity.timing, base, n), today,
                            "recurring" if n > 1 else None))

@@ -138,7 +138,7 @@ def test_histories(client):
     assert system["total"] == 4
     paged = client.get("/fhir/_history?_count=2").json()
     assert len(paged["entry"]) == 2
-    nxt = [l["url"] for l in paged["link"] if l["relation"] == "next"]
+    nxt = [link["url"] for link in paged["link"] if link["relation"] == "next"]
     assert nxt and "_offset=2" in nxt[0]
     assert client.get("/fhir/Patient/zz/_history").status_code == 404
     assert client.get("/fhir/_history?_since=yesterday").status_code == 400

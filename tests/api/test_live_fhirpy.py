@@ -11,13 +11,13 @@ import pytest
 import uvicorn
 
 fhirpy = pytest.importorskip("fhirpy")
+from fhir_builders import copd_condition  # noqa: E402
 from fhirpy import SyncFHIRClient  # noqa: E402
 from fhirpy.base.exceptions import MultipleResourcesFound, OperationOutcome  # noqa: E402
 
 from careflow.api.app import create_app  # noqa: E402
 from careflow.api.server import publish_programs  # noqa: E402
 from careflow.store.database import open_repository  # noqa: E402
-from fhir_builders import copd_condition  # noqa: E402
 
 
 def free_port() -> int:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
+from fhir_builders import copd_condition, patient
 
 from careflow.api.app import create_app
 from careflow.fhir.validation import validate_resource
 from careflow.programs.plandefinition import to_bundle
-from fhir_builders import copd_condition, patient
 
 START = "2026-03-02"
 
@@ -110,6 +110,6 @@ def test_everything(client):
     assert ("Condition", "Patient/other") not in got
     assert {e["resource"]["resourceType"] for e in body["entry"]} == {"Patient", "Condition", "Observation", "Organization"}
     page = client.get("/fhir/Patient/e1/$everything?_count=4").json()
-    assert len(page["entry"]) == 4 and any(l["relation"] == "next" for l in page["link"])
+    assert len(page["entry"]) == 4 and any(link["relation"] == "next" for link in page["link"])
     assert client.get("/fhir/Patient/nobody/$everything").status_code == 404
     assert client.get("/fhir/Condition/x/$everything").status_code == 404

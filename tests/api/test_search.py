@@ -14,7 +14,7 @@ def post(client, resource):
 
 
 def link(bundle, relation):
-    found = [l["url"] for l in bundle.get("link", []) if l["relation"] == relation]
+    found = [link["url"] for link in bundle.get("link", []) if link["relation"] == relation]
     return found[0] if found else None
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from typing import Any
 
+from careflow.access.principal import SYSTEM
 from careflow.naming import CARE_ROLE_SYSTEM, EXT_NEIGHBOURHOOD, POPULATION_GROUP
 from careflow.store.port import Repository
-from careflow.access.principal import SYSTEM
 
 SNOMED = "http://snomed.info/sct"
 LOINC = "http://loinc.org"

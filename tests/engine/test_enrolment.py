@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
+from engine_world import COPD, HEART_FAILURE, HOOD, ORG, add_condition, add_patient, add_team, all_of
+
+from careflow.access.principal import SYSTEM
 from careflow.engine import enrolment
 from careflow.planning import ids
-
-from engine_world import COPD, HEART_FAILURE, HOOD, ORG, add_condition, add_patient, add_team, all_of
-from careflow.access.principal import SYSTEM
 
 START = date(2026, 2, 2)
 

@@ -6,12 +6,12 @@ from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Iterator
 
+from engine_world import HEART_FAILURE, add_patient, add_team, add_weight, all_of, edit_task
+
+from careflow.access.principal import SYSTEM
 from careflow.engine import enrolment, events
 from careflow.engine.sweep import sweep
 from careflow.planning import ids
-
-from engine_world import HEART_FAILURE, add_patient, add_team, add_weight, all_of, edit_task
-from careflow.access.principal import SYSTEM
 
 START = date(2026, 3, 2)
 
@@ -30,7 +30,7 @@ def _enrolled(repo: Any, program: Any, pid: str = "p1") -> dict:
 
 class TestListenerRecordsOnlyTheEventsRulesReactTo:
     def test_new_observation_and_status_changes_only(self, repo: Any, heart_failure: Any) -> None:
-        programs = _enrolled(repo, heart_failure)
+        _enrolled(repo, heart_failure)
         events.install(repo)
         events.install(repo)  # twice: still one event per write
         obs = add_weight(repo, "p1", _at(START), 80.0)
@@ -60,8 +60,8 @@ class TestEventProcessingIsSafeToReplay:
         tasks_after_first = {t["id"] for t in all_of(repo, "Task")}
         history_after_first, _ = repo.history(count=1)
         # a crash before outbox_done: the same events come round again
-        from careflow.engine.events import handle_observation, handle_task
         from careflow.engine.counts import Counts
+        from careflow.engine.events import handle_observation, handle_task
 
         again = Counts()
         handle_task(repo, programs, task_id, _at(START), again)

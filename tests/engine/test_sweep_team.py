@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
+from engine_world import HEART_FAILURE, add_patient, add_team, all_of
+
+from careflow.access.principal import SYSTEM
 from careflow.engine import enrolment
 from careflow.engine.sweep import sweep
 from careflow.planning import ids
 from careflow.planning.planner import role_concept
-
-from engine_world import HEART_FAILURE, add_patient, add_team, all_of
-from careflow.access.principal import SYSTEM
 
 START = date(2026, 5, 4)
 

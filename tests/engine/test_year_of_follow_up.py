@@ -12,13 +12,13 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
+from engine_world import HEART_FAILURE, HOOD, add_patient, add_team, add_weight, all_of, edit_task
+
 from careflow.engine import enrolment, events
 from careflow.engine.counts import Counts
 from careflow.engine.sweep import sweep
 from careflow.naming import EXT_TRIGGER, TASK_BUSINESS_STATUS, TASK_REASON
 from careflow.planning import ids
-
-from engine_world import HEART_FAILURE, HOOD, add_patient, add_team, add_weight, all_of, edit_task
 
 START = date(2026, 1, 12)
 PID = "pat-hf"

@@ -350,8 +350,9 @@ def test_patients_are_spread_over_the_gps_of_their_neighbourhood(region_10k: Reg
 
 
 def test_every_resource_of_a_small_region_is_valid_fhir_r4() -> None:
-    from careflow.fhir.validation import validate_resource
     from fhir.resources.R4B import get_fhir_model_class
+
+    from careflow.fhir.validation import validate_resource
 
     count = 0
     for resource in generate_region(2_000, seed=5).resources():

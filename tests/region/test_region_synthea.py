@@ -95,8 +95,9 @@ def test_each_resource_is_yielded_once(imported) -> None:
 
 @needs_synthea
 def test_imported_resources_are_valid_fhir_r4(imported) -> None:
-    from careflow.fhir.validation import validate_resource
     from fhir.resources.R4B import get_fhir_model_class
+
+    from careflow.fhir.validation import validate_resource
 
     resources, _ = imported
     for resource in resources:

@@ -1,6 +1,7 @@
 """A small care network used by the search contract tests (ids chosen so expectations read easily)."""
 
 from __future__ import annotations
+
 from careflow.access.principal import SYSTEM
 
 SSIN = "https://ssin"

@@ -12,9 +12,9 @@ from typing import Any, Callable
 
 import pytest
 
+from careflow.access.principal import SYSTEM
 from careflow.errors import VersionConflict
 from careflow.fhir.search_query import parse_search
-from careflow.access.principal import SYSTEM
 
 
 def run_together(n: int, work: Callable[[int], Any]) -> list[Any]:

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from careflow.access.principal import SYSTEM
 from careflow.errors import (
     Gone,
     InvalidResource,
@@ -15,7 +16,6 @@ from careflow.errors import (
     VersionConflict,
 )
 from careflow.fhir.search_query import parse_search
-from careflow.access.principal import SYSTEM
 
 
 def patient(**extra):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
-
-from careflow.fhir.search_query import parse_search
-from store_backends import BACKENDS, isolated_repository
 from search_data import COPD, LOINC, NIHDI, SSIN, TASK_SID, UCUM, load
+from store_backends import BACKENDS, isolated_repository
+
 from careflow.access.principal import SYSTEM
+from careflow.fhir.search_query import parse_search
 
 
 @pytest.fixture

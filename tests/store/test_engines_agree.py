@@ -6,9 +6,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from careflow.access.principal import SYSTEM
 from careflow.fhir.search_query import parse_search
 from careflow.store.memory import MemoryRepository
-from careflow.access.principal import SYSTEM
 
 STATUSES = ["requested", "ready", "completed"]
 OWNERS = ["Practitioner/a", "Practitioner/b", "PractitionerRole/a"]

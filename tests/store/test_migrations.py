@@ -7,10 +7,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
+from careflow.access.principal import SYSTEM
 from careflow.errors import CareflowError
 from careflow.store.database import open_repository, resolve_url, upgrade
 from careflow.store.tables import metadata
-from careflow.access.principal import SYSTEM
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])

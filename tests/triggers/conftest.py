@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from trigger_state import FIXTURE
 
 from careflow.programs.loader import load_program
 from careflow.programs.model import Program
-from trigger_state import FIXTURE
 
 
 @pytest.fixture(scope="session")

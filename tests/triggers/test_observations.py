@@ -5,13 +5,13 @@ from __future__ import annotations
 import copy
 from datetime import datetime, timedelta, timezone
 
+from trigger_state import PlanState, patient_context
+
 from careflow.naming import EXT_ATTENTION, TASK_REASON
 from careflow.planning import ids
 from careflow.triggers.actions import CreateTask, UpdatePlan
 from careflow.triggers.observations import history_since, observation_actions
 from careflow.triggers.plan_status import attention
-
-from trigger_state import PlanState, patient_context
 
 LOINC = "http://loinc.org"
 NOW = datetime(2026, 3, 10, 9, 0, tzinfo=timezone.utc)

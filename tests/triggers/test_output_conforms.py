@@ -8,13 +8,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
+from trigger_state import START, PlanState, patient_context
 
 from careflow.fhir.profiles import conformance_errors
 from careflow.fhir.r4_schema import r4_errors
 from careflow.triggers.observations import observation_actions
 from careflow.triggers.task_events import task_event_actions
-
-from trigger_state import START, PlanState, patient_context
 
 
 def _problems(resource: dict[str, Any]) -> list[str]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+from trigger_state import START, PlanState, business_status, occurrence, patient_context, window
+
 from careflow.naming import EXT_TRIGGER, TASK_REASON
 from careflow.planning import ids
 from careflow.triggers.actions import CreateTask, UpdateTask
-
-from trigger_state import START, PlanState, business_status, occurrence, patient_context, window
 
 
 def _first_weight_check(state: PlanState) -> dict:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+from trigger_state import START, PlanState, patient_context, window
+
 from careflow.naming import EXT_ATTENTION
 from careflow.triggers.plan_status import attention, plan_update
-
-from trigger_state import START, PlanState, patient_context, window
 
 
 def _finish_everything(state: PlanState, day: date) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import copy
 from datetime import date, timedelta
 
+from trigger_state import START, PlanState, occurrence, patient_context, window
+
 from careflow.programs.durations import parse_duration
+from careflow.programs.model import Timing
 from careflow.triggers.actions import CreateTask
 from careflow.triggers.schedule import current_occurrence
-from careflow.programs.model import Timing
 from careflow.triggers.sweep import sweep_plan
-
-from trigger_state import START, PlanState, occurrence, patient_context, window
 
 
 def _complete_all_on_open(state: PlanState, day: date) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import copy
 from datetime import date, timedelta
 
+from trigger_state import START, PlanState, occurrence, patient_context, window
+
 from careflow.naming import EXT_TRIGGER
 from careflow.planning import ids
 from careflow.triggers.actions import CreateTask, UpdatePlan
 from careflow.triggers.task_events import task_event_actions
-
-from trigger_state import START, PlanState, occurrence, patient_context, window
 
 
 def _event(state: PlanState, task: dict, day: date) -> list:

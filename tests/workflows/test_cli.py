@@ -12,7 +12,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from flow_helpers import PYTHON, ROOT, all_resources, count, duplicates, free_port, run_careflow, subprocess_env
 
 SYNTHEA = Path("/work/shared/synthea")

@@ -16,9 +16,7 @@ import time
 from datetime import date, datetime, timezone
 
 import pytest
-
-from flow_helpers import (PYTHON, ROOT, count, duplicates, all_resources, load_region, plan_resource_ids,
-                          reference_plan_ids, subprocess_env)
+from flow_helpers import PYTHON, ROOT, all_resources, count, duplicates, load_region, plan_resource_ids, reference_plan_ids, subprocess_env
 
 START = date(2026, 11, 2)
 SWEEP_AT = datetime(2027, 2, 15, 6, 0, tzinfo=timezone.utc)

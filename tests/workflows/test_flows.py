@@ -8,8 +8,8 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
-
 from flow_helpers import all_resources, duplicates, load_region
+
 from careflow.access.principal import SYSTEM
 
 START = date(2026, 11, 2)

@@ -16,7 +16,6 @@ from datetime import datetime, timezone
 
 import httpx
 import pytest
-
 from flow_helpers import PYTHON, ROOT, count, free_port, load_region, subprocess_env
 
 pytestmark = pytest.mark.slow
