@@ -71,6 +71,7 @@ EXT_TRIGGER_ACTIVITY = f"{BASE}/StructureDefinition/trigger-activity"  # valueCo
 EXT_OVERDUE_BY = f"{BASE}/StructureDefinition/overdue-by"  # valueDuration on a TriggerDefinition
 EXT_OBSERVATION_RULE = f"{BASE}/StructureDefinition/observation-rule"  # complex: above|below|rises-by|falls-by, within, value-in
 EXT_THEN_STEP = f"{BASE}/StructureDefinition/then-step"  # valueCode on a trigger's nested action
+EXT_SHARED_ACTIVITY = f"{BASE}/StructureDefinition/shared-activity"  # valueId: the key that merges activities across programmes
 
 # --- demo region (careflow.region) ---
 # careflow's role ids as a code system: gp | pharmacist | home-nurse | physiotherapist | dietitian | care-coach |

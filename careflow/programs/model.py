@@ -184,6 +184,11 @@ class Activity(Strict):
     only_if: Only | None = None
     priority: Priority = "routine"
     instructions: Text | None = Field(default=None, description="for the patient's take-home plan")
+    shared: Id | None = Field(
+        default=None,
+        description="one Task serves every programme of the patient whose activity carries this key "
+        "(e.g. influenza-vaccination), at the tightest timing among them",
+    )
 
 
 # ---------------------------------------------------------------- what happens when
@@ -288,6 +293,14 @@ class Program(Strict):
     goals: list[Goal] = Field(default_factory=list)
     activities: list[Activity] = Field(min_length=1)
     triggers: list[Trigger] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _shared_once(self) -> Program:
+        keys = [a.shared for a in self.activities if a.shared]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise ValueError(f"shared key {twice[0]!r} is used by more than one activity of the programme")
+        return self
 
     @property
     def canonical(self) -> str:

@@ -32,6 +32,7 @@ from careflow.errors import PlanDefinitionError, ProgramNotExportable
 from careflow.naming import (
     ACTION_TYPE,
     EXT_DUE_WITHIN,
+    EXT_SHARED_ACTIVITY,
     EXT_ELIGIBILITY,
     EXT_PATIENT_INSTRUCTION,
     EXT_PLAN_PERIOD,
@@ -192,6 +193,8 @@ def _activity_action(a: Activity, program: Program) -> Json:
             extensions.append({"url": EXT_START_OFFSET, "valueDuration": duration(t.start)})
     elif not a.after:
         timing["timingDuration"] = duration(t.start)
+    if a.shared:
+        extensions.append({"url": EXT_SHARED_ACTIVITY, "valueId": a.shared})
     out: Json = {
         "id": a.id,
         "extension": extensions,
@@ -508,6 +511,9 @@ def _read_activity(action: Node, roles: dict[str, Json], definitions: _Definitio
     instructions = _read_instructions(definitions.find(action))
     if instructions is not None:
         out["instructions"] = instructions
+    shared = action.extension(EXT_SHARED_ACTIVITY)
+    if shared is not None:
+        out["shared"] = shared.req_string("valueId")
     return out
 
 

@@ -750,7 +750,7 @@ def test_compiler_knows_every_field_of_the_model() -> None:
         model.Goal: {"id", "title", "category", "targets", "due"},
         model.Target: {"measure", "below", "at_most", "above", "at_least", "between", "stable_within", "ratio"},
         model.Ratio: {"numerator", "denominator"},
-        model.Activity: {"id", "title", "description", "role", "code", "timing", "after", "only_if", "priority", "instructions"},
+        model.Activity: {"id", "title", "description", "role", "code", "timing", "after", "only_if", "priority", "instructions", "shared"},
         model.Timing: {"start", "every", "times", "due_within"},
         model.Only: {"new_diagnosis", "groups", "min_age"},
         model.Trigger: {"id", "title", "when", "then"},
