@@ -31,10 +31,12 @@ def _print_json(data: object) -> None:
 
 
 @programs_app.command("validate")
-def programs_validate(paths: list[Path] = typer.Argument(..., help="programme files or folders")) -> None:
+def programs_validate(paths: Optional[list[Path]] = typer.Argument(
+        None, help="programme files or folders; default: the programmes careflow uses ($CAREFLOW_PROGRAMS or its own)")) -> None:
     """Check programme files; list every problem with file:line:column."""
-    from careflow.programs.loader import load_program, program_files
+    from careflow.programs.loader import default_program_dir, load_program, program_files
 
+    paths = paths or [default_program_dir()]
     files = program_files(paths)
     if not files:
         raise CareflowError("no programme files (*.yaml) found in " + ", ".join(map(str, paths)))

@@ -29,11 +29,12 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from careflow import naming
+from careflow.bundled import folder
 from careflow.errors import ProfileDefinitionError
 from careflow.fhir.r4_schema import definitions, resource_types
 
 PROFILES_ENV = "CAREFLOW_PROFILES_DIR"
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / "fhir_profiles"
+DEFAULT_DIR = folder("fhir_profiles")  # the checkout's fhir_profiles/, or its copy in an installed wheel
 CORE_SD = "http://hl7.org/fhir/StructureDefinition/"
 
 # External profiles our references may target, and the resource type each constrains.
@@ -95,7 +96,7 @@ class Profile:
 
 
 def profiles_dir() -> Path:
-    """Where the profiles are read from: ``$CAREFLOW_PROFILES_DIR`` if set, else ``fhir_profiles/`` in the source tree."""
+    """Where the profiles are read from: ``$CAREFLOW_PROFILES_DIR`` if set, else the ``fhir_profiles/`` careflow ships."""
     configured = os.environ.get(PROFILES_ENV)
     return Path(configured) if configured else DEFAULT_DIR
 

@@ -7,8 +7,9 @@ reject. The HL7 JSON Schema for R4 closes every object (``additionalProperties: 
 catches exactly that drift. It checks structure and primitive syntax only, not invariants,
 cardinalities beyond ``required`` or terminology: profiles (``careflow.fhir.profiles``) do the rest.
 
-The schema (about 3 MB) ships gzip-compressed in ``tests/data``; see the NOTICE beside it for source
-and licence. ``CAREFLOW_R4_SCHEMA`` points elsewhere (plain or ``.gz``) for installed copies.
+The schema (about 3 MB) ships gzip-compressed inside the package (``careflow/fhir/data``, so an
+installed wheel has it too); see the NOTICE beside it for source and licence.
+``CAREFLOW_R4_SCHEMA`` points elsewhere (plain or ``.gz``).
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ if TYPE_CHECKING:  # jsonschema is a test dependency; only validation needs it, 
     from jsonschema.protocols import Validator
 
 SCHEMA_ENV = "CAREFLOW_R4_SCHEMA"
-DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / "tests" / "data" / "fhir.r4.schema.json.gz"
+DEFAULT_SCHEMA = Path(__file__).resolve().parent / "data" / "fhir.r4.schema.json.gz"
 _MAX_MESSAGE = 240
 
 
 def schema_path() -> Path:
-    """Where the schema is read from: ``$CAREFLOW_R4_SCHEMA`` if set, else the copy in the source tree."""
+    """Where the schema is read from: ``$CAREFLOW_R4_SCHEMA`` if set, else the copy in the package."""
     configured = os.environ.get(SCHEMA_ENV)
     return Path(configured) if configured else DEFAULT_SCHEMA
 

@@ -339,13 +339,16 @@ def load_programs(paths: Iterable[str | Path]) -> dict[str, Program]:
 
 
 def default_program_dir() -> Path:
-    """care_programs/ next to the package (source checkout), overridable by CAREFLOW_PROGRAMS."""
+    """``$CAREFLOW_PROGRAMS``, else the programmes careflow ships (care_programs/ of the checkout, or
+    its copy inside an installed wheel: ``careflow.bundled``)."""
     import os
+
+    from careflow.bundled import folder
 
     env = os.environ.get("CAREFLOW_PROGRAMS")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "care_programs"
+    return folder("care_programs")
 
 
 def load_directory(path: str | Path | None = None) -> dict[str, Program]:
