@@ -32,10 +32,10 @@ from careflow.errors import PlanDefinitionError, ProgramNotExportable
 from careflow.naming import (
     ACTION_TYPE,
     EXT_DUE_WITHIN,
-    EXT_SHARED_ACTIVITY,
     EXT_ELIGIBILITY,
     EXT_PATIENT_INSTRUCTION,
     EXT_PLAN_PERIOD,
+    EXT_SHARED_ACTIVITY,
     EXT_START_OFFSET,
     EXT_TARGET_RATIO,
     EXT_TARGET_STABLE_WITHIN,
