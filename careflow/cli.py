@@ -34,7 +34,9 @@ def _print_json(data: object) -> None:
 def programs_validate(paths: Optional[list[Path]] = typer.Argument(
         None, help="programme files or folders; default: the programmes careflow uses ($CAREFLOW_PROGRAMS or its own)")) -> None:
     """Check programme files; list every problem with file:line:column."""
-    from careflow.programs.loader import default_program_dir, load_program, program_files
+    import warnings
+
+    from careflow.programs.loader import YamlPortabilityWarning, default_program_dir, load_program, program_files
 
     paths = paths or [default_program_dir()]
     files = program_files(paths)
@@ -42,11 +44,17 @@ def programs_validate(paths: Optional[list[Path]] = typer.Argument(
         raise CareflowError("no programme files (*.yaml) found in " + ", ".join(map(str, paths)))
     problems = []
     for f in files:
-        try:
-            load_program(f)
-            typer.echo(f"{f}: ok")
-        except ProgramError as exc:
-            problems.extend(exc.problems)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", YamlPortabilityWarning)
+            try:
+                load_program(f)
+                typer.echo(f"{f}: ok")
+            except ProgramError as exc:
+                problems.extend(exc.problems)
+        for w in caught:
+            if issubclass(w.category, YamlPortabilityWarning):
+                where, _, what = str(w.message).partition(": ")
+                typer.echo(f"{where}: warning: {what}", err=True)
     if problems:
         raise ProgramError(problems)
 

@@ -8,6 +8,7 @@ cycles, duplicate ids) are collected side by side before anything is raised.
 from __future__ import annotations
 
 import difflib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, get_args, get_origin
@@ -34,6 +35,18 @@ class Problem:
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.column}"
         return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class YamlPortabilityWarning(UserWarning):
+    """A programme file holds a plain value that YAML 1.1 tools (PyYAML) and YAML 1.2 tools (ruamel.yaml,
+    editors) read differently; the message starts with file:line:column."""
+
+
+def portability_warnings(text: str, filename: str = "<string>") -> list[Problem]:
+    """The constructs of ``text`` that parse differently in YAML 1.1 and 1.2 (see ``yaml_portability``)."""
+    from careflow.programs.yaml_portability import portability_problems
+
+    return [Problem(filename, p.line, p.column, "", p.message) for p in portability_problems(text)]
 
 
 def _yaml() -> YAML:
@@ -279,6 +292,8 @@ def parse_program(text: str, filename: str = "<string>") -> Program:
         raise ProgramError([Problem(filename, 1, 1, "", f"not valid YAML: {exc}")]) from None
     if not isinstance(data, CommentedMap):
         raise ProgramError([Problem(filename, 1, 1, "", "a programme file must be a mapping of keys (id, version, …)")])
+    for warning in portability_warnings(text, filename):
+        warnings.warn(YamlPortabilityWarning(str(warning)), stacklevel=2)
 
     program, structural = _structural(data)
     problems: list[Problem] = []
