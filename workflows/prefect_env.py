@@ -14,8 +14,9 @@ Why each default:
   first start (schema migrations) can take well over the 20 s default on a small, busy machine.
 * results not persisted by default: Prefect pickles results into its own storage, which must never
   hold health data (our tasks return counts anyway; this is the belt to those braces).
-* logging at WARNING, server analytics off: Prefect's INFO chatter and telemetry heartbeat stay out of
-  the user's terminal.
+* logging at WARNING: Prefect's INFO chatter stays out of the user's terminal.
+* telemetry off (client analytics and its device id, server analytics, Cloud telemetry, resource
+  metrics): see ``careflow.privacy``, applied here too.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ DEFAULTS: dict[str, str] = {
     "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "false",
     "PREFECT_LOGGING_LEVEL": "WARNING",
     "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_UI_ENABLED": "false",
 }
 
@@ -51,7 +51,14 @@ def configure(*, quiet_console: bool = False) -> None:
     for a failed run) must not reach the user, who gets one line from careflow instead; the
     warnings still go to the Prefect API (visible in its UI) and to ``engine.log`` in the data dir.
     """
-    os.environ.setdefault("PREFECT_HOME", str(data_dir() / "prefect"))
+    from careflow.privacy import telemetry_off
+
+    telemetry_off()
+    home = Path(os.environ.setdefault("PREFECT_HOME", str(data_dir() / "prefect")))
+    try:  # Prefect warns (two lines on stderr) when it cannot create its home itself
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass  # Prefect's own warning then says where and why
     for key, value in DEFAULTS.items():
         os.environ.setdefault(key, value)
     if quiet_console:
