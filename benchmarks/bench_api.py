@@ -148,11 +148,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(url: str) -> tuple[subprocess.Popen[bytes], str]:
+# Authorization of every API call: a system token of a local issuer made for this run (the server
+# verifies it on every request, as in production), or nothing with --no-auth.
+AUTH: dict[str, str] = {}
+
+
+def start_server(url: str, auth: bool = True) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
+    env = dict(os.environ)
+    flags = ["--insecure-no-auth"]
+    if auth:
+        from careflow.auth.local import LocalIssuer
+
+        issuer = LocalIssuer(Path(tempfile.mkdtemp(prefix="careflow-bench-")) / "keys.json")
+        env.update(CAREFLOW_AUTH_LOCAL_KEYS=str(issuer.path), CAREFLOW_AUTH_LOCAL_ISSUER="1")
+        AUTH["Authorization"] = "Bearer " + issuer.mint({"sub": "bench", "scope": "system/*.cruds"}, minutes=600)
+        flags = []
+    else:
+        AUTH.clear()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "careflow.api.server", "--db", url, "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(SERVER_LOG, "ab"),
+        [sys.executable, "-m", "careflow.api.server", "--db", url, "--host", "127.0.0.1", "--port", str(port), *flags],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(SERVER_LOG, "ab"), env=env,
     )
     base = f"http://127.0.0.1:{port}/fhir"
     deadline = time.monotonic() + 60
@@ -174,7 +190,7 @@ def api_load(base: str, groups: list[list[tuple[str, dict[str, Any]]]]) -> tuple
     ids: dict[str, str] = {}
     timing = Timing("API ingest (transaction)")
     t0 = time.perf_counter()
-    with httpx.Client(timeout=600, headers={"Content-Type": "application/fhir+json"}) as client:
+    with httpx.Client(timeout=600, headers={"Content-Type": "application/fhir+json", **AUTH}) as client:
         for group in groups:
             entries = []
             for full_url, res in group:
@@ -207,7 +223,7 @@ async def api_queries(base: str, name: str, clients: int, seconds: float,
     timing = Timing(name)
     stop = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(timeout=120, limits=limits, headers={"Accept": "application/fhir+json"}) as client:
+    async with httpx.AsyncClient(timeout=120, limits=limits, headers={"Accept": "application/fhir+json", **AUTH}) as client:
         async def worker(w: int) -> None:
             rnd = random.Random(w)
             while time.perf_counter() < stop:
@@ -366,7 +382,7 @@ def run_backend(backend: str, a: argparse.Namespace) -> list[dict[str, Any]]:
 
     api_url, api_drop = fresh_database(backend, a.pg_url, "api")
     upgrade(api_url)
-    proc, base = start_server(api_url)
+    proc, base = start_server(api_url, auth=not a.no_auth)
     try:
         load, ids = api_load(base, groups)
         rows.append(load.row() | {"res_per_s": round(n_resources / load.seconds, 1)})
@@ -412,6 +428,8 @@ def main() -> None:
     ap.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="sqlite")
     ap.add_argument("--pg-url", default=os.environ.get("CAREFLOW_TEST_DATABASE_URL"),
                     help="PostgreSQL URL (a private schema is created and dropped)")
+    ap.add_argument("--no-auth", action="store_true",
+                    help="serve with --insecure-no-auth (no token checks), to measure what authentication costs")
     a = ap.parse_args()
     backends = ["sqlite", "postgres"] if a.backend == "both" else [a.backend]
     if "postgres" in backends and not a.pg_url:

@@ -151,10 +151,12 @@ def demo_command(inhabitants: int = typer.Option(100_000, "--inhabitants", min=1
     if no_serve:
         typer.echo(ready_line(result, None, None))
         return
+    from careflow.api.login import demo_login_text
     from careflow.api.server import serve
 
     typer.echo(ready_line(result, host, port))
-    serve(url, host, port)
+    typer.echo(demo_login_text(url, host, port))  # tokens of the local issuer, which this server trusts
+    serve(url, host, port, local_issuer=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,13 +7,14 @@ from typing import Any, Callable, Iterable
 
 from fastapi import FastAPI
 
-from careflow.access.principal import SYSTEM
+from careflow.api.bearer import bearer_authenticator, discovery_router
 from careflow.api.error_mapping import install_error_handlers
 from careflow.api.negotiation import DEFAULT_MAX_BODY_BYTES
 from careflow.api.operations import register_operations
 from careflow.api.responses import FhirResponse
 from careflow.api.routes import ApiState, router
-from careflow.api.security import Authenticator, AuthMiddleware, TrustEveryone
+from careflow.api.security import DOCUMENTATION_PATHS, PUBLIC_PATHS, Authenticator, AuthMiddleware, RefuseEveryone
+from careflow.auth.tokens import TokenVerifier
 from careflow.store.port import Repository
 
 
@@ -28,13 +29,15 @@ def create_app(
     now: Callable[[], datetime] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     store_threads: int = 8,
-    auth: Authenticator | None = None,
+    auth: Authenticator | TokenVerifier | None = None,
 ) -> FastAPI:
     """Build the app. ``programs``: loaded care programmes (for ``PlanDefinition/$apply``);
     ``now``: the clock (tests pin it); ``max_body_bytes``: request size cap (413 above it);
     ``store_threads``: how many requests may work in the (synchronous) store at once;
-    ``auth``: turns each request's bearer token into the principal its unit of work is opened for
-    (kept on ``app.state.authenticator``, so it can be swapped while the app runs)."""
+    ``auth``: who may call: a :class:`TokenVerifier` (bearer JWTs of trusted issuers; the usual
+    case), any :class:`Authenticator`, or None, which refuses every call but the public discovery
+    documents (secure by default: an app nobody configured serves nobody). The principal of each
+    request is what its unit of work is opened for (``careflow.api.security.principal_of``)."""
     app = FastAPI(
         title="careflow FHIR R4 API",
         description="FHIR R4 REST API of careflow (JSON only). CapabilityStatement at /fhir/metadata.",
@@ -46,7 +49,12 @@ def create_app(
     register_operations(state, progs)
     app.state.careflow = state
     install_error_handlers(app)
+    app.include_router(discovery_router)
     app.include_router(router)
-    app.state.authenticator = auth if auth is not None else TrustEveryone(SYSTEM)
-    app.add_middleware(AuthMiddleware, authenticator=lambda: app.state.authenticator)
+    if isinstance(auth, TokenVerifier):
+        app.state.token_verifier = auth
+        auth = bearer_authenticator(repository, auth)
+    app.state.authenticator = auth if auth is not None else RefuseEveryone()
+    app.add_middleware(AuthMiddleware, authenticator=lambda: app.state.authenticator,
+                       public=PUBLIC_PATHS | DOCUMENTATION_PATHS)
     return app

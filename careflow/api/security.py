@@ -19,7 +19,7 @@ from starlette.requests import Request
 
 from careflow.access.principal import Principal
 from careflow.api.error_mapping import challenge, outcome_for
-from careflow.api.errors import Unauthenticated
+from careflow.api.errors import ApiError, Unauthenticated
 from careflow.api.responses import FhirResponse
 
 # Paths anyone may GET: what a client needs to find out how to authenticate, and nothing else.
@@ -28,6 +28,10 @@ PUBLIC_PATHS: frozenset[str] = frozenset({
     "/.well-known/smart-configuration",
     "/fhir/.well-known/smart-configuration",
 })
+
+# The API's own description (no data; what schemathesis and a developer read). Open too: keeping
+# the route list secret protects nothing, and the interactive pages only render that document.
+DOCUMENTATION_PATHS: frozenset[str] = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 
 _STATE_KEY = "principal"
 
@@ -53,6 +57,14 @@ class TrustEveryone:
         return self.principal
 
 
+class RefuseEveryone:
+    """What an app gets when nobody said who may call it: nobody."""
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        raise Unauthenticated("this server trusts no token issuer; see the server's settings", error=None
+                              if authorization is None else "invalid_token")
+
+
 def principal_of(request: Request) -> Principal:
     """The verified caller of ``request`` (set by :class:`AuthMiddleware`); 401 if there is none,
     which only happens on a public path, where no route should need one."""
@@ -65,7 +77,7 @@ def principal_of(request: Request) -> Principal:
 def refusal(exc: BaseException) -> FhirResponse:
     """The 401/403 response: an OperationOutcome plus the challenge header."""
     status, body = outcome_for(exc)
-    return FhirResponse(body, status_code=status, headers=challenge(exc))
+    return FhirResponse(body, status_code=status, headers=challenge(exc) if status in (401, 403) else None)
 
 
 ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
@@ -104,7 +116,7 @@ class AuthMiddleware:
             principal = cached(header) if cached is not None else None
             if principal is None:
                 principal = await anyio.to_thread.run_sync(auth.authenticate, header)
-        except Unauthenticated as exc:
+        except ApiError as exc:  # 401, or 503 when the identity provider's keys cannot be fetched
             await refusal(exc)(scope, receive, send)
             return
         scope.setdefault("state", {})[_STATE_KEY] = principal

@@ -57,8 +57,31 @@ def publish_programs(repository: Repository, programs: dict[str, Any]) -> int:
     return written
 
 
-def build_app(url: str | None, programs_dir: str | Path | None = None, *, engine: bool = True) -> Any:
-    """The app ``serve`` runs: repository at ``url`` (resolve_url rules), programmes published.
+def server_auth(url: str, *, insecure_no_auth: bool = False, local_issuer: bool | None = None) -> Any:
+    """Who the server trusts (:mod:`careflow.auth.settings`): a :class:`TokenVerifier`, or with
+    ``insecure_no_auth`` everyone as the system principal (only ever for a loopback test server).
+    ``local_issuer`` True/False overrides ``CAREFLOW_AUTH_LOCAL_ISSUER``."""
+    from dataclasses import replace
+
+    from careflow.access.principal import SYSTEM
+    from careflow.api.security import TrustEveryone
+    from careflow.auth.settings import AuthSettings
+    from careflow.auth.tokens import TokenVerifier
+    from careflow.store.database import default_url
+
+    if insecure_no_auth:
+        log.warning("careflow serve: --insecure-no-auth: every caller acts as the system, no token checked")
+        return TrustEveryone(SYSTEM)
+    settings = AuthSettings.from_env()
+    if local_issuer is not None:
+        settings = replace(settings, local_issuer=local_issuer)
+    return TokenVerifier(settings.issuers(embedded_default_db=url == default_url()))
+
+
+def build_app(url: str | None, programs_dir: str | Path | None = None, *, engine: bool = True,
+              insecure_no_auth: bool = False, local_issuer: bool | None = None) -> Any:
+    """The app ``serve`` runs: repository at ``url`` (resolve_url rules), programmes published,
+    callers authenticated as :func:`server_auth` says.
 
     The outbox listener is always installed, so every Observation and Task status change written
     through the API records its event in the same transaction. With ``engine`` the app also drains
@@ -71,13 +94,15 @@ def build_app(url: str | None, programs_dir: str | Path | None = None, *, engine
     from careflow.engine.events import install
     from careflow.store.database import open_repository, resolve_url
 
-    repository = open_repository(resolve_url(url))
+    resolved = resolve_url(url)
+    auth = server_auth(resolved, insecure_no_auth=insecure_no_auth, local_issuer=local_issuer)
+    repository = open_repository(resolved)
     install(repository)
     programs = load_programs(programs_dir)
     if programs:
         n = publish_programs(repository, programs)
         log.info("published %d programme resources (%d programmes)", n, len(programs))
-    app = create_app(repository, programs)
+    app = create_app(repository, programs, auth=auth)
     if engine:
         consumer = EventConsumer(repository, programs)
         app.state.event_consumer = consumer
@@ -94,11 +119,29 @@ def build_app(url: str | None, programs_dir: str | Path | None = None, *, engine
     return app
 
 
-def serve(url: str | None, host: str, port: int, *, engine: bool = True) -> None:
+class InsecureBindRefused(CareflowError):
+    """--insecure-no-auth on an address other machines can reach."""
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(url: str | None, host: str, port: int, *, engine: bool = True, insecure_no_auth: bool = False,
+          local_issuer: bool | None = None) -> None:
     """Run the FHIR server until interrupted (``careflow serve [--db URL] [--host H] [--port P]``)."""
     import uvicorn
 
-    app = build_app(url, engine=engine)
+    if insecure_no_auth and not is_loopback(host):
+        raise InsecureBindRefused(f"--insecure-no-auth serves everything to anyone: it binds loopback only, not {host!r}")
+    app = build_app(url, engine=engine, insecure_no_auth=insecure_no_auth, local_issuer=local_issuer)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
@@ -112,9 +155,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--db", default=None, help="database URL (default: $CAREFLOW_DATABASE_URL or the user SQLite file)")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8000)
+    ap.add_argument("--insecure-no-auth", action="store_true",
+                    help="no token checks, every caller is the system (loopback only; for load tests)")
+    ap.add_argument("--local-issuer", action="store_true", help="trust tokens of 'careflow token'")
     a = ap.parse_args(argv)
     try:
-        serve(a.db, a.host, a.port)
+        serve(a.db, a.host, a.port, insecure_no_auth=a.insecure_no_auth, local_issuer=True if a.local_issuer else None)
     except CareflowError as exc:
         sys.exit(f"careflow serve: {exc}")
 

@@ -13,6 +13,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from careflow.api.app import create_app
+from careflow.auth.local import LocalIssuer
+from careflow.auth.tokens import TokenVerifier
 from careflow.store.database import make_engine, scratch_schema, upgrade
 from careflow.store.memory import MemoryRepository
 from careflow.store.sql import SqlRepository
@@ -65,11 +67,41 @@ def repo(request: pytest.FixtureRequest) -> Iterator[Any]:
     yield SqlRepository(shared.engine)
 
 
+@pytest.fixture(scope="session")
+def test_issuer(tmp_path_factory: pytest.TempPathFactory) -> LocalIssuer:
+    """A local issuer with its own key file: tokens for the tests, trusted by :func:`verifier`."""
+    return LocalIssuer(tmp_path_factory.mktemp("issuer") / "keys.json")
+
+
+@pytest.fixture(scope="session")
+def verifier(test_issuer: LocalIssuer) -> TokenVerifier:
+    return TokenVerifier([test_issuer.trusted()])
+
+
+@pytest.fixture(scope="session")
+def system_headers(test_issuer: LocalIssuer) -> dict[str, str]:
+    """``Authorization`` for a system client with ``system/*.cruds``: every test that is not about
+    access control calls the API as that."""
+    token = test_issuer.mint({"sub": "tests", "scope": "system/*.cruds"}, minutes=600)
+    return {"Authorization": f"Bearer {token}"}
+
+
 @pytest.fixture
-def client(repo: Any, programs: Any) -> Iterator[TestClient]:
-    app = create_app(repo, programs, now=lambda: NOW)
+def served_by_local_issuer(monkeypatch: pytest.MonkeyPatch, test_issuer: LocalIssuer,
+                           system_headers: dict[str, str]) -> dict[str, str]:
+    """Settings under which ``build_app``/``careflow serve`` trust :func:`test_issuer`; returns the
+    system ``Authorization`` header."""
+    monkeypatch.setenv("CAREFLOW_AUTH_LOCAL_KEYS", str(test_issuer.path))
+    monkeypatch.setenv("CAREFLOW_AUTH_LOCAL_ISSUER", "1")
+    return system_headers
+
+
+@pytest.fixture
+def client(repo: Any, programs: Any, verifier: TokenVerifier, system_headers: dict[str, str]) -> Iterator[TestClient]:
+    app = create_app(repo, programs, now=lambda: NOW, auth=verifier)
     with TestClient(app, raise_server_exceptions=False) as c:
         c.headers.update(FHIR_JSON)
+        c.headers.update(system_headers)
         yield c
 
 

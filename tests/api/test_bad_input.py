@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from careflow.access.principal import SYSTEM
 from careflow.api.app import create_app
+from careflow.api.security import TrustEveryone
 from careflow.store.memory import MemoryRepository
 
 
@@ -107,7 +109,8 @@ def test_unknown_search_parameter_strict_and_lenient(client):
 
 
 def test_oversize_bodies_are_refused_by_length_and_by_stream():
-    client = TestClient(create_app(MemoryRepository(), max_body_bytes=1000), raise_server_exceptions=False)
+    client = TestClient(create_app(MemoryRepository(), max_body_bytes=1000, auth=TrustEveryone(SYSTEM)),
+                        raise_server_exceptions=False)
     big = b'{"resourceType": "Patient", "name": [{"text": "' + b"x" * 5000 + b'"}]}'
     assert_outcome(client.post("/fhir/Patient", content=big, headers={"Content-Type": "application/fhir+json"}), 413)
 
@@ -126,7 +129,7 @@ def test_unexpected_failure_is_a_500_outcome_without_traceback():
         def unit_of_work(self, principal):  # type: ignore[override]
             raise RuntimeError("disk on fire")
 
-    client = TestClient(create_app(Broken()), raise_server_exceptions=False)
+    client = TestClient(create_app(Broken(), auth=TrustEveryone(SYSTEM)), raise_server_exceptions=False)
     r = client.get("/fhir/Patient/x")
     body = assert_outcome(r, 500)
     assert "disk on fire" not in r.text and "Traceback" not in r.text

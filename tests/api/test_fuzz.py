@@ -10,6 +10,8 @@ Two generators, both bounded (a few hundred requests, well under a minute):
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import schemathesis
@@ -18,10 +20,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from careflow.api.app import create_app
+from careflow.auth.local import LocalIssuer
+from careflow.auth.tokens import TokenVerifier
 from careflow.store.memory import MemoryRepository
 
-APP = create_app(MemoryRepository())
+ISSUER = LocalIssuer(Path(tempfile.mkdtemp(prefix="careflow-fuzz-")) / "keys.json")
+TOKEN = {"Authorization": "Bearer " + ISSUER.mint({"sub": "fuzz", "scope": "system/*.cruds"}, minutes=600)}
+APP = create_app(MemoryRepository(), auth=TokenVerifier([ISSUER.trusted()]))
 CLIENT = TestClient(APP, raise_server_exceptions=False)
+CLIENT.headers.update(TOKEN)
+ANONYMOUS = TestClient(APP, raise_server_exceptions=False)
 CLIENT.put("/fhir/Patient/known", json={"resourceType": "Patient", "id": "known"},
            headers={"Content-Type": "application/fhir+json"})
 
@@ -33,8 +41,18 @@ FAST = settings(max_examples=20, deadline=None, suppress_health_check=list(Healt
 @schema.parametrize()
 @FAST
 def test_openapi_fuzz_finds_no_server_error(case):
-    response = case.call()
+    response = case.call(headers=TOKEN)
     assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:300]}"
+
+
+@schema.parametrize()
+@settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+def test_openapi_fuzz_without_a_token_is_refused_or_public(case):
+    response = case.call()
+    public = case.formatted_path in ("/fhir/metadata", "/.well-known/smart-configuration",
+                                     "/fhir/.well-known/smart-configuration")
+    assert response.status_code < 500
+    assert public or response.status_code == 401, f"{case.method} {case.formatted_path}: {response.status_code}"
 
 
 # ------------------------------------------------------------------------ FHIR-shaped strategies

@@ -27,11 +27,11 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def base_url(tmp_path_factory: pytest.TempPathFactory, programs) -> Iterator[str]:
+def base_url(tmp_path_factory: pytest.TempPathFactory, programs, verifier) -> Iterator[str]:
     repo = open_repository(f"sqlite:///{tmp_path_factory.mktemp('live') / 'live.db'}")
     publish_programs(repo, programs)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(repo, programs), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(repo, programs, auth=verifier), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -48,8 +48,8 @@ def base_url(tmp_path_factory: pytest.TempPathFactory, programs) -> Iterator[str
 
 
 @pytest.fixture
-def fhir(base_url: str) -> SyncFHIRClient:
-    return SyncFHIRClient(base_url)
+def fhir(base_url: str, system_headers: dict[str, str]) -> SyncFHIRClient:
+    return SyncFHIRClient(base_url, authorization=system_headers["Authorization"])
 
 
 def test_create_read_update_with_if_match(fhir, base_url):
@@ -59,7 +59,7 @@ def test_create_read_update_with_if_match(fhir, base_url):
     read = fhir.reference("Patient", pat.id).to_resource()
     assert read["name"][0]["family"] == "Vermeulen"
     read["gender"] = "female"
-    locked = SyncFHIRClient(base_url, extra_headers={"If-Match": 'W/"1"'})
+    locked = SyncFHIRClient(base_url, authorization=fhir.authorization, extra_headers={"If-Match": 'W/"1"'})
     updated = locked.resource("Patient", **read.serialize())
     updated.save()  # PUT with If-Match: W/"1"
     assert updated["meta"]["versionId"] == "2" and updated["gender"] == "female"

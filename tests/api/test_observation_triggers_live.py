@@ -43,7 +43,7 @@ def _wait_for(client: TestClient, url: str, seconds: float = 15.0) -> list[dict]
 
 
 @pytest.mark.parametrize("db", ["sqlite", "postgres"])
-def test_weight_gain_posted_to_the_api_raises_an_urgent_task(db, tmp_path: Path, request):
+def test_weight_gain_posted_to_the_api_raises_an_urgent_task(db, tmp_path: Path, request, served_by_local_issuer):
     """The consumer thread of ``careflow serve`` turns the outbox event into the Task."""
     if db == "postgres":
         url = request.getfixturevalue("api_pg_url")
@@ -51,7 +51,7 @@ def test_weight_gain_posted_to_the_api_raises_an_urgent_task(db, tmp_path: Path,
     else:
         url = f"sqlite:///{tmp_path / 'live.db'}"
     app = build_app(url)
-    with TestClient(app) as client:  # runs the lifespan: the event consumer thread
+    with TestClient(app, headers=served_by_local_issuer) as client:  # runs the lifespan: the event consumer thread
         h = {"Content-Type": FHIR}
         assert client.put("/fhir/Patient/hf1", json={"resourceType": "Patient", "id": "hf1", "birthDate": "1948-05-01"}, headers=h).status_code in (200, 201)
         cond = {"resourceType": "Condition", "id": "hf1-k77", "subject": {"reference": "Patient/hf1"},
@@ -75,11 +75,11 @@ def test_weight_gain_posted_to_the_api_raises_an_urgent_task(db, tmp_path: Path,
         assert client.get("/fhir/Task?focus=Observation/" + client.get("/fhir/Observation?value-quantity=80").json()["entry"][0]["resource"]["id"]).json().get("entry", []) == []
 
 
-def test_apply_gives_tasks_to_the_patients_neighbourhood_team(tmp_path: Path):
+def test_apply_gives_tasks_to_the_patients_neighbourhood_team(tmp_path: Path, served_by_local_issuer):
     """$apply picks owners as enrolment does: the GP from generalPractitioner, others from the GP's team."""
     app = build_app(f"sqlite:///{tmp_path / 'team.db'}", engine=False)
     role_sys = "https://careflow.dev/fhir/CodeSystem/role"
-    with TestClient(app) as client:
+    with TestClient(app, headers=served_by_local_issuer) as client:
         h = {"Content-Type": FHIR}
         client.put("/fhir/Organization/team1", json={"resourceType": "Organization", "id": "team1", "name": "Buurtteam"}, headers=h)
         for rid, code in (("gp1", "gp"), ("nurse1", "home-nurse")):

@@ -85,9 +85,9 @@ def test_apply_errors(client, programs):
     assert client.get("/fhir/PlanDefinition/foreign/$apply?subject=Patient/healthy").status_code == 422
 
 
-def test_apply_reads_the_programme_back_from_the_store_when_not_loaded(repo, programs):
-    client = TestClient(create_app(repo, None), raise_server_exceptions=False)
-    client.headers.update({"Content-Type": "application/fhir+json"})
+def test_apply_reads_the_programme_back_from_the_store_when_not_loaded(repo, programs, verifier, system_headers):
+    client = TestClient(create_app(repo, None, auth=verifier), raise_server_exceptions=False)
+    client.headers.update({"Content-Type": "application/fhir+json", **system_headers})
     publish(client, programs["copd"])
     pid = copd_patient(client)
     r = client.get(f"/fhir/PlanDefinition/copd/$apply?subject=Patient/{pid}&start={START}")

@@ -17,9 +17,9 @@ def test_publish_is_idempotent(programs):
     assert total == first
 
 
-def test_build_app_opens_the_store_and_serves_the_programmes(tmp_path):
+def test_build_app_opens_the_store_and_serves_the_programmes(tmp_path, served_by_local_issuer):
     app = build_app(f"sqlite:///{tmp_path / 'serve.db'}")
-    with TestClient(app) as client:
+    with TestClient(app, headers=served_by_local_issuer) as client:
         pd = client.get("/fhir/PlanDefinition/copd")
         assert pd.status_code == 200 and pd.json()["url"].endswith("/PlanDefinition/copd")
         found = client.get("/fhir/ActivityDefinition", params={"url:below": pd.json()["url"].rsplit("/PlanDefinition/", 1)[0]})

@@ -67,10 +67,21 @@ def test_demo_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path, prefect_api):
     try:
         line = proc.stdout.readline()
         assert f"FHIR API at http://127.0.0.1:{port}/fhir" in line and "Ctrl-C to stop" in line, line
+        logins = {}
+        while "system" not in logins:  # one line per role: name, ready URL, token
+            parts = proc.stdout.readline().split()
+            assert parts, "the demo printed no system login"
+            if len(parts) == 4 and parts[2] == "token:":
+                logins[parts[0]] = (parts[1], parts[3])
+        assert "gp" in logins and "patient" in logins
+        url, token = logins["system"]
         deadline = time.monotonic() + 120
         while True:
             try:
-                response = httpx.get(f"http://127.0.0.1:{port}/fhir/CarePlan", params={"_count": 5}, timeout=5)
+                assert httpx.get(url, timeout=5).status_code == 401  # no token, no data
+                response = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=5)
+                gp_url, gp_token = logins["gp"]
+                assert httpx.get(gp_url, headers={"Authorization": f"Bearer {gp_token}"}, timeout=5).status_code == 200
                 break
             except httpx.HTTPError:
                 if time.monotonic() > deadline:
