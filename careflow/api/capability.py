@@ -100,6 +100,12 @@ def capability_statement(
         "rest": [
             {
                 "mode": "server",
+                "security": {
+                    "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                             "code": "SMART-on-FHIR"}]}],
+                    "description": "Bearer tokens (signed JWTs) with SMART App Launch v2 scopes; endpoints at "
+                                   "/.well-known/smart-configuration.",
+                },
                 "documentation": (
                     "JSON only. Prefer: return=minimal|representation|OperationOutcome and "
                     "handling=strict|lenient are honoured. Transaction and batch responses default to "
