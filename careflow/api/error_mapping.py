@@ -75,7 +75,8 @@ def challenge(exc: BaseException, realm: str = "careflow") -> dict[str, str]:
     error = exc.error if isinstance(exc, Unauthenticated) else "insufficient_scope"
     value = f'Bearer realm="{realm}"'
     if error:
-        description = str(exc).replace("\\", "").replace('"', "'")
+        # a header value is latin-1 and the text may quote ids from the token: printable ASCII only
+        description = "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in str(exc))[:200]
         value += f', error="{error}", error_description="{description}"'
     return {"WWW-Authenticate": value}
 

@@ -194,7 +194,8 @@ def test_token_without_a_known_user_is_401(app_client: TestClient, test_issuer: 
                         (_claims(fhirUser="PractitionerRole/old", scope="user/*.rs"), "inactive role"),
                         (_claims(fhirUser="Device/d1", scope="user/*.rs"), "not a person"),
                         (_claims(client_id="someone", scope="system/*.rs"), "system scopes, unlisted client"),
-                        (_claims(scope="user/*.rs"), "no fhirUser")]:
+                        (_claims(scope="user/*.rs"), "no fhirUser"),
+                        (_claims(fhirUser='PractitionerRole/é"x', scope="user/*.rs"), "an id no header can carry")]:
         _expect_401(app_client, test_issuer.mint(claims), why)
 
 
