@@ -58,6 +58,17 @@ class NotFound(StoreError):
         super().__init__(f"{where} is not known")
 
 
+class Forbidden(StoreError):
+    """The caller is known but may not do this (scope, access rule or write rule); the message says
+    which rule, never what the hidden data holds."""
+
+    http_status = 403
+    code = "forbidden"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
 class Gone(StoreError):
     """The resource existed but its current version is a deletion (history is kept)."""
 

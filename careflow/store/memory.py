@@ -18,7 +18,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
 
+from careflow.access.compartment import patient_of
+from careflow.access.grants import DERIVED, Grant
+from careflow.access.policy import AccessPolicy
 from careflow.access.principal import SYSTEM, Principal
+from careflow.access.rules import View
 from careflow.errors import Gone, NotFound
 from careflow.fhir.search_index import IndexRows
 from careflow.fhir.search_match import Candidate, matches_all, sort_candidates
@@ -36,6 +40,7 @@ class _Entry:
     seq: int
     versions: list[Stored] = field(default_factory=list)
     index: IndexRows | None = None  # of the current version; None when deleted
+    patient: str | None = ""  # careflow.access.compartment.patient_of the latest live version
 
     @property
     def current(self) -> Stored:
@@ -46,6 +51,7 @@ class _State:
     def __init__(self) -> None:
         self.entries: dict[str, dict[str, _Entry]] = {}  # type -> id -> entry (creation order)
         self.keys: dict[tuple[str, str], str] = {}
+        self.grants: dict[str, dict[tuple[str, str], Grant]] = {}  # patient id -> (grantee, reason) -> grant
         self.outbox: dict[int, tuple[OutboxEvent, datetime | None]] = {}
         self.seq = itertools.count(1)
         self.outbox_seq = itertools.count(1)
@@ -64,8 +70,8 @@ def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
 
 class MemoryUnitOfWork(UnitOfWorkBase):
     def __init__(self, state: _State, listeners: list[Listener], lock: threading.RLock,
-                 principal: Principal = SYSTEM) -> None:
-        super().__init__(listeners, principal)
+                 principal: Principal = SYSTEM, policy: AccessPolicy | None = None) -> None:
+        super().__init__(listeners, principal, policy)
         self._s = state
         self._lock = lock
         self._holds_lock = False  # taken at the first write, held to the end (like SQLite's write lock)
@@ -100,7 +106,7 @@ class MemoryUnitOfWork(UnitOfWorkBase):
         by_id = self._s.entries.setdefault(stored.type, {})
         if stored.id in by_id:
             return False
-        by_id[stored.id] = _Entry(next(self._s.seq), [_frozen(stored)], index)
+        by_id[stored.id] = _Entry(next(self._s.seq), [_frozen(stored)], index, patient_of(stored.resource))
         self._undo.append(lambda: by_id.pop(stored.id, None))
         return True
 
@@ -109,13 +115,16 @@ class MemoryUnitOfWork(UnitOfWorkBase):
         e: _Entry = cur.handle
         if e.current.version != cur.version:
             return False
-        old_index = e.index
+        old_index, old_patient = e.index, e.patient
         e.versions.append(_frozen(stored))
         e.index = index
+        if not stored.deleted:
+            e.patient = patient_of(stored.resource)
 
         def undo() -> None:
             e.versions.pop()
             e.index = old_index
+            e.patient = old_patient
 
         self._undo.append(undo)
         return True
@@ -141,11 +150,80 @@ class MemoryUnitOfWork(UnitOfWorkBase):
     def _match_ids(self, query: SearchQuery) -> list[str]:
         return [c.id for c in self._matching(query)]
 
+    # --- access -------------------------------------------------------------------------------
+    def _visible(self, rtype: str, e: _Entry, interaction: str = "s") -> bool:
+        """The twin of careflow.store.sql_access.access_clause, on one entry."""
+        v = self.view(rtype, interaction)
+        if v.everything:
+            return True
+        if v.nothing:
+            return False
+        return self._visible_in(v, rtype, e)
+
+    def _visible_in(self, v: View, rtype: str, e: _Entry) -> bool:
+        pid = e.patient
+        ok = False
+        if v.directory and pid is None:
+            ok = True
+        elif v.all_patients and pid is not None:
+            ok = True
+        elif v.own_patient and pid == v.own_patient:
+            ok = True
+        elif v.grantees and pid:
+            now = to_utc_naive(utc_now())
+            grants = [g for g in self._s.grants.get(pid, {}).values()
+                      if g.reason != "excluded" and (g.expires is None or g.expires > now)]
+            mine = [g for g in grants if g.grantee in v.grantees]
+            excluded = any(g.reason == "excluded" and g.grantee in v.excluded_by
+                           for g in self._s.grants.get(pid, {}).values())
+            if mine and not excluded:
+                if any(g.full for g in mine) or v.matrix is None:
+                    ok = True
+                elif v.matrix:
+                    ok = self._matches_filters(rtype, e, v.matrix)
+        if ok and v.only_patient and pid is not None and pid != v.only_patient:
+            ok = False
+        if ok and v.scope is not None:
+            ok = self._matches_filters(rtype, e, v.scope)
+        return ok
+
+    def _matches_filters(self, rtype: str, e: _Entry, filters: tuple[tuple[tuple[str, str], ...], ...]) -> bool:
+        from careflow.store.sql_access import filter_criteria
+
+        rid = e.current.id
+        cand = self._candidate(rtype, rid, e)
+        if cand is None:
+            return False
+        return any(matches_all(filter_criteria(rtype, f), cand, self._resolve_unnarrowed) for f in filters)
+
+    def _resolve_unnarrowed(self, rtype: str, rid: str) -> Candidate | None:
+        e = self._entry(rtype, rid)
+        return None if e is None else self._candidate(rtype, rid, e)
+
+    @_locked
+    def _compartment(self, rtype: str, patient_id: str) -> list[dict[str, Any]]:
+        return [e.current.resource for e in self._s.entries.get(rtype, {}).values()
+                if e.patient == patient_id and not e.current.deleted and e.current.resource is not None]
+
+    def _set_grants(self, patient_id: str, grants: list[Grant]) -> None:
+        self._write()
+        before = dict(self._s.grants.get(patient_id, {}))
+        kept = {k: g for k, g in before.items() if g.reason not in DERIVED}
+        kept.update({(g.grantee, g.reason): g for g in grants if g.reason in DERIVED})
+        self._s.grants[patient_id] = kept
+        self._undo.append(lambda: self._s.grants.__setitem__(patient_id, before))
+
+    def _add_grant(self, patient_id: str, grant: Grant) -> None:
+        self._write()
+        before = dict(self._s.grants.get(patient_id, {}))
+        self._s.grants[patient_id] = {**before, (grant.grantee, grant.reason): grant}
+        self._undo.append(lambda: self._s.grants.__setitem__(patient_id, before))
+
     # --- reads --------------------------------------------------------------------------------
     @_locked
     def read(self, type: str, id: str) -> Stored:
         e = self._entry(type, id)
-        if e is None:
+        if e is None or not self._visible(type, e, "r"):
             raise NotFound(type, id)
         if e.current.deleted:
             raise Gone(type, id, e.current.version)
@@ -154,7 +232,7 @@ class MemoryUnitOfWork(UnitOfWorkBase):
     @_locked
     def vread(self, type: str, id: str, version: int) -> Stored:
         e = self._entry(type, id)
-        if e is None or not 1 <= version <= len(e.versions):
+        if e is None or not 1 <= version <= len(e.versions) or not self._visible(type, e, "r"):
             raise NotFound(type, id, version)
         return e.versions[version - 1]
 
@@ -167,10 +245,11 @@ class MemoryUnitOfWork(UnitOfWorkBase):
             e = self._entry(type, id)
             if e is None:
                 raise NotFound(type, id)
-            versions = list(e.versions)
+            versions = list(e.versions) if self._visible(type, e, "r") else []
         else:
             types = [type] if type is not None else list(self._s.entries)
-            versions = [v for t in types for e in self._s.entries.get(t, {}).values() for v in e.versions]
+            versions = [v for t in types for e in self._s.entries.get(t, {}).values() if self._visible(t, e)
+                        for v in e.versions]
         if since is not None:
             since = since if since.tzinfo is not None else since.replace(tzinfo=timezone.utc)  # naive = UTC
             versions = [v for v in versions if v.last_updated >= since]
@@ -183,14 +262,15 @@ class MemoryUnitOfWork(UnitOfWorkBase):
         return Candidate(rtype, rid, to_utc_naive(e.current.last_updated), e.index, e.seq)
 
     def _resolve(self, rtype: str, rid: str) -> Candidate | None:
+        """A chain target, if the caller may see it (a chain is no way to probe hidden resources)."""
         e = self._entry(rtype, rid)
-        return None if e is None else self._candidate(rtype, rid, e)
+        return None if e is None or not self._visible(rtype, e) else self._candidate(rtype, rid, e)
 
     def _matching(self, query: SearchQuery) -> list[Candidate]:
         out = []
         for rid, e in self._s.entries.get(query.type, {}).items():
             cand = self._candidate(query.type, rid, e)
-            if cand is not None and matches_all(query.criteria, cand, self._resolve):
+            if cand is not None and self._visible(query.type, e) and matches_all(query.criteria, cand, self._resolve):
                 out.append(cand)
         return out
 
@@ -229,7 +309,7 @@ class MemoryUnitOfWork(UnitOfWorkBase):
                 sources = list(self._s.entries) if inc.source == "*" else [inc.source]
                 for src in sources:
                     for e in self._s.entries.get(src, {}).values():
-                        if e.index is None:
+                        if e.index is None or not self._visible(src, e):
                             continue
                         for row in e.index.reference:
                             if (inc.param is None or row.param == inc.param) and (row.target_type, row.target_id) in wanted and (
@@ -245,7 +325,7 @@ class MemoryUnitOfWork(UnitOfWorkBase):
 
     def _live(self, rtype: str, rid: str) -> Stored | None:
         e = self._entry(rtype, rid)
-        return None if e is None or e.current.deleted else e.current
+        return None if e is None or e.current.deleted or not self._visible(rtype, e) else e.current
 
     # --- outbox -------------------------------------------------------------------------------
     def outbox_add(self, topic: str, payload: dict[str, Any]) -> None:
@@ -270,7 +350,8 @@ def _frozen(stored: Stored) -> Stored:
 class MemoryRepository(RepositoryReads):
     """The in-memory store (see module docstring).  Thread-safe; units of work run one at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, policy: AccessPolicy | None = None) -> None:
+        self.policy = policy
         self._state = _State()
         self._lock = threading.RLock()
         self._listeners: list[Listener] = []
@@ -280,9 +361,10 @@ class MemoryRepository(RepositoryReads):
 
     @contextmanager
     def unit_of_work(self, principal: Principal) -> Iterator[MemoryUnitOfWork]:
-        uow = MemoryUnitOfWork(self._state, self._listeners, self._lock, principal)
+        uow = MemoryUnitOfWork(self._state, self._listeners, self._lock, principal, self.policy)
         try:
             yield uow
+            uow.before_commit()
         except BaseException:
             uow.rollback()
             raise
@@ -291,7 +373,7 @@ class MemoryRepository(RepositoryReads):
 
     @contextmanager
     def _reader(self) -> Iterator[MemoryUnitOfWork]:
-        yield MemoryUnitOfWork(self._state, [], self._lock)
+        yield MemoryUnitOfWork(self._state, [], self._lock, SYSTEM, self.policy)
 
     def outbox_claim(self, limit: int = 100) -> list[OutboxEvent]:
         with self._lock:

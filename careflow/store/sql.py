@@ -22,15 +22,20 @@ from typing import Any, Iterator
 import orjson
 from sqlalchemy import Connection, Engine, Row, and_, delete, func, or_, select, update
 
+from careflow.access.compartment import patient_of
+from careflow.access.grants import DERIVED, Grant
+from careflow.access.policy import AccessPolicy
 from careflow.access.principal import SYSTEM, Principal
 from careflow.errors import Gone, NotFound, TransientStoreError
 from careflow.fhir.search_index import IndexRows
 from careflow.fhir.search_query import Include, SearchQuery
 from careflow.store.database import READ_ONLY
 from careflow.store.port import Listener, OutboxEvent, SearchResult, Stored
+from careflow.store.sql_access import access_clause
 from careflow.store.sql_search import filter_clause, order_by
 from careflow.store.tables import (
     INDEX_TABLES,
+    access_grant,
     condition_key,
     idx_reference,
     outbox,
@@ -68,10 +73,15 @@ class HotSql:
         self.select_current = f"SELECT pk, version, deleted FROM resource WHERE type = {p} AND id = {p}"
         self.select_current_for_update = self.select_current + (" FOR UPDATE" if pg else "")
         self.insert_resource = (
-            f"INSERT INTO resource (type, id, version, last_updated, deleted) VALUES ({p}, {p}, 1, {p}, "
-            f"{'false' if pg else '0'}) ON CONFLICT (type, id) DO NOTHING RETURNING pk"
+            f"INSERT INTO resource (type, id, version, last_updated, deleted, patient) VALUES ({p}, {p}, 1, {p}, "
+            f"{'false' if pg else '0'}, {p}) ON CONFLICT (type, id) DO NOTHING RETURNING pk"
         )
         self.update_version = (
+            f"UPDATE resource SET version = {p}, last_updated = {p}, deleted = {p}, patient = {p} "
+            f"WHERE pk = {p} AND version = {p}"
+        )
+        # a deletion keeps the row's patient, so history stays narrowed like the resource was
+        self.delete_version = (
             f"UPDATE resource SET version = {p}, last_updated = {p}, deleted = {p} WHERE pk = {p} AND version = {p}"
         )
         self.delete_index = tuple(f"DELETE FROM {t.name} WHERE res_pk = {p}" for t in INDEX_TABLES.values())
@@ -114,8 +124,9 @@ def _stored(row: Row[Any]) -> Stored:
 class SqlUnitOfWork(UnitOfWorkBase):
     """One database transaction on ``conn`` (begun and ended by ``SqlRepository``)."""
 
-    def __init__(self, conn: Connection, listeners: list[Listener], principal: Principal = SYSTEM) -> None:
-        super().__init__(listeners, principal)
+    def __init__(self, conn: Connection, listeners: list[Listener], principal: Principal = SYSTEM,
+                 policy: AccessPolicy | None = None) -> None:
+        super().__init__(listeners, principal, policy)
         self._conn = conn
         self._pg = conn.dialect.name == "postgresql"
         # SQLite: begin lazily, deferred for reads and IMMEDIATE once the unit of work first writes, so
@@ -192,6 +203,7 @@ class SqlUnitOfWork(UnitOfWorkBase):
         self._mode = mode
 
     def commit(self) -> None:
+        self.before_commit()
         self.flush()
         if self._tx is not None and self._tx.is_active:
             self._tx.commit()
@@ -224,7 +236,8 @@ class SqlUnitOfWork(UnitOfWorkBase):
 
     def _insert(self, stored: Stored, index: IndexRows) -> bool:
         self._begin("write")
-        row = self._raw(self._hot.insert_resource, (stored.type, stored.id, self._hot.ts(stored.last_updated))).fetchone()
+        row = self._raw(self._hot.insert_resource, (stored.type, stored.id, self._hot.ts(stored.last_updated),
+                                                    patient_of(stored.resource))).fetchone()
         pk = row[0] if row is not None else None
         if pk is None:
             return False
@@ -233,10 +246,17 @@ class SqlUnitOfWork(UnitOfWorkBase):
 
     def _replace(self, cur: Current, stored: Stored, index: IndexRows | None) -> bool:
         self._begin("write")
-        result = self._raw(
-            self._hot.update_version,
-            (stored.version, self._hot.ts(stored.last_updated), stored.deleted, cur.handle, cur.version),
-        )
+        if stored.deleted:
+            result = self._raw(
+                self._hot.delete_version,
+                (stored.version, self._hot.ts(stored.last_updated), stored.deleted, cur.handle, cur.version),
+            )
+        else:
+            result = self._raw(
+                self._hot.update_version,
+                (stored.version, self._hot.ts(stored.last_updated), stored.deleted, patient_of(stored.resource),
+                 cur.handle, cur.version),
+            )
         if result.rowcount != 1:
             return False
         if not cur.deleted:
@@ -274,8 +294,45 @@ class SqlUnitOfWork(UnitOfWorkBase):
     def _match_ids(self, query: SearchQuery) -> list[str]:
         self._begin("read")
         self.flush()
-        stmt = select(resource.c.id).where(filter_clause(query.type, query.criteria)).order_by(resource.c.pk)
+        stmt = select(resource.c.id).where(filter_clause(query.type, query.criteria, self._narrow)).order_by(resource.c.pk)
         return list(self._conn.execute(stmt).scalars())
+
+    # --- access -------------------------------------------------------------------------------
+    def _narrow(self, rtype: str, table: Any = resource, interaction: str = "s") -> Any:
+        """The access term for ``rtype`` rows of ``table`` (None: not narrowed)."""
+        return access_clause(self.view(rtype, interaction), rtype, _naive(utc_now()), table)
+
+    def _narrowed(self, rtype: str, interaction: str = "r") -> list[Any]:
+        term = self._narrow(rtype, resource, interaction)
+        return [] if term is None else [term]
+
+    def _compartment(self, rtype: str, patient_id: str) -> list[dict[str, Any]]:
+        self._begin("read")
+        self.flush()
+        rows = self._conn.execute(
+            select(*_COLUMNS).select_from(_CURRENT)
+            .where(resource.c.type == rtype, resource.c.patient == patient_id, resource.c.deleted.is_(False))
+            .order_by(resource.c.pk)
+        )
+        return [r for r in (_stored(row).resource for row in rows) if r is not None]
+
+    def _set_grants(self, patient_id: str, grants: list[Grant]) -> None:
+        self._begin("write")
+        self._conn.execute(delete(access_grant).where(
+            access_grant.c.patient_id == patient_id, access_grant.c.reason.in_(list(DERIVED))))
+        if grants:
+            self._conn.execute(access_grant.insert(), [
+                {"patient_id": patient_id, "grantee": g.grantee, "reason": g.reason, "full": g.full,
+                 "expires": g.expires} for g in grants if g.reason in DERIVED
+            ])
+
+    def _add_grant(self, patient_id: str, grant: Grant) -> None:
+        self._begin("write")
+        key = (access_grant.c.patient_id == patient_id, access_grant.c.grantee == grant.grantee,
+               access_grant.c.reason == grant.reason)
+        self._conn.execute(delete(access_grant).where(*key))
+        self._conn.execute(access_grant.insert().values(
+            patient_id=patient_id, grantee=grant.grantee, reason=grant.reason, full=grant.full, expires=grant.expires))
 
     # --- reads --------------------------------------------------------------------------------
     def read(self, type: str, id: str) -> Stored:
@@ -283,7 +340,8 @@ class SqlUnitOfWork(UnitOfWorkBase):
         if (type, id) in self._pending_refs:  # only this resource's buffered rows matter
             self.flush()
         row = self._conn.execute(
-            select(*_COLUMNS).select_from(_CURRENT).where(resource.c.type == type, resource.c.id == id)
+            select(*_COLUMNS).select_from(_CURRENT)
+            .where(resource.c.type == type, resource.c.id == id, *self._narrowed(type))
         ).first()
         if row is None:
             raise NotFound(type, id)
@@ -297,7 +355,8 @@ class SqlUnitOfWork(UnitOfWorkBase):
             self.flush()
         row = self._conn.execute(
             select(*_COLUMNS).select_from(_ANY_VERSION)
-            .where(resource.c.type == type, resource.c.id == id, resource_version.c.version == version)
+            .where(resource.c.type == type, resource.c.id == id, resource_version.c.version == version,
+                   *self._narrowed(type))
         ).first()
         if row is None:
             raise NotFound(type, id, version)
@@ -315,8 +374,12 @@ class SqlUnitOfWork(UnitOfWorkBase):
             if cur is None:
                 raise NotFound(type, id)
             where.append(resource_version.c.res_pk == cur.handle)
+            where.extend(self._narrowed(type))
         elif type is not None:
             where.append(resource.c.type == type)
+            where.extend(self._narrowed(type))
+        else:
+            where.extend(self._any_type_narrowed())
         if since is not None:
             where.append(resource_version.c.last_updated >= _naive(since))
         total = self._conn.execute(select(func.count()).select_from(_ANY_VERSION).where(*where)).scalar() or 0
@@ -333,7 +396,7 @@ class SqlUnitOfWork(UnitOfWorkBase):
         the page's JSON is fetched by primary key."""
         self._begin("read")
         self.flush()
-        where = filter_clause(query.type, query.criteria)
+        where = filter_clause(query.type, query.criteria, self._narrow)
         if query.total_only:
             total = self._conn.execute(select(func.count()).select_from(resource).where(where)).scalar() or 0
             return SearchResult(total, [], [])
@@ -379,8 +442,23 @@ class SqlUnitOfWork(UnitOfWorkBase):
             frontier = {pk: (s.type, s.id) for pk, s in ordered}
         return out
 
-    def _fetch(self, where: Any, seen: set[tuple[str, str]], found: dict[int, Stored]) -> None:
-        rows = self._conn.execute(select(*_COLUMNS).select_from(_CURRENT).where(resource.c.deleted.is_(False), where))
+    def _any_type_narrowed(self, types: list[str] | None = None) -> list[Any]:
+        """One term narrowing rows of any type: per type, that type's access term (system-wide
+        history and ``*`` includes mix types)."""
+        if self._unrestricted or (self.principal.is_system and self.principal.scopes is None):
+            return []
+        if types is None:
+            types = list(self._conn.execute(select(resource.c.type).distinct()).scalars())
+        alts = []
+        for t in sorted(types):
+            term = self._narrow(t, resource, "s")
+            alts.append(resource.c.type == t if term is None else and_(resource.c.type == t, term))
+        return [or_(*alts)] if alts else [resource.c.pk.is_(None)]
+
+    def _fetch(self, where: Any, seen: set[tuple[str, str]], found: dict[int, Stored],
+               types: list[str] | None = None) -> None:
+        rows = self._conn.execute(select(*_COLUMNS).select_from(_CURRENT).where(
+            resource.c.deleted.is_(False), where, *self._any_type_narrowed(types)))
         for r in rows:
             if (r.type, r.id) not in seen:
                 seen.add((r.type, r.id))
@@ -403,7 +481,7 @@ class SqlUnitOfWork(UnitOfWorkBase):
             if (t, i) not in seen:
                 by_type[t].add(i)
         for t, ids in by_type.items():
-            self._fetch(and_(resource.c.type == t, resource.c.id.in_(sorted(ids))), seen, found)
+            self._fetch(and_(resource.c.type == t, resource.c.id.in_(sorted(ids))), seen, found, [t])
 
     def _reverse(self, inc: Include, frontier: dict[int, tuple[str, str]], seen: set[tuple[str, str]],
                  found: dict[int, Stored]) -> None:
@@ -420,7 +498,7 @@ class SqlUnitOfWork(UnitOfWorkBase):
             stmt = stmt.where(idx_reference.c.rtype == inc.source)
         if inc.param is not None:
             stmt = stmt.where(idx_reference.c.param == inc.param)
-        self._fetch(resource.c.pk.in_(stmt), seen, found)
+        self._fetch(resource.c.pk.in_(stmt), seen, found, None if inc.source == "*" else [inc.source])
 
     # --- outbox -------------------------------------------------------------------------------
     def outbox_add(self, topic: str, payload: dict[str, Any]) -> None:
@@ -474,8 +552,9 @@ def _is_transient(exc: BaseException) -> bool:
 class SqlRepository(RepositoryReads):
     """The SQL store on an engine made by ``careflow.store.database.make_engine`` (schema migrated)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, policy: AccessPolicy | None = None) -> None:
         self.engine = engine
+        self.policy = policy
         self._listeners: list[Listener] = []
 
     def add_listener(self, listener: Listener) -> None:
@@ -484,7 +563,7 @@ class SqlRepository(RepositoryReads):
     @contextmanager
     def unit_of_work(self, principal: Principal) -> Iterator[SqlUnitOfWork]:
         with _translated(), self.engine.connect() as conn:
-            uow = SqlUnitOfWork(conn, self._listeners, principal)
+            uow = SqlUnitOfWork(conn, self._listeners, principal, self.policy)
             try:
                 yield uow
                 uow.commit()
@@ -497,7 +576,7 @@ class SqlRepository(RepositoryReads):
     @contextmanager
     def _reader(self) -> Iterator[SqlUnitOfWork]:
         with _translated(), self.engine.connect() as conn:
-            uow = SqlUnitOfWork(conn, [])
+            uow = SqlUnitOfWork(conn, [], SYSTEM, self.policy)
             try:
                 yield uow
             finally:

@@ -7,7 +7,7 @@ criterion becomes ``resource.pk [NOT] IN (SELECT res_pk FROM idx_<kind> WHERE rt
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select, true
 
@@ -25,10 +25,13 @@ from careflow.fhir.search_query import (
 )
 from careflow.store.tables import INDEX_TABLES, resource
 
+# (resource type, table or alias of ``resource``) -> the access term for it, or None (not narrowed)
+Narrow = Callable[[str, Any], "ColumnElement[bool] | None"]
+
 _SORT_COLUMN = {"token": "code", "date": "low", "string": "norm", "quantity": "value", "uri": "value"}
 
 
-def filter_clause(rtype: str, criteria: tuple[Criterion, ...]) -> ColumnElement[bool]:
+def filter_clause(rtype: str, criteria: tuple[Criterion, ...], narrow: Narrow | None = None) -> ColumnElement[bool]:
     """WHERE clause on ``resource`` selecting current, non-deleted ``rtype`` resources that match.
 
     The most selective-looking positive criterion *drives* the search (``pk IN (index range)``); the
@@ -39,7 +42,11 @@ def filter_clause(rtype: str, criteria: tuple[Criterion, ...]) -> ColumnElement[
     clauses: list[ColumnElement[bool]] = [resource.c.deleted == false()]
     if driver is None or driver.param.column == "id":
         clauses.append(resource.c.type == rtype)  # index rows already carry the type
-    clauses.extend(criterion_clause(rtype, c, drive=c is driver) for c in criteria)
+    clauses.extend(criterion_clause(rtype, c, drive=c is driver, narrow=narrow) for c in criteria)
+    if narrow is not None:
+        access = narrow(rtype, resource)
+        if access is not None:
+            clauses.append(access)
     return and_(*clauses)
 
 
@@ -65,7 +72,7 @@ def _selectivity_rank(c: Criterion) -> int:
     return 4
 
 
-def criterion_clause(rtype: str, c: Criterion, *, drive: bool = True) -> ColumnElement[bool]:
+def criterion_clause(rtype: str, c: Criterion, *, drive: bool = True, narrow: Narrow | None = None) -> ColumnElement[bool]:
     param = c.param
     if param.column == "id":
         ids = [v.code for v in c.values if isinstance(v, TokenValue) and v.code is not None]
@@ -78,7 +85,7 @@ def criterion_clause(rtype: str, c: Criterion, *, drive: bool = True) -> ColumnE
     if c.missing is not None:
         where: ColumnElement[bool] = true()
     elif c.chain:
-        where = or_(*(_chain_clause(table, t, inner) for t, inner in c.chain))
+        where = or_(*(_chain_clause(table, t, inner, narrow) for t, inner in c.chain))
     else:
         where = or_(*(_value_clause(table, c.modifier, v) for v in c.values))
     negate = c.missing is True or c.modifier == "not"
@@ -89,14 +96,20 @@ def criterion_clause(rtype: str, c: Criterion, *, drive: bool = True) -> ColumnE
     return ~probe if negate else probe
 
 
-def _chain_clause(ref_table: Any, target_type: str, inner: Criterion) -> ColumnElement[bool]:
+def _chain_clause(ref_table: Any, target_type: str, inner: Criterion, narrow: Narrow | None = None) -> ColumnElement[bool]:
+    """Chained parameter: the reference points at a target of ``target_type`` that matches ``inner``
+    and that the caller may see (a chain is no way to probe hidden resources)."""
     target = resource.alias("chain_target")
-    inner_where = criterion_clause(target_type, inner)
+    inner_where = criterion_clause(target_type, inner, narrow=narrow)
     # criterion_clause speaks of ``resource``; re-point it at the alias
     from sqlalchemy.sql.util import ClauseAdapter
 
     adapted = ClauseAdapter(target).traverse(inner_where)
     targets = select(target.c.id).where(target.c.type == target_type, target.c.deleted == false(), adapted)
+    if narrow is not None:
+        access = narrow(target_type, target)
+        if access is not None:
+            targets = targets.where(access)
     return and_(ref_table.c.target_type == target_type, ref_table.c.target_id.in_(targets))
 
 
@@ -210,8 +223,8 @@ def order_by(rtype: str, keys: tuple[SortKey, ...]) -> list[Any]:
     return terms
 
 
-def matching_pks(rtype: str, criteria: tuple[Criterion, ...]) -> Select[Any]:
-    return select(resource.c.pk).where(filter_clause(rtype, criteria))
+def matching_pks(rtype: str, criteria: tuple[Criterion, ...], narrow: Narrow | None = None) -> Select[Any]:
+    return select(resource.c.pk).where(filter_clause(rtype, criteria, narrow))
 
 
 __all__ = ["filter_clause", "order_by", "matching_pks"]

@@ -7,6 +7,7 @@
   a composite (rtype, param, value..., res_pk) index so a parameter lookup is one index range scan.
 * ``condition_key``: unique (rtype, key) claimed by conditional creates in their own transaction.
 * ``outbox``: events written with the change that caused them.
+* ``access_grant``: which practitioner may see which patient, and why (consent + relationship).
 
 Index and version rows carry no foreign keys: resource rows are never deleted (soft delete), and
 skipping the checks keeps bulk ingest cheap.
@@ -57,8 +58,12 @@ resource = Table(
     Column("version", Integer, nullable=False),
     Column("last_updated", DateTime, nullable=False),  # naive UTC
     Column("deleted", Boolean, nullable=False),
+    # the patient whose compartment the resource is in (careflow.access.compartment): NULL for directory
+    # data, "" for patient data without a patient; every access rule narrows on it (migration 0003)
+    Column("patient", String(64), nullable=True),
     UniqueConstraint("type", "id"),
     Index(None, "type", "last_updated"),
+    Index(None, "patient", "type"),
 )
 
 resource_version = Table(
@@ -135,6 +140,19 @@ condition_key = Table(
     Column("key", String(64), nullable=False),
     Column("res_id", String(64), nullable=False),
     PrimaryKeyConstraint("rtype", "key"),
+)
+
+# Who may see which patient (careflow.access.grants): derived rows are recomputed with every write of
+# the patient's Patient, CareTeam or Consent; emergency rows are written by break-the-glass and expire.
+access_grant = Table(
+    "access_grant", metadata,
+    Column("patient_id", String(64), nullable=False),
+    Column("grantee", String(140), nullable=False),
+    Column("reason", String(16), nullable=False),
+    Column("full", Boolean, nullable=False),
+    Column("expires", DateTime, nullable=True),  # naive UTC
+    PrimaryKeyConstraint("patient_id", "grantee", "reason"),
+    Index(None, "grantee", "reason", "patient_id"),
 )
 
 outbox = Table(

@@ -12,12 +12,18 @@ import hashlib
 import re
 import uuid
 from abc import ABC, abstractmethod
-from contextlib import AbstractContextManager
-from datetime import datetime, timezone
-from typing import Any, NamedTuple
+from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterator, NamedTuple
 
+from careflow.access import rules
+from careflow.access.compartment import patient_of
+from careflow.access.grants import Grant, derive_grants
+from careflow.access.policy import AccessPolicy, default_policy
 from careflow.access.principal import SYSTEM, Principal
 from careflow.errors import (
+    Forbidden,
+    Gone,
     InvalidResource,
     NotFound,
     PreconditionFailed,
@@ -31,6 +37,8 @@ from careflow.fhir.search_values import instant_text
 from careflow.store.port import Action, Listener, SearchResult, Stored
 
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+# writes of these change who may see the patient: the patient's grants are recomputed
+GRANT_TYPES = frozenset({"Patient", "CareTeam", "Consent"})
 
 
 class Current(NamedTuple):
@@ -83,9 +91,134 @@ def stamp(resource: dict[str, Any], rtype: str, rid: str, version: int, when: da
 class UnitOfWorkBase(ABC):
     """FHIR write semantics over backend primitives; reads and search are the backend's."""
 
-    def __init__(self, listeners: list[Listener], principal: Principal = SYSTEM) -> None:
+    def __init__(self, listeners: list[Listener], principal: Principal = SYSTEM,
+                 policy: AccessPolicy | None = None) -> None:
         self._listeners = listeners
         self.principal = principal
+        self.policy = policy or default_policy()
+        self._views: dict[tuple[str, str], rules.View] = {}
+        self._unrestricted = 0
+        self._grant_dirty: set[str] = set()
+
+    # --- access -------------------------------------------------------------------------------
+    def view(self, rtype: str, interaction: str = "s") -> rules.View:
+        """What this unit of work's principal may see of ``rtype`` (backends narrow queries with it)."""
+        if self._unrestricted:
+            return rules.EVERYTHING
+        key = (rtype, interaction)
+        found = self._views.get(key)
+        if found is None:
+            found = self._views[key] = rules.view(self.principal, rtype, self.policy, interaction)  # type: ignore[arg-type]
+        return found
+
+    @contextmanager
+    def unrestricted(self) -> Iterator[None]:
+        """Internal bookkeeping reads (grants, uniqueness) that must see everything; never hands
+        what it reads to the caller."""
+        self._unrestricted += 1
+        try:
+            yield
+        finally:
+            self._unrestricted -= 1
+
+    @property
+    def _checked(self) -> bool:
+        """Are writes checked against the access and write rules? (Not for the system principal.)"""
+        return not self._unrestricted and not (self.principal.is_system and self.principal.scopes is None)
+
+    def _visible_current(self, rtype: str, rid: str) -> Stored | None:
+        """The current version if it exists and the principal may see it; None when absent or
+        deleted; NotFound when it exists but is hidden (exactly what a read would say)."""
+        try:
+            return self.read(rtype, rid)
+        except Gone:
+            return None
+        except NotFound:
+            with self.unrestricted():
+                try:
+                    self.read(rtype, rid)
+                except (NotFound, Gone):
+                    return None
+            raise NotFound(rtype, rid) from None
+
+    def _before_write(self, action: str, rtype: str, rid: str | None, new: dict[str, Any] | None) -> Stored | None:
+        """Check a write before it happens; returns the visible current version (None if absent)."""
+        if not self._checked:
+            return None
+        old = self._visible_current(rtype, rid) if rid is not None else None
+        verb = "update" if old is not None and action != "delete" else action
+        problem = rules.write_problem(self.principal, verb, rtype, old.resource if old else None, new, self.policy)
+        if problem:
+            raise Forbidden(problem)
+        return old
+
+    def _after_write(self, stored: Stored, old_patient: str | None = None) -> None:
+        """Grant bookkeeping, then (for checked principals) the written resource must be visible to
+        its writer: nobody writes data into a patient record they may not see."""
+        if stored.type in GRANT_TYPES:
+            for pid in (old_patient, patient_of(stored.resource) if not stored.deleted else None):
+                if pid:
+                    self._grant_dirty.add(pid)
+            if stored.deleted and stored.type == "Patient":
+                self._grant_dirty.add(stored.id)
+            if self._checked:
+                self.refresh_grants()
+        if self._checked and not stored.deleted:
+            try:
+                self.read(stored.type, stored.id)
+            except (NotFound, Gone):
+                raise Forbidden(
+                    f"{stored.type} would be outside what you may see (no consent, care-team relationship "
+                    "or access-matrix right for this patient)") from None
+
+    def _old_patient(self, rtype: str, rid: str) -> str | None:
+        """The patient a grant-relevant resource belonged to before this write (its subject may change)."""
+        if rtype not in GRANT_TYPES or rtype == "Patient":
+            return None
+        with self.unrestricted():
+            try:
+                return patient_of(self.read(rtype, rid).resource)
+            except (NotFound, Gone):
+                return None
+
+    def refresh_grants(self) -> None:
+        """Recompute the derived grants of every patient touched by this unit of work (also called
+        before commit, so bulk system writes recompute each patient once)."""
+        if not self._grant_dirty:
+            return
+        dirty, self._grant_dirty = self._grant_dirty, set()
+        now = utc_now()
+        with self.unrestricted():
+            for pid in sorted(dirty):
+                try:
+                    patient = self.read("Patient", pid).resource
+                except (NotFound, Gone):
+                    patient = None
+                teams = self._compartment("CareTeam", pid)
+                consents = self._compartment("Consent", pid)
+                self._set_grants(pid, derive_grants(patient, teams, consents, self.policy, now))
+
+    def grant_emergency(self, patient_id: str, reason: str) -> Grant:
+        """Break-the-glass: the calling practitioner may see the patient for ``emergency.max_hours``.
+
+        The reason is required; the patient's exclusions still hold.  The caller (the API) audits it
+        and tells the patient's GP."""
+        p = self.principal
+        rules_ = self.policy.model.emergency
+        if p.kind != "practitioner" or not p.acts_as:
+            raise Forbidden("only a practitioner may break the glass")
+        if len(reason.strip()) < rules_.min_reason_length:
+            raise InvalidResource(f"break-the-glass needs a reason of at least {rules_.min_reason_length} characters",
+                                  expression="reason")
+        with self.unrestricted():
+            self.read("Patient", patient_id)  # NotFound / Gone
+        grant = Grant(p.acts_as[0], "emergency", True,
+                      (utc_now() + timedelta(hours=rules_.max_hours)).replace(tzinfo=None))
+        self._add_grant(patient_id, grant)
+        return grant
+
+    def before_commit(self) -> None:
+        self.refresh_grants()
 
     # --- primitives each backend implements ---------------------------------------------------
     @abstractmethod
@@ -112,6 +245,18 @@ class UnitOfWorkBase(ABC):
     @abstractmethod
     def _match_ids(self, query: SearchQuery) -> list[str]:
         """Ids of every current resource matching the query's criteria (paging ignored)."""
+
+    @abstractmethod
+    def _compartment(self, rtype: str, patient_id: str) -> list[dict[str, Any]]:
+        """Current, live ``rtype`` resources of one patient (unnarrowed; grant bookkeeping)."""
+
+    @abstractmethod
+    def _set_grants(self, patient_id: str, grants: list[Grant]) -> None:
+        """Replace the derived grants (reasons in careflow.access.grants.DERIVED) of one patient."""
+
+    @abstractmethod
+    def _add_grant(self, patient_id: str, grant: Grant) -> None:
+        """Add or extend one grant (break-the-glass)."""
 
     @abstractmethod
     def read(self, type: str, id: str) -> Stored: ...
@@ -143,6 +288,7 @@ class UnitOfWorkBase(ABC):
     def create(self, resource: dict[str, Any], *, if_none_exist: SearchQuery | None = None) -> tuple[Stored, bool]:
         rtype = resource_type_of(resource)
         rid = new_id()
+        self._before_write("create", rtype, None, resource)
         if if_none_exist is not None and if_none_exist.criteria:
             existing = self._single_match(rtype, if_none_exist)
             if existing is not None:
@@ -154,6 +300,12 @@ class UnitOfWorkBase(ABC):
                 existing = self._single_match(rtype, if_none_exist)
                 if existing is not None:
                     return self.read(rtype, existing), False
+                if self._checked:
+                    with self.unrestricted():
+                        hidden = self._single_match(rtype, if_none_exist)
+                    if hidden is not None:
+                        raise ResourceConflict("another resource already holds these criteria (or is being "
+                                               "created with them); it is not one you may see")
                 if not self._take_over(rtype, key, owner, rid):
                     existing = self._single_match(rtype, if_none_exist)
                     if existing is not None:
@@ -162,14 +314,24 @@ class UnitOfWorkBase(ABC):
         stored = stamp(resource, rtype, rid, 1, utc_now())
         if not self._insert(stored, extract_index(stored.resource or {})):
             raise ResourceConflict(f"{rtype}/{rid} already exists")
+        self._after_write(stored)
         self._notify("create", stored)
         return stored, True
 
     def create_if_absent(self, resource: dict[str, Any]) -> tuple[Stored, bool]:
         rtype = resource_type_of(resource)
         rid = check_id(resource.get("id"))
+        if self._checked:
+            try:
+                existing = self._visible_current(rtype, rid)
+            except NotFound:
+                raise ResourceConflict(f"{rtype}/{rid} exists and is not one you may see") from None
+            if existing is not None:
+                return existing, False
+            self._before_write("create", rtype, None, resource)
         stored = stamp(resource, rtype, rid, 1, utc_now())
         if self._insert(stored, extract_index(stored.resource or {})):
+            self._after_write(stored)
             self._notify("create", stored)
             return stored, True
         cur = self._current(rtype, rid, lock=False)
@@ -179,12 +341,15 @@ class UnitOfWorkBase(ABC):
     def update(self, resource: dict[str, Any], *, if_match: int | None = None) -> tuple[Stored, bool]:
         rtype = resource_type_of(resource)
         rid = check_id(resource.get("id"))
+        self._before_write("update", rtype, rid, resource)
+        old_patient = self._old_patient(rtype, rid)
         index: IndexRows | None = None
         if if_match is None:
             # insert first: ingest PUTs mostly new ids, and the unique (type, id) key settles races
             first = stamp(resource, rtype, rid, 1, utc_now())
             index = extract_index(first.resource or {})
             if self._insert(first, index):
+                self._after_write(first)
                 self._notify("create", first)
                 return first, True
         cur = self._current(rtype, rid, lock=True)
@@ -199,6 +364,7 @@ class UnitOfWorkBase(ABC):
             index = extract_index(stored.resource or {})  # meta is not indexed: one extraction serves any version
         if not self._replace(cur, stored, index):
             raise VersionConflict(rtype, rid, if_match if if_match is not None else cur.version, None)
+        self._after_write(stored, old_patient)
         self._notify("create" if cur.deleted else "update", stored)
         return stored, cur.deleted
 
@@ -222,6 +388,8 @@ class UnitOfWorkBase(ABC):
         return self.update({**resource, "id": stored.id}, if_match=if_match)
 
     def delete(self, type: str, id: str, *, if_match: int | None = None) -> Stored | None:
+        self._before_write("delete", type, id, None)
+        old_patient = self._old_patient(type, id)
         cur = self._current(type, id, lock=True)
         if cur is None or cur.deleted:
             if if_match is not None and cur is None:
@@ -232,6 +400,7 @@ class UnitOfWorkBase(ABC):
         stored = Stored(type, id, cur.version + 1, utc_now(), True, None)
         if not self._replace(cur, stored, None):
             raise VersionConflict(type, id, if_match if if_match is not None else cur.version, None)
+        self._after_write(stored, old_patient)
         self._notify("delete", stored)
         return stored
 
