@@ -140,7 +140,7 @@ def derive_grants(
                 end = _instant((participant.get("period") or {}).get("end"), end=True)
                 candidates = [e for e in (end, state.until) if e is not None]
                 expires = min(candidates) if candidates else None
-                key = (ref, "careteam")
+                key: tuple[str, Reason] = (ref, "careteam")
                 old = grants.get(key)
                 if old is None or (old.expires is not None and (expires is None or expires > old.expires)):
                     grants[key] = Grant(ref, "careteam", False, expires)

@@ -40,7 +40,16 @@ class Recording(MemoryRepository):
 
 
 NURSE = Principal(kind="practitioner", id="PractitionerRole/r1", acts_as=("PractitionerRole/r1", "Practitioner/p1"),
-                  discipline="home-nurse", scopes=(_scope("user/Task.cruds"), _scope("user/Patient.rs")))
+                  discipline="care-coach", scopes=(_scope("user/Task.cruds"), _scope("user/Patient.rs")))
+
+
+def _seed(repo: Recording) -> None:
+    """A patient the caller may see (the caller holds the GMD), so the Tasks below are visible to them."""
+    from careflow.access.principal import SYSTEM
+
+    with repo.unit_of_work(SYSTEM) as uow:
+        uow.update({"resourceType": "Patient", "id": "pt1", "generalPractitioner": [{"reference": "PractitionerRole/r1"}]})
+    repo.opened.clear()
 
 
 def _client(repo: Recording, principal: Principal) -> TestClient:
@@ -50,11 +59,12 @@ def _client(repo: Recording, principal: Principal) -> TestClient:
 
 
 def _task() -> dict[str, Any]:
-    return {"resourceType": "Task", "status": "requested", "intent": "order"}
+    return {"resourceType": "Task", "status": "requested", "intent": "order", "for": {"reference": "Patient/pt1"}}
 
 
 def test_every_unit_of_work_is_opened_for_the_caller() -> None:
     repo = Recording()
+    _seed(repo)
     c = _client(repo, NURSE)
     assert c.post("/fhir/Task", json=_task()).status_code == 201
     assert c.get("/fhir/Task").status_code == 200
@@ -97,6 +107,7 @@ def test_a_transaction_with_one_refused_entry_writes_nothing() -> None:
 
 def test_a_refused_batch_entry_fails_alone() -> None:
     repo = Recording()
+    _seed(repo)
     c = _client(repo, NURSE)
     bundle = {"resourceType": "Bundle", "type": "batch", "entry": [
         {"request": {"method": "GET", "url": "Observation"}},
