@@ -72,6 +72,8 @@ EXT_OVERDUE_BY = f"{BASE}/StructureDefinition/overdue-by"  # valueDuration on a 
 EXT_OBSERVATION_RULE = f"{BASE}/StructureDefinition/observation-rule"  # complex: above|below|rises-by|falls-by, within, value-in
 EXT_THEN_STEP = f"{BASE}/StructureDefinition/then-step"  # valueCode on a trigger's nested action
 EXT_SHARED_ACTIVITY = f"{BASE}/StructureDefinition/shared-activity"  # valueId: the key that merges activities across programmes
+EXT_SEASON = f"{BASE}/StructureDefinition/season"  # complex on an action: opens, closes (valueString MM-DD)
+EXT_ONLY_IF_FACT = f"{BASE}/StructureDefinition/only-if-fact"  # complex on action.condition: one patient fact
 
 # --- demo region (careflow.region) ---
 # careflow's role ids as a code system: gp | pharmacist | home-nurse | physiotherapist | dietitian | care-coach |

@@ -16,6 +16,18 @@ LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 HCPARTY = "https://www.ehealth.fgov.be/standards/fhir/core/CodeSystem/cd-hcparty"
 CAREFLOW_ACTIVITY = "https://careflow.dev/fhir/CodeSystem/activity"
+# careflow's own codes for measurements no international code system has (a foot-risk grade)
+CAREFLOW_OBSERVATION = "https://careflow.dev/fhir/CodeSystem/observation"
+ATC = "http://www.whocc.no/atc"  # WHO Anatomical Therapeutic Chemical classification (as FHIR names it)
+
+# The answers the HL7 Belgium patient-monitoring IG sends for a patient-reported symptom (its value set
+# symptom-severity, SNOMED CT), mildest first: a rule on "moderate or worse" lists the last two.
+SYMPTOM_SEVERITY: tuple[tuple[str, str], ...] = (
+    ("2667000", "Absent"),
+    ("255604002", "Mild"),
+    ("1255665007", "Moderate"),
+    ("24484000", "Severe"),
+)
 
 SYSTEM_ALIASES: dict[str, str] = {
     "icpc-2": ICPC2,
@@ -30,6 +42,8 @@ SYSTEM_ALIASES: dict[str, str] = {
     "cd-hcparty": HCPARTY,
     "hcparty": HCPARTY,
     "careflow": CAREFLOW_ACTIVITY,
+    "careflow-observation": CAREFLOW_OBSERVATION,
+    "atc": ATC,
 }
 SHORT_NAMES: dict[str, str] = {
     ICPC2: "icpc-2",
@@ -39,6 +53,8 @@ SHORT_NAMES: dict[str, str] = {
     UCUM: "ucum",
     HCPARTY: "cd-hcparty",
     CAREFLOW_ACTIVITY: "careflow",
+    CAREFLOW_OBSERVATION: "careflow-observation",
+    ATC: "atc",
 }
 
 
@@ -134,6 +150,13 @@ def _token(code: str) -> str | None:
     return None
 
 
+def _atc(code: str) -> str | None:
+    # anatomical group, therapeutic (2 digits), pharmacological, chemical subgroup, substance (2 digits)
+    if not re.fullmatch(r"[ABCDGHJLMNPRSV](\d{2}([A-Z]([A-Z](\d{2})?)?)?)?", code):
+        return "an ATC code is a level of the classification, like C09, C09A, C09AA or C09AA05"
+    return None
+
+
 def _hcparty(code: str) -> str | None:
     if not re.fullmatch(r"[a-z][a-z0-9]*", code):
         return "a CD-HCPARTY code is lower-case letters and digits, like persphysician"
@@ -147,6 +170,8 @@ CHECKS: dict[str, Callable[[str], str | None]] = {
     ICD10: _icd10,
     HCPARTY: _hcparty,
     CAREFLOW_ACTIVITY: _token,
+    CAREFLOW_OBSERVATION: _token,
+    ATC: _atc,
     UCUM: lambda code: None if code.strip() else "a UCUM unit may not be blank",
 }
 

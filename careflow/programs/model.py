@@ -8,9 +8,9 @@ from these classes, so the editor and the loader never disagree.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from careflow.programs.codes import canonical_system, code_problem
 from careflow.programs.durations import JSON_PATTERN, Duration, parse_duration
@@ -46,7 +46,7 @@ class Text(Strict):
 
 
 class Coding(Strict):
-    system: str = Field(description="a short name (icpc-2, snomed, icd-10, loinc, cd-hcparty) or a URI")
+    system: str = Field(description="a short name (icpc-2, snomed, icd-10, loinc, atc, cd-hcparty, careflow, careflow-observation) or a URI")
     code: str = Field(min_length=1)
     display: str | None = None
 
@@ -57,7 +57,7 @@ class Coding(Strict):
         if uri is None:
             if v.startswith(("http://", "https://", "urn:")):
                 return v
-            raise ValueError(f"unknown code system {v!r}: use icpc-2, snomed, icd-10, loinc, cd-hcparty or a URI")
+            raise ValueError(f"unknown code system {v!r}: use icpc-2, snomed, icd-10, loinc, atc, cd-hcparty, careflow, careflow-observation or a URI")
         return uri
 
     @model_validator(mode="after")
@@ -71,6 +71,26 @@ class Coding(Strict):
 class Quantity(Strict):
     value: float
     unit: str = Field(min_length=1, description="UCUM unit, e.g. kg, %, mm[Hg], mmol/mol")
+
+
+def _one_code_is_a_code(value: Any) -> Any:
+    """``[x]`` means ``x``: a list of one code is the same rule as that code, so the model (and the
+    PlanDefinition round trip) has one spelling for it."""
+    if isinstance(value, list) and len(value) == 1:
+        return value[0]
+    return value
+
+
+Codes = Annotated[
+    Coding | list[Coding],
+    BeforeValidator(_one_code_is_a_code),
+    Field(description="one code, or a list of codes that all mean the same measurement (e.g. eGFR by CKD-EPI 2021 and by MDRD)"),
+]
+
+
+def codes_of(value: Coding | list[Coding]) -> tuple[Coding, ...]:
+    """Every code a ``Codes`` field names, in the author's order."""
+    return (value,) if isinstance(value, Coding) else tuple(value)
 
 
 # ---------------------------------------------------------------- who qualifies
@@ -149,28 +169,148 @@ class Goal(Strict):
 # ---------------------------------------------------------------- what each discipline does
 
 
+MONTH_DAY_PATTERN = r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"
+_DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _check_month_day(value: str) -> str:
+    month, day = int(value[:2]), int(value[3:])
+    if day > _DAYS_IN_MONTH[month - 1]:
+        raise ValueError(f"{value!r} is not a day of the year (MM-DD)")
+    if (month, day) == (2, 29):
+        raise ValueError("a season cannot start or end on 29 February (it is missing three years in four)")
+    return value
+
+
+MonthDay = Annotated[
+    str,
+    Field(pattern=MONTH_DAY_PATTERN, description="a day of the year as MM-DD, e.g. 10-01 for 1 October"),
+    AfterValidator(_check_month_day),
+]
+
+
+class Season(Strict):
+    """A yearly campaign window, e.g. the flu season from 1 October to 31 December.
+
+    One Task opens per season: on ``opens`` (or on the plan's start when the plan starts inside the
+    window); a season whose window has passed is never opened late. ``closes`` before ``opens`` means
+    the window runs into the next year (11-15 to 02-15)."""
+
+    opens: MonthDay
+    closes: MonthDay
+
+    @model_validator(mode="after")
+    def _not_one_day_of_nothing(self) -> Season:
+        if self.opens == self.closes:
+            raise ValueError("a season needs `closes` on another day than `opens`")
+        return self
+
+
 class Timing(Strict):
     start: IsoDuration = Field(default="P0D", description="offset from the plan start (or from completion of `after`)")
     every: IsoDuration | None = Field(default=None, description="repeat at this interval")
+    season: Season | None = Field(default=None, description="once every season instead of an interval, e.g. every autumn from 1 October")
     times: int | None = Field(default=None, ge=1, description="how many occurrences in all; omit for 'until the plan ends'")
     due_within: IsoDuration = Field(default="P14D", description="the task is due this long after it opens")
 
     @model_validator(mode="after")
     def _times_needs_every(self) -> Timing:
-        if self.times and self.times > 1 and not self.every:
-            raise ValueError("times > 1 needs an `every` interval")
+        if self.season is not None and self.every is not None:
+            raise ValueError("give either `every` or `season`, not both (a season repeats every year)")
+        if self.times and self.times > 1 and not (self.every or self.season):
+            raise ValueError("times > 1 needs an `every` interval or a `season`")
         return self
 
     def first_open(self) -> Duration:
         return parse_duration(self.start)
 
 
+FACT_THRESHOLDS = ("above", "below", "at_least", "at_most")
+FACT_KINDS = ("observation", "medication", "condition")
+
+
+class LatestObservation(Strict):
+    """The patient's latest Observation of ``code`` (by effective time, on or before the day asked)."""
+
+    code: Codes
+    above: Quantity | None = None
+    below: Quantity | None = None
+    at_least: Quantity | None = None
+    at_most: Quantity | None = None
+    value_in: list[Coding] | None = Field(default=None, description="the latest coded value is one of these")
+    within: IsoDuration | None = Field(default=None, description="an older latest value counts as unknown")
+    if_unknown: bool = Field(default=False, description="whether the activity applies when no (recent) value is known")
+
+    @model_validator(mode="after")
+    def _one_test(self) -> LatestObservation:
+        given = [k for k in (*FACT_THRESHOLDS, "value_in") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("an observation test needs exactly one of above, below, at_least, at_most, value_in")
+        return self
+
+    @property
+    def codes(self) -> tuple[Coding, ...]:
+        return codes_of(self.code)
+
+
+class MedicationClass(Strict):
+    """An active MedicationStatement or MedicationRequest in one of these classes.
+
+    ATC codes match their whole subtree (C09 matches ramipril C09AA05); other systems match exactly."""
+
+    codes: list[Coding] = Field(min_length=1, description="ATC classes (system atc) or SNOMED CT products")
+    taking: bool = Field(default=True, description="true: applies when the patient takes one; false: when they take none")
+
+
+class ConditionPresent(Strict):
+    """An active Condition coded as one of these (ICD-10 and ICPC-2 codes cover their sub-codes)."""
+
+    codes: list[Coding] = Field(min_length=1)
+    present: bool = Field(default=True, description="true: applies when the patient has one; false: when they have none")
+
+
+class Fact(Strict):
+    """Exactly one fact about the patient, for ``only_if.any_of``."""
+
+    observation: LatestObservation | None = None
+    medication: MedicationClass | None = None
+    condition: ConditionPresent | None = None
+
+    @model_validator(mode="after")
+    def _one_fact(self) -> Fact:
+        if sum(getattr(self, k) is not None for k in FACT_KINDS) != 1:
+            raise ValueError("each entry of any_of needs exactly one of observation, medication, condition")
+        return self
+
+    @property
+    def kind(self) -> Literal["observation", "medication", "condition"]:
+        return next(k for k in FACT_KINDS if getattr(self, k) is not None)  # type: ignore[return-value]
+
+
+
 class Only(Strict):
-    """Restricts an activity to some patients."""
+    """Restricts an activity to some patients; every restriction given must hold.
+
+    The facts (``observation``, ``medication``, ``condition``, ``any_of``) are tested against what is
+    known on the day a Task would open, so an activity follows the patient: a smoker who quits gets
+    no next stop-smoking session, a foot-risk grade that rises brings in the podiatrist."""
 
     new_diagnosis: bool | None = Field(default=None, description="true: only at a new diagnosis; false: only when established")
     groups: list[Group] | None = None
     min_age: int | None = Field(default=None, ge=0)
+    observation: LatestObservation | None = Field(default=None, description="the latest value of a measurement")
+    medication: MedicationClass | None = Field(default=None, description="an active medication class")
+    condition: ConditionPresent | None = Field(default=None, description="an active condition, e.g. CKD or atrial fibrillation")
+    any_of: list[Fact] | None = Field(default=None, min_length=1, description="at least one of these facts holds")
+
+    @property
+    def has_facts(self) -> bool:
+        return any(getattr(self, k) is not None for k in (*FACT_KINDS, "any_of"))
+
+    def facts(self) -> list[Fact]:
+        """Every fact this restriction reads (top-level and inside any_of)."""
+        out = [Fact(**{k: getattr(self, k)}) for k in FACT_KINDS if getattr(self, k) is not None]
+        return out + list(self.any_of or ())
 
 
 class Activity(Strict):
@@ -190,6 +330,12 @@ class Activity(Strict):
         "(e.g. influenza-vaccination), at the tightest timing among them",
     )
 
+    @model_validator(mode="after")
+    def _season_waits_on_nothing(self) -> Activity:
+        if self.timing.season is not None and self.after:
+            raise ValueError("a seasonal activity cannot wait on `after`: its season is its start")
+        return self
+
 
 # ---------------------------------------------------------------- what happens when
 
@@ -199,31 +345,62 @@ class Overdue(Strict):
     by: IsoDuration
 
 
-OBSERVATION_TESTS = ("above", "below", "at_least", "at_most", "rises_by", "falls_by", "value_in")
+OBSERVATION_TESTS = (
+    "above", "below", "at_least", "at_most", "rises_by", "falls_by", "below_baseline", "above_baseline", "value_in",
+)
+WINDOWED_TESTS = ("rises_by", "falls_by", "below_baseline", "above_baseline")
 THRESHOLDS = {"above": ">", "below": "<", "at_least": ">=", "at_most": "<="}
 
 
-class ObservationRule(Strict):
-    """A new Observation of ``code`` crossing a threshold, or changing by more than a delta."""
+class Persists(Strict):
+    """The test must hold for ``times`` measurements within ``within`` (this one included) before the
+    rule fires, and it fires once per run of such measurements: a patient whose oxygen saturation sits
+    below the threshold for weeks raises one Task, not one a day."""
 
-    code: Coding
+    times: int = Field(ge=2, description="how many measurements in the window must cross, e.g. 2")
+    within: IsoDuration = Field(description="the window they must fall in, e.g. P1D")
+
+
+class ObservationRule(Strict):
+    """A new Observation of ``code`` crossing a threshold, changing by more than a delta, moving away
+    from the patient's own baseline, or carrying a coded value."""
+
+    code: Codes
     above: Quantity | None = None
     below: Quantity | None = None
     at_least: Quantity | None = None
     at_most: Quantity | None = None
     rises_by: Quantity | None = None
     falls_by: Quantity | None = None
-    within: IsoDuration | None = Field(default=None, description="the window for rises_by / falls_by")
+    below_baseline: Quantity | None = Field(
+        default=None, description="more than this below the patient's baseline (median of the earlier values in `within`)"
+    )
+    above_baseline: Quantity | None = Field(
+        default=None, description="more than this above the patient's baseline (median of the earlier values in `within`)"
+    )
+    within: IsoDuration | None = Field(
+        default=None, description="the window for rises_by / falls_by, or the baseline period for below/above_baseline"
+    )
     value_in: list[Coding] | None = Field(default=None, description="a coded value, e.g. an exacerbation")
+    persists: Persists | None = Field(default=None, description="only when the test holds repeatedly, e.g. twice within a day")
 
     @model_validator(mode="after")
     def _one_test(self) -> ObservationRule:
         given = [k for k in OBSERVATION_TESTS if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError("an observation rule needs exactly one of " + ", ".join(OBSERVATION_TESTS))
-        if given[0] in ("rises_by", "falls_by") and not self.within:
-            raise ValueError(f"{given[0]} needs a `within` window, e.g. within: P3D")
+        if given[0] in WINDOWED_TESTS and not self.within:
+            example = "P3D" if given[0] in ("rises_by", "falls_by") else "P3M"
+            raise ValueError(f"{given[0]} needs a `within` window, e.g. within: {example}")
         return self
+
+    @property
+    def test(self) -> str:
+        return next(k for k in OBSERVATION_TESTS if getattr(self, k) is not None)
+
+    @property
+    def codes(self) -> tuple[Coding, ...]:
+        return codes_of(self.code)
 
 
 class When(Strict):

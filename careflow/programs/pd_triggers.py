@@ -6,8 +6,9 @@ TriggerDefinition and whose nested ``action``s are the steps of its ``then``:
 * when overdue   -> ``periodic`` (checked daily); activity and ``by`` in extensions
 * when completed -> ``named-event`` ``task-completed``; activity in an extension
 * when rejected  -> ``named-event`` ``task-rejected``; activity (or ``any``) in an extension
-* when observation -> ``data-changed`` with a DataRequirement on Observation filtered by code; the
-  threshold in an ``observation-rule`` extension and, where FHIRPath can say it, a ``condition``
+* when observation -> ``data-changed`` with a DataRequirement on Observation filtered by the rule's
+  code(s); the test (threshold, change, baseline, coded value, persistence) in an ``observation-rule``
+  extension and, where FHIRPath on one resource can say it, a ``condition``
 
 The ``then`` steps are nested actions so a FHIR reader sees what happens, typed with the standard
 action-type codes: ``create`` for escalate_to / create_task / start (start points at the activity's
@@ -53,6 +54,7 @@ _EVENTS = {"completed": "task-completed", "rejected": "task-rejected"}
 _RULE_QUANTITIES = (
     ("above", "above"), ("below", "below"), ("at_least", "at-least"), ("at_most", "at-most"),
     ("rises_by", "rises-by"), ("falls_by", "falls-by"),
+    ("below_baseline", "below-baseline"), ("above_baseline", "above-baseline"),
 )
 _STEPS = ("escalate", "create-task", "start", "reassign", "flag-plan")
 
@@ -74,6 +76,8 @@ def _quoted(text: str) -> str:
 
 
 def _observation_condition(rule: Any) -> Json | None:
+    if rule.persists is not None:
+        return None  # repeated measurements: FHIRPath on one resource cannot say it
     threshold = next((k for k in THRESHOLDS if getattr(rule, k) is not None), None)
     if threshold is not None:
         op, q = THRESHOLDS[threshold], getattr(rule, threshold)
@@ -84,7 +88,7 @@ def _observation_condition(rule: Any) -> Json | None:
         text = f"value.ofType(CodeableConcept).coding.where({' or '.join(tests)}).exists()" if tests else "false"
         said = "the coded value is one of the listed codes"
     else:
-        return None  # a change over a window needs earlier observations: FHIRPath on one resource cannot say it
+        return None  # a change or a baseline needs earlier observations: FHIRPath on one resource cannot say it
     return {"description": f"Fires when {said}.", "language": "text/fhirpath", "expression": text}
 
 
@@ -100,11 +104,14 @@ def _observation_trigger(rule: Any) -> Json:
         parts.append({"url": "value-in", "valueCodeableConcept": cc})
     if rule.within is not None:
         parts.append({"url": "within", "valueDuration": duration(rule.within)})
+    if rule.persists is not None:
+        parts.append({"url": "persists-times", "valuePositiveInt": rule.persists.times})
+        parts.append({"url": "persists-within", "valueDuration": duration(rule.persists.within)})
     out: Json = {
         "extension": [{"url": EXT_OBSERVATION_RULE, "extension": parts}],
         "type": "data-changed",
         "name": "observation",
-        "data": [{"type": "Observation", "codeFilter": [{"path": "code", "code": [coding(rule.code)]}]}],
+        "data": [{"type": "Observation", "codeFilter": [{"path": "code", "code": [coding(c) for c in rule.codes]}]}],
     }
     condition = _observation_condition(rule)
     if condition is not None:
@@ -193,9 +200,10 @@ def _read_rule(td: Node) -> Json:
     if len(filters) != 1:
         raise data[0].fail("needs exactly one codeFilter on path code", "codeFilter")
     codes = filters[0].children("code")
-    if len(codes) != 1:
-        raise filters[0].fail(f"must hold exactly one code, found {len(codes)}", "code")
-    rule: Json = {"code": read_coding(codes[0])}
+    if not codes:
+        raise filters[0].fail("must hold at least one code", "code")
+    read = [read_coding(c) for c in codes]
+    rule: Json = {"code": read[0] if len(read) == 1 else read}
     ext = td.extension(EXT_OBSERVATION_RULE)
     if ext is None:
         raise td.fail(f"needs a {EXT_OBSERVATION_RULE} extension saying when it fires", "extension")
@@ -209,6 +217,14 @@ def _read_rule(td: Node) -> Json:
     within = ext.extension("within")
     if within is not None:
         rule["within"] = read_duration(within.req_child("valueDuration"))
+    times, window = ext.extension("persists-times"), ext.extension("persists-within")
+    if (times is None) != (window is None):
+        raise ext.fail("persists-times and persists-within come together", "extension")
+    if times is not None and window is not None:
+        count = times.integer("valuePositiveInt")
+        if count is None:
+            raise times.fail("is missing", "valuePositiveInt")
+        rule["persists"] = {"times": count, "within": read_duration(window.req_child("valueDuration"))}
     return rule
 
 

@@ -35,6 +35,7 @@ from careflow.naming import (
     EXT_ELIGIBILITY,
     EXT_PATIENT_INSTRUCTION,
     EXT_PLAN_PERIOD,
+    EXT_SEASON,
     EXT_SHARED_ACTIVITY,
     EXT_START_OFFSET,
     EXT_TARGET_RATIO,
@@ -176,11 +177,30 @@ def _goal(g: Goal) -> Json:
     return out
 
 
+def _season_extension(season: Any) -> Json:
+    return {
+        "url": EXT_SEASON,
+        "extension": [{"url": "opens", "valueString": season.opens}, {"url": "closes", "valueString": season.closes}],
+    }
+
+
+def _yearly(times: int | None) -> Json:
+    """A season as FHIR Timing can say it: once a year (the window rides in the season extension)."""
+    repeat: Json = {"count": times} if times is not None else {}
+    repeat.update({"frequency": 1, "period": 1, "periodUnit": "a"})
+    return {"repeat": repeat}
+
+
 def _activity_action(a: Activity, program: Program) -> Json:
     t = a.timing
     extensions: list[Json] = [{"url": EXT_DUE_WITHIN, "valueDuration": duration(t.due_within)}]
     timing: Json = {}
-    if t.every is not None or t.times is not None:
+    if t.season is not None:
+        extensions.append(_season_extension(t.season))
+        timing["timingTiming"] = _yearly(t.times)
+        if t.start != "P0D":
+            extensions.append({"url": EXT_START_OFFSET, "valueDuration": duration(t.start)})
+    elif t.every is not None or t.times is not None:
         repeat: Json = {}
         if t.times is not None:
             repeat["count"] = t.times
@@ -273,7 +293,10 @@ def to_activity_definitions(program: Program) -> list[Json]:
                 "code": concept(a.code),
             }
         )
-        if t.every is not None or t.times is not None:
+        if t.season is not None:
+            ad["extension"] = [*ad.get("extension", []), _season_extension(t.season)]
+            ad["timingTiming"] = _yearly(t.times)
+        elif t.every is not None or t.times is not None:
             repeat: Json = {"count": t.times} if t.times is not None else {}
             if t.every is not None:
                 repeat.update(period_fields(t.every))
@@ -410,6 +433,13 @@ def _read_goal(node: Node) -> Json:
     return out
 
 
+def _season_day(season: Node, part: str) -> str:
+    found = season.extension(part)
+    if found is None:
+        raise season.fail(f"a season needs its {part} day (MM-DD)", "extension")
+    return found.req_string("valueString")
+
+
 def _read_timing(action: Node) -> Json:
     timing: Json = {}
     related = action.children("relatedAction")
@@ -432,8 +462,11 @@ def _read_timing(action: Node) -> Json:
         start = action.extension(EXT_START_OFFSET)
         if start is not None:
             timing["start"] = read_duration(start.req_child("valueDuration"))
+    season = action.extension(EXT_SEASON)
+    if season is not None:
+        timing["season"] = {part: _season_day(season, part) for part in ("opens", "closes")}
     if repeat_node is not None:
-        if repeat_node.has("period"):
+        if repeat_node.has("period") and season is None:
             timing["every"] = read_period(repeat_node)
         count = repeat_node.integer("count")
         if count is not None:

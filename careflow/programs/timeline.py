@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from careflow.programs.durations import humanise, parse_duration
-from careflow.programs.model import Activity, ObservationRule, Program, Target, Trigger
+from careflow.programs.model import Activity, Fact, ObservationRule, Only, Program, Target, Trigger, codes_of
+from careflow.programs.seasons import describe as describe_season
 
 
 def _when(a: Activity) -> str:
@@ -13,7 +14,10 @@ def _when(a: Activity) -> str:
         base = f"after {' and '.join(a.after)} completed" + (f", +{humanise(t.start)}" if start.approx_days else "")
     else:
         base = "at the start" if not start.approx_days else f"after {humanise(t.start)}"
-    if t.every:
+    if t.season:
+        base = describe_season(t.season) + (f", from {humanise(t.start)} after the start" if start.approx_days else "")
+        base += f" ({t.times} seasons in all)" if t.times else " until the plan ends"
+    elif t.every:
         base += f", then every {humanise(t.every)}"
         base += f" ({t.times} times in all)" if t.times else " until the plan ends"
     return f"{base}; due within {humanise(t.due_within)}"
@@ -32,8 +36,51 @@ def _target(t: Target) -> str:
     return f"{name} stable within {q.value:g} {q.unit}"
 
 
+def _names(codes: object) -> str:
+    return " / ".join(c.display or c.code for c in codes_of(codes))  # type: ignore[arg-type]
+
+
+def _fact(f: Fact) -> str:
+    if f.observation:
+        o = f.observation
+        name = f"latest {_names(o.code)}"
+        for kind in ("above", "below", "at_least", "at_most"):
+            q = getattr(o, kind)
+            if q is not None:
+                test = f"{name} {kind.replace('_', ' ')} {q.value:g} {q.unit}"
+                break
+        else:
+            test = f"{name} is " + " or ".join(c.display or c.code for c in o.value_in or [])
+        return test + (" (or unknown)" if o.if_unknown else "")
+    if f.medication:
+        return ("taking " if f.medication.taking else "not taking ") + " / ".join(c.display or c.code for c in f.medication.codes)
+    assert f.condition
+    return ("with " if f.condition.present else "without ") + " / ".join(c.display or c.code for c in f.condition.codes)
+
+
+def _only(only: Only) -> str:
+    said = []
+    if only.new_diagnosis is not None:
+        said.append("only at a new diagnosis" if only.new_diagnosis else "only for an established diagnosis")
+    facts = only.facts()
+    top = len(facts) - len(only.any_of or ())
+    said += [_fact(f) for f in facts[:top]]
+    if only.any_of:
+        said.append(" or ".join(_fact(f) for f in only.any_of))
+    return f" ({'; '.join(said)})" if said else ""
+
+
 def _rule(o: ObservationRule) -> str:
-    name = o.code.display or o.code.code
+    name = _names(o.code)
+    persists = f", {o.persists.times} times within {humanise(o.persists.within)}" if o.persists else ""
+    return _rule_test(o, name) + persists
+
+
+def _rule_test(o: ObservationRule, name: str) -> str:
+    if o.below_baseline:
+        return f"{name} more than {o.below_baseline.value:g} {o.below_baseline.unit} below the patient's baseline over {humanise(o.within or 'P0D')}"
+    if o.above_baseline:
+        return f"{name} more than {o.above_baseline.value:g} {o.above_baseline.unit} above the patient's baseline over {humanise(o.within or 'P0D')}"
     if o.above:
         return f"{name} above {o.above.value:g} {o.above.unit}"
     if o.below:
@@ -101,9 +148,7 @@ def render(program: Program, language: str = "en") -> str:
         lines += ["", f"{tr(role.title)} [{role_id}]:"]
         for a in sorted(acts, key=lambda a: (bool(a.after), parse_duration(a.timing.start).approx_days)):
             flag = f" [{a.priority}]" if a.priority != "routine" else ""
-            only = ""
-            if a.only_if and a.only_if.new_diagnosis is not None:
-                only = " (only at a new diagnosis)" if a.only_if.new_diagnosis else " (only for an established diagnosis)"
+            only = _only(a.only_if) if a.only_if else ""
             lines.append(f"  - {tr(a.title)}{flag}{only}: {_when(a)}")
     if program.triggers:
         lines += ["", "Follow-up rules:"]

@@ -107,7 +107,7 @@ def test_schema_json_is_in_sync_with_the_model():
     assert on_disk == render(), "regenerate with: careflow programs schema > care_programs/schema.json"
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "care_programs").glob("*.yaml")) + [ROOT / "tests/programs/fixtures/mini-hf.yaml"], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((ROOT / "care_programs").glob("*.yaml")) + [ROOT / "tests/programs/fixtures/mini-hf.yaml", ROOT / "tests/programs/language/language.yaml"], ids=lambda p: p.name)
 def test_programmes_validate_against_the_published_schema(path):
     schema = json.loads((ROOT / "care_programs/schema.json").read_text())
     data = json.loads(json.dumps(YAML(typ="safe").load(path.read_text())))
@@ -134,3 +134,24 @@ def test_activity_id_too_long_for_a_fhir_id():
     long_id = "a" * 60
     found = "\n".join(problems_of(MINI.replace("- id: education\n", f"- id: {long_id}\n")))
     assert "must fit a FHIR id (64 characters)" in found
+
+
+def test_fact_and_rule_problems_are_reported_at_their_line():
+    text = (ROOT / "tests/programs/language/language.yaml").read_text()
+    bad = (
+        text.replace("at_least: {value: 2, unit: \"{grade}\"}", "at_least: {value: 2, unit: \"{grade}\"}\n        below: {value: 4, unit: \"{grade}\"}")
+        .replace("code: A10BK}", "code: A1OBK}")
+        .replace("persists: {times: 2, within: P1D}", "persists: {times: 1, within: P1D}")
+        .replace("below_baseline: {value: 4, unit: \"%\"}\n        within: P3M", "below_baseline: {value: 4, unit: \"%\"}")
+    )
+    found = problems_of(bad)
+    text_found = "\n".join(found)
+    assert len(found) == 4, text_found
+    assert "activities[2].only_if.observation: an observation test needs exactly one of" in text_found
+    assert "activities[3].only_if.medication.codes[0]: code 'A1OBK' is not well-formed: an ATC code" in text_found
+    assert "triggers[0].when.observation.persists.times" in text_found
+    assert "triggers[1].when.observation: below_baseline needs a `within` window" in text_found
+    lines = text.splitlines()
+    medication_line = next(i for i, l in enumerate(bad.splitlines(), 1) if "A1OBK" in l)
+    assert any(p.startswith(f"p.yaml:{medication_line}:") for p in found), found
+    assert len(lines) > 0

@@ -51,6 +51,9 @@ def _q(value: float, unit: str) -> dict[str, Any]:
 HBA1C = {"system": "loinc", "code": "4548-4", "display": "Hemoglobin A1c/Hemoglobin.total in Blood"}
 WEIGHT = {"system": "loinc", "code": "29463-7"}
 SYSTOLIC = {"system": "loinc", "code": "8480-6", "display": "Systolic blood pressure"}
+SMOKING = {"system": "loinc", "code": "72166-2", "display": "Tobacco smoking status"}
+EGFR = [{"system": "loinc", "code": "98979-8"}, {"system": "loinc", "code": "62238-1"}, {"system": "loinc", "code": "33914-3"}]
+SPO2 = [{"system": "loinc", "code": "2708-6"}, {"system": "loinc", "code": "59408-5"}]
 
 # Every feature of the model: all target kinds, all timing fields, after, only_if, every trigger
 # kind, every `then` step, instructions, descriptions, optional fields absent and present,
@@ -187,6 +190,36 @@ RICH: dict[str, Any] = {
             "priority": "stat",
         },
         {
+            "id": "flu-shot",
+            "title": _t("Flu shot", "Griepvaccin"),
+            "description": _t("Every autumn", "Elk najaar"),
+            "role": "gp",
+            "code": {"system": "snomed", "code": "86198006"},
+            "timing": {"season": {"opens": "10-01", "closes": "12-31"}, "due_within": "P2M"},
+            "only_if": {
+                "observation": {"code": [SMOKING, {"system": "snomed", "code": "229819007"}],
+                                "value_in": [{"system": "snomed", "code": "77176002", "display": "Smoker"}],
+                                "within": "P1Y6M", "if_unknown": True},
+                "medication": {"codes": [{"system": "atc", "code": "A10BK"}, {"system": "snomed", "code": "387517004"}],
+                               "taking": False},
+                "condition": {"codes": [{"system": "icd-10", "code": "N18"}]},
+                "any_of": [
+                    {"observation": {"code": EGFR, "below": _q(45, "mL/min/{1.73_m2}")}},
+                    {"medication": {"codes": [{"system": "atc", "code": "C03DA01"}]}},
+                    {"condition": {"codes": [{"system": "snomed", "code": "49436004"}], "present": False}},
+                ],
+            },
+        },
+        {
+            "id": "winter-check",
+            "title": _t("Winter check", "Wintercontrole"),
+            "description": _t("Once, in a winter", "Eén keer, in een winter"),
+            "role": "nurse",
+            "code": {"system": "careflow", "code": "winter-check"},
+            "timing": {"start": "P1M", "season": {"opens": "11-15", "closes": "02-15"}, "times": 1},
+            "only_if": {"groups": ["A"], "observation": {"code": EGFR, "at_least": _q(15.5, "mL/min/{1.73_m2}")}},
+        },
+        {
             "id": "one-off-late",
             "title": _t("Late check", "Late controle"),
             "description": _t("A check after a while", "Een controle na een tijd"),
@@ -254,6 +287,22 @@ RICH: dict[str, Any] = {
             "id": "weight-loss",
             "when": {"observation": {"code": WEIGHT, "falls_by": _q(5, "%"), "within": "P1M15D"}},
             "then": {"start": ["diet", "follow-up"]},
+        },
+        {
+            "id": "hypoxaemia",
+            "when": {"observation": {"code": SPO2, "below": _q(88, "%"), "persists": {"times": 2, "within": "P1D"}}},
+            "then": {"flag_plan": True},
+        },
+        {
+            "id": "below-own-baseline",
+            "when": {"observation": {"code": SPO2, "below_baseline": _q(4, "%"), "within": "P3M",
+                                     "persists": {"times": 3, "within": "P2D"}}},
+            "then": {"escalate_to": "gp"},
+        },
+        {
+            "id": "weight-above-baseline",
+            "when": {"observation": {"code": WEIGHT, "above_baseline": _q(1.5, "kg"), "within": "P1M"}},
+            "then": {"flag_plan": True},
         },
         {
             "id": "exacerbation",
@@ -751,12 +800,19 @@ def test_compiler_knows_every_field_of_the_model() -> None:
         model.Target: {"measure", "below", "at_most", "above", "at_least", "between", "stable_within", "ratio"},
         model.Ratio: {"numerator", "denominator"},
         model.Activity: {"id", "title", "description", "role", "code", "timing", "after", "only_if", "priority", "instructions", "shared"},
-        model.Timing: {"start", "every", "times", "due_within"},
-        model.Only: {"new_diagnosis", "groups", "min_age"},
+        model.Timing: {"start", "every", "season", "times", "due_within"},
+        model.Season: {"opens", "closes"},
+        model.Only: {"new_diagnosis", "groups", "min_age", "observation", "medication", "condition", "any_of"},
+        model.LatestObservation: {"code", "above", "below", "at_least", "at_most", "value_in", "within", "if_unknown"},
+        model.MedicationClass: {"codes", "taking"},
+        model.ConditionPresent: {"codes", "present"},
+        model.Fact: {"observation", "medication", "condition"},
         model.Trigger: {"id", "title", "when", "then"},
         model.When: {"overdue", "completed", "rejected", "observation"},
         model.Overdue: {"activity", "by"},
-        model.ObservationRule: {"code", "above", "below", "at_least", "at_most", "rises_by", "falls_by", "within", "value_in"},
+        model.ObservationRule: {"code", "above", "below", "at_least", "at_most", "rises_by", "falls_by", "below_baseline",
+                                "above_baseline", "within", "value_in", "persists"},
+        model.Persists: {"times", "within"},
         model.Then: {"escalate_to", "priority", "start", "reassign_to", "create_task", "flag_plan"},
         model.NewTask: {"role", "title", "description", "code", "priority", "due_within"},
         model.Coding: {"system", "code", "display"},
