@@ -12,7 +12,8 @@ from typing import Any, Iterable, Mapping, Sequence
 from careflow.engine.reading import by_ids, ref_id
 from careflow.naming import CARE_ROLE_SYSTEM
 from careflow.planning import ids
-from careflow.planning.patient import PatientContext, context_from_resources
+from careflow.planning.only_if import fact_observation_codes, reads_medications
+from careflow.planning.patient import MEDICATION_TYPES, PatientContext, context_from_resources
 from careflow.planning.planner import role_concept
 from careflow.programs.model import Program
 from careflow.store.port import Repository
@@ -62,15 +63,24 @@ def load_contexts(
 ) -> tuple[dict[str, PatientContext], dict[str, dict[str, Any]]]:
     """(patient id -> PatientContext, patient id -> Patient) for the patients that exist.
 
-    ``observation_codes`` (``system|code``) limits the Observations read; none are read when empty.
+    ``observation_codes`` (``system|code``) limits the Observations read, beside those the programmes'
+    ``only_if`` facts read; none are read when both are empty. Active MedicationStatements and
+    MedicationRequests are read only when some ``only_if`` tests a medication class.
     ``teams`` given: use them; otherwise the team is read from each patient's CareTeam."""
     patients = {s.id: s.resource for s in by_ids(repo, "Patient", patient_ids) if s.resource}
     present = sorted(patients)
     conditions = _by_patient(s.resource for s in by_ids(repo, "Condition", present, "patient") if s.resource)
     observations: dict[str, list[dict[str, Any]]] = {}
-    if observation_codes:
-        found = by_ids(repo, "Observation", present, "patient", [("code", ",".join(observation_codes))])
+    codes = sorted({*observation_codes, *fact_observation_codes(programs)})  # only_if reads these too
+    if codes:
+        found = by_ids(repo, "Observation", present, "patient", [("code", ",".join(codes))])
         observations = _by_patient(s.resource for s in found if s.resource)
+    medications: dict[str, list[dict[str, Any]]] = {}
+    if present and reads_medications(programs):
+        for rtype in MEDICATION_TYPES:
+            found = by_ids(repo, rtype, present, "patient", [("status", "active,intended")])
+            for pid, resources in _by_patient(s.resource for s in found if s.resource).items():
+                medications.setdefault(pid, []).extend(resources)
     careteams: dict[str, dict[str, Any]] = {}
     if teams is None:
         wanted = {ids.careteam_id(pid): pid for pid in present}
@@ -87,7 +97,8 @@ def load_contexts(
             orgs = (ct or {}).get("managingOrganization") or []
             org = orgs[0].get("reference") if orgs else None
         out[pid] = context_from_resources(
-            patients[pid], conditions.get(pid, []), observations.get(pid, []), team=team, organization=org
+            patients[pid], conditions.get(pid, []), observations.get(pid, []), team=team, organization=org,
+            medications=medications.get(pid, []),
         )
     return out, patients
 

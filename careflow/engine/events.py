@@ -26,7 +26,7 @@ from careflow.errors import Gone, NotFound, VersionConflict
 from careflow.programs.model import Program
 from careflow.store.port import Action, Repository, Stored, UnitOfWork
 from careflow.triggers.actions import Action as RuleAction
-from careflow.triggers.observations import history_since, observation_actions
+from careflow.triggers.observations import history_codes, history_since, observation_actions
 from careflow.triggers.task_events import task_event_actions
 
 OBSERVATION_CREATED = "observation.created"
@@ -78,11 +78,11 @@ def _active_plans(repo: Repository, patient_id: str, programs: Mapping[str, Prog
     return out
 
 
-def _earlier(repo: Repository, patient_id: str, obs: dict[str, Any], since: datetime) -> list[dict[str, Any]]:
-    """The patient's Observations since ``since`` sharing a code with ``obs`` (its own or a component's)."""
-    concepts = [obs.get("code") or {}] + [c.get("code") or {} for c in obs.get("component") or () if isinstance(c, dict)]
-    codes = ",".join(sorted({f"{c['system']}|{c['code']}" for concept in concepts for c in concept.get("coding") or ()
-                             if c.get("system") and c.get("code")}))
+def _earlier(repo: Repository, patient_id: str, obs: dict[str, Any], since: datetime,
+             programs: list[Program]) -> list[dict[str, Any]]:
+    """The patient's Observations since ``since`` of the codes the rules on ``obs`` read (a rule may name
+    several codes for one measurement, so this is wider than the codes ``obs`` itself carries)."""
+    codes = ",".join(history_codes(obs, programs))
     if not codes:
         return []
     found: dict[str, dict[str, Any]] = {}
@@ -108,7 +108,7 @@ def handle_observation(repo: Repository, programs: Mapping[str, Program], observ
     since = history_since(obs, [p for p, _ in plans])
     earlier: list[dict[str, Any]] = []
     if since is not None:
-        earlier = _earlier(repo, pid, obs, since)
+        earlier = _earlier(repo, pid, obs, since, [p for p, _ in plans])
     contexts, _ = load_contexts(repo, [pid], programs)
     ctx = contexts.get(pid)
     if ctx is None:

@@ -36,6 +36,17 @@ class ObservationFact:
     value_codes: tuple[Code, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class MedicationFact:
+    """An active MedicationStatement or MedicationRequest: its medication codes (ATC, SNOMED CT, CNK…).
+
+    ``until``: the end of the statement's effective period, when it has one (taking it ends then)."""
+
+    id: str | None
+    codes: tuple[Code, ...]
+    until: date | None = None
+
+
 @dataclass(frozen=True)
 class PatientContext:
     id: str
@@ -45,6 +56,7 @@ class PatientContext:
     neighbourhood: str | None = None
     conditions: tuple[ConditionFact, ...] = ()
     observations: tuple[ObservationFact, ...] = ()
+    medications: tuple[MedicationFact, ...] = ()
     team: Mapping[str, str] = field(default_factory=dict)  # role id -> "PractitionerRole/<id>"
     organization: str | None = None  # "Organization/<id>" of the neighbourhood team
 
@@ -146,6 +158,23 @@ def observation_facts(obs: dict[str, Any]) -> list[ObservationFact]:
     return out
 
 
+MEDICATION_TYPES = ("MedicationStatement", "MedicationRequest")
+_TAKING = {"MedicationStatement": {"active", "intended"}, "MedicationRequest": {"active"}}
+
+
+def medication_fact(resource: dict[str, Any]) -> MedicationFact | None:
+    """The fact of an active MedicationStatement / MedicationRequest; None when it is not active.
+
+    Only ``medicationCodeableConcept`` is read: a ``medicationReference`` would need the Medication
+    resource, which Belgian GP systems send inline as a code (CNK / ATC) in practice."""
+    if resource.get("status") not in _TAKING.get(str(resource.get("resourceType")), ()):
+        return None
+    if resource.get("resourceType") == "MedicationRequest" and resource.get("intent") not in (None, "order", "plan", "original-order", "instance-order"):
+        return None
+    until = _date((resource.get("effectivePeriod") or {}).get("end"))
+    return MedicationFact(_ref_id(resource), _codes(resource.get("medicationCodeableConcept")), until)
+
+
 def _group(patient: dict[str, Any]) -> str | None:
     for tag in (patient.get("meta") or {}).get("tag") or ():
         if tag.get("system") == POPULATION_GROUP:
@@ -168,6 +197,7 @@ def context_from_resources(
     observations: Iterable[dict[str, Any]] = (),
     team: Mapping[str, str] | None = None,
     organization: str | None = None,
+    medications: Iterable[dict[str, Any]] = (),
 ) -> PatientContext:
     if not isinstance(patient, dict) or patient.get("resourceType") != "Patient":
         raise PatientDataError("expected a FHIR Patient resource")
@@ -181,13 +211,15 @@ def context_from_resources(
         neighbourhood=_neighbourhood(patient),
         conditions=tuple(condition_fact(c) for c in conditions),
         observations=tuple(f for o in observations for f in observation_facts(o)),
+        medications=tuple(m for r in medications if (m := medication_fact(r)) is not None),
         team=dict(team or {}),
         organization=organization,
     )
 
 
 def context_from_bundle(bundle: dict[str, Any], team: Mapping[str, str] | None = None) -> PatientContext:
-    """A Patient alone, or a Bundle holding one Patient with their Conditions and Observations."""
+    """A Patient alone, or a Bundle holding one Patient with their Conditions, Observations and
+    MedicationStatements / MedicationRequests."""
     if not isinstance(bundle, dict):
         raise PatientDataError("expected a JSON object holding a Patient or a Bundle")
     if bundle.get("resourceType") == "Patient":
@@ -212,4 +244,5 @@ def context_from_bundle(bundle: dict[str, Any], team: Mapping[str, str] | None =
         [r for r in resources if r.get("resourceType") == "Condition" and mine(r)],
         [r for r in resources if r.get("resourceType") == "Observation" and mine(r)],
         team=team,
+        medications=[r for r in resources if r.get("resourceType") in MEDICATION_TYPES and mine(r)],
     )

@@ -31,10 +31,12 @@ from careflow.naming import (
 )
 from careflow.planning import ids
 from careflow.planning.eligibility import ineligibility, is_new_diagnosis, qualifying_conditions
+from careflow.planning.only_if import restriction_holds
 from careflow.planning.patient import ConditionFact, PatientContext
 from careflow.programs.codes import SNOMED, UCUM
 from careflow.programs.durations import Duration, parse_duration
 from careflow.programs.model import Activity, Coding, Goal, Program, Quantity, Target
+from careflow.programs.seasons import current_season
 
 TRANSLATION = "http://hl7.org/fhir/StructureDefinition/translation"
 CARE_PLAN_CATEGORY = {"system": SNOMED, "code": "734163000", "display": "Care plan"}
@@ -225,21 +227,13 @@ def compiled(program: Program) -> _Compiled:
 
 
 def applies(
-    activity: Activity, program: Program, ctx: PatientContext, start: date, qualifying: list[ConditionFact] | None = None
+    activity: Activity, program: Program, ctx: PatientContext, start: date, qualifying: list[ConditionFact] | None = None,
+    today: date | None = None,
 ) -> bool:
-    """Whether ``only_if`` lets this activity into this patient's plan."""
+    """Whether ``only_if`` lets this activity into this patient's plan (facts judged on ``today``, else
+    on the start: see ``careflow.planning.only_if``)."""
     only = activity.only_if
-    if only is None:
-        return True
-    if only.new_diagnosis is not None and only.new_diagnosis != is_new_diagnosis(program, ctx, start, qualifying):
-        return False
-    if only.groups is not None and ctx.group is not None and ctx.group not in only.groups:
-        return False
-    if only.min_age is not None:
-        age = ctx.age_on(start)
-        if age is None or age < only.min_age:
-            return False
-    return True
+    return only is None or restriction_holds(only, program, ctx, start, qualifying, today)
 
 
 def build_task(
@@ -372,10 +366,14 @@ def _roles_in_use(program: Program) -> list[str]:
 def first_tasks(
     program: Program, ctx: PatientContext, careplan_id: str, start: date, qualifying: list[ConditionFact] | None = None
 ) -> list[dict[str, Any]]:
-    """Tasks for activities whose first window is open at the start and that wait on nothing."""
+    """Tasks for activities whose first window is open at the start and that wait on nothing (a
+    seasonal one only when the plan starts inside its season)."""
     out = []
     for t in compiled(program).at_start:
         activity = t.activity
+        season = activity.timing.season
+        if season is not None and current_season(season, start, start, None, activity.timing.times) is None:
+            continue  # the plan starts between seasons: the sweep opens it when the season comes
         if activity.only_if and not applies(activity, program, ctx, start, qualifying):
             continue
         out.append(build_task(program, activity, ctx, careplan_id, 1, start, start))

@@ -1,14 +1,25 @@
 """Observation rules: a new measurement that crosses a programme threshold raises a follow-up.
 
 For each of the patient's active plans, each ``observation`` trigger of its programme is tested
-against the new Observation (same code system and code):
+against the new Observation when it carries one of the rule's codes (a rule may list several codes for
+one measurement: eGFR by CKD-EPI 2021 98979-8, CKD-EPI 62238-1 and MDRD 33914-3; earlier values of any
+of them count as the same series):
 
 * ``above`` / ``below``: the value, converted to the rule's unit (``units.convert``), strictly above /
   below the threshold; ``at_least`` / ``at_most`` include it; units that do not convert never match;
 * ``rises_by`` / ``falls_by`` with ``within``: the value compared with the lowest (rise) / highest
   (fall) earlier value of the same code effective in [effective - within, effective); no earlier
   value in the window, no match;
-* ``value_in``: a coded value (valueCodeableConcept) carrying one of the listed codes.
+* ``below_baseline`` / ``above_baseline`` with ``within``: the value more than the margin below /
+  above the patient's own baseline, the median of their earlier values in [effective - within,
+  effective); fewer than three earlier values, no baseline, no match;
+* ``value_in``: a coded value (valueCodeableConcept) carrying one of the listed codes (e.g. the HL7
+  Belgium patient-monitoring symptom severity answers);
+* ``persists: {times, within}``: the test must also have held for the measurements before this one
+  so that ``times`` crossing measurements fall within ``within`` in one unbroken run (no measurement
+  between them that does not cross); the rule fires on the measurement that first completes that, and
+  stays quiet for the rest of the run, so a patient living at a low SpO2 raises one Task, not one per
+  measurement. A run is looked for back to ten windows before the measurement.
 
 Components count as measurements of their own code: a blood-pressure panel (85354-9) carries the
 systolic value (8480-6) as a component, and a rule on 8480-6 must see it.
@@ -24,11 +35,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date, datetime, timezone
+from statistics import median
 from typing import Any, Iterable, Sequence
 
 from careflow.planning.patient import ObservationFact, PatientContext, observation_fact
 from careflow.programs.durations import parse_duration
-from careflow.programs.model import ObservationRule, Program
+from careflow.programs.model import WINDOWED_TESTS, ObservationRule, Program
 from careflow.triggers.actions import Action, CreateTask
 from careflow.triggers.building import triggered_task
 from careflow.triggers.plan_status import plan_update
@@ -37,16 +49,23 @@ from careflow.triggers.task_events import starts
 from careflow.triggers.units import convert
 
 IGNORED_STATUSES = frozenset({"cancelled", "entered-in-error"})
+BASELINE_MIN_VALUES = 3  # earlier values needed before the median is the patient's baseline
+RUN_LOOK_BACK = 10  # a persistence rule reads back this many of its windows to find where a run began
 
 
 def _aware(when: datetime) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
 
 
+def _back(within: str, when: datetime) -> datetime:
+    """``when`` minus a calendar duration (months clamp to the month's end), same time of day."""
+    day = parse_duration(within).before(when.date())
+    return _aware(when).replace(year=day.year, month=day.month, day=day.day)
+
+
 def window_start(rule: ObservationRule, when: datetime) -> datetime:
     assert rule.within is not None
-    day = parse_duration(rule.within).before(when.date())
-    return _aware(when).replace(year=day.year, month=day.month, day=day.day)
+    return _back(rule.within, when)
 
 
 def _value(fact: ObservationFact, unit: str) -> float | None:
@@ -65,11 +84,26 @@ def measurements(observation: dict[str, Any]) -> list[ObservationFact]:
     return out
 
 
-def rule_matches(rule: ObservationRule, obs: ObservationFact, earlier: Iterable[ObservationFact]) -> bool:
-    """Whether the new Observation ``obs`` fires ``rule`` given the patient's ``earlier`` ones."""
-    code = (rule.code.system, rule.code.code)
-    if code not in obs.codes:
-        return False
+def rule_codes(rule: ObservationRule) -> frozenset[tuple[str, str]]:
+    return frozenset((c.system, c.code) for c in rule.codes)
+
+
+def _earlier_values(rule: ObservationRule, obs: ObservationFact, earlier: Iterable[ObservationFact],
+                    unit: str) -> list[float]:
+    """Values of the rule's codes effective in [obs - within, obs), other than obs itself."""
+    assert obs.when is not None
+    codes = rule_codes(rule)
+    when = _aware(obs.when)
+    since = window_start(rule, obs.when)
+    return [
+        x for e in earlier
+        if e.id != obs.id and codes.intersection(e.codes) and e.when is not None and since <= _aware(e.when) < when
+        and (x := _value(e, unit)) is not None
+    ]
+
+
+def _crosses(rule: ObservationRule, obs: ObservationFact, earlier: Iterable[ObservationFact]) -> bool:
+    """The rule's one-measurement test on ``obs`` (persistence aside); ``obs`` is of the rule's codes."""
     if rule.value_in is not None:
         wanted = {(c.system, c.code) for c in rule.value_in}
         return bool(wanted & set(obs.value_codes))
@@ -85,41 +119,113 @@ def rule_matches(rule: ObservationRule, obs: ObservationFact, earlier: Iterable[
     if rule.at_most is not None:
         v = _value(obs, rule.at_most.unit)
         return v is not None and v <= rule.at_most.value + 1e-9
-    delta = rule.rises_by or rule.falls_by
+    delta = rule.rises_by or rule.falls_by or rule.below_baseline or rule.above_baseline
     if delta is None or obs.when is None:
         return False
     v = _value(obs, delta.unit)
     if v is None:
         return False
+    before = _earlier_values(rule, obs, earlier, delta.unit)
+    if rule.rises_by is not None or rule.falls_by is not None:
+        if not before:
+            return False
+        if rule.rises_by is not None:
+            return v - min(before) >= delta.value - 1e-9
+        return max(before) - v >= delta.value - 1e-9
+    if len(before) < BASELINE_MIN_VALUES:
+        return False  # too few earlier values to know the patient's own baseline
+    baseline = median(before)
+    if rule.below_baseline is not None:
+        return baseline - v > delta.value + 1e-9
+    return v - baseline > delta.value + 1e-9
+
+
+def _series(rule: ObservationRule, obs: ObservationFact, earlier: Iterable[ObservationFact]) -> list[ObservationFact]:
+    """The dated measurements of the rule's codes up to ``obs`` (one per Observation), oldest first,
+    ``obs`` last."""
+    assert obs.when is not None
+    codes = rule_codes(rule)
     when = _aware(obs.when)
-    since = window_start(rule, obs.when)
-    before = [
-        x for e in earlier
-        if e.id != obs.id and code in e.codes and e.when is not None and since <= _aware(e.when) < when
-        and (x := _value(e, delta.unit)) is not None
-    ]
-    if not before:
+    seen = {obs.id}
+    out = []
+    for e in earlier:
+        if e.id in seen or e.when is None or not codes.intersection(e.codes) or _aware(e.when) > when:
+            continue
+        seen.add(e.id)
+        out.append(e)
+    out.sort(key=lambda e: (_aware(e.when), str(e.id)))  # type: ignore[arg-type]
+    return [*out, obs]
+
+
+def _persists(rule: ObservationRule, obs: ObservationFact, earlier: list[ObservationFact]) -> bool:
+    """Fires on the measurement that first makes the test hold ``times`` times within the window in a
+    run of crossing measurements; the measurements after it in the same run stay quiet."""
+    assert rule.persists is not None and obs.when is not None
+    times, within = rule.persists.times, rule.persists.within
+    series = _series(rule, obs, earlier)
+    run: list[ObservationFact] = []
+    for m in reversed(series):
+        if not _crosses(rule, m, earlier):
+            break
+        run.append(m)
+    run.reverse()
+    if not run or run[-1] is not obs:
         return False
-    if rule.rises_by is not None:
-        return v - min(before) >= delta.value - 1e-9
-    return max(before) - v >= delta.value - 1e-9
+
+    def persistent(i: int) -> bool:
+        since = _back(within, run[i].when)  # type: ignore[arg-type]
+        return sum(1 for m in run[: i + 1] if _aware(m.when) >= since) >= times  # type: ignore[arg-type]
+
+    return persistent(len(run) - 1) and not any(persistent(i) for i in range(len(run) - 1))
+
+
+def rule_matches(rule: ObservationRule, obs: ObservationFact, earlier: Iterable[ObservationFact]) -> bool:
+    """Whether the new Observation ``obs`` fires ``rule`` given the patient's ``earlier`` ones."""
+    if not rule_codes(rule).intersection(obs.codes):
+        return False
+    if rule.persists is None:
+        return _crosses(rule, obs, earlier)
+    if obs.when is None:
+        return False
+    history = list(earlier)
+    return _crosses(rule, obs, history) and _persists(rule, obs, history)
+
+
+def _look_back(rule: ObservationRule, when: datetime) -> datetime | None:
+    """How far back the earlier Observations this rule reads reach (None: it reads none)."""
+    starts_at: list[datetime] = []
+    own = window_start(rule, when) if rule.test in WINDOWED_TESTS else None
+    if rule.persists is not None:
+        run_start = when
+        for _ in range(RUN_LOOK_BACK):
+            run_start = _back(rule.persists.within, run_start)
+        starts_at.append(run_start if own is None else min(run_start, _back(rule.within or "P0D", run_start)))
+    elif own is not None:
+        starts_at.append(own)
+    return min(starts_at) if starts_at else None
+
+
+def _rules_for(observation: dict[str, Any], programs: Iterable[Program]) -> list[ObservationRule]:
+    codes = {c for f in measurements(observation) for c in f.codes}
+    return [
+        t.when.observation for p in programs for t in p.triggers
+        if t.when.observation is not None and rule_codes(t.when.observation).intersection(codes)
+    ]
 
 
 def history_since(observation: dict[str, Any], programs: Iterable[Program]) -> datetime | None:
-    """How far back earlier Observations are needed to test this one (None: no change rule applies)."""
-    facts = measurements(observation)
-    when = facts[0].when
+    """How far back earlier Observations are needed to test this one (None: no rule reads history)."""
+    when = measurements(observation)[0].when
     if when is None:
         return None
-    codes = {c for f in facts for c in f.codes}
-    starts_at = [
-        window_start(t.when.observation, when)
-        for p in programs for t in p.triggers
-        if t.when.observation is not None and t.when.observation.within is not None
-        and (t.when.observation.rises_by or t.when.observation.falls_by)
-        and (t.when.observation.code.system, t.when.observation.code.code) in codes
-    ]
+    starts_at = [s for rule in _rules_for(observation, programs) if (s := _look_back(rule, when)) is not None]
     return min(starts_at) if starts_at else None
+
+
+def history_codes(observation: dict[str, Any], programs: Iterable[Program]) -> list[str]:
+    """``system|code`` of the earlier Observations the rules on this one read: the codes of every rule
+    it matches (eGFR by CKD-EPI compares with an earlier eGFR by MDRD in the same rule), sorted."""
+    return sorted({f"{c.system}|{c.code}" for rule in _rules_for(observation, programs) for c in rule.codes})
 
 
 def observation_actions(

@@ -17,7 +17,12 @@ Rules (``today`` is the injected day; nothing here reads the clock):
   plan does not include (``only_if`` excludes it) is not waited on. Later occurrences recur from the
   first one (whose window is the anchor every later occurrence counts from, so a dependant whose
   first window opened during downtime gets occurrence 1, then the current one on the next sweep);
-* ``only_if`` is honoured through the planner's ``applies``, evaluated at the plan's start;
+* a seasonal activity (``timing.season``) has one occurrence per season, open only while its window
+  lasts (``careflow.programs.seasons``): a season missed during downtime is not opened late;
+* ``only_if`` is honoured through the planner's ``applies``: group, age and new diagnosis as at the
+  plan's start, the facts (latest Observation, medication, Condition) as known ``today``. An activity
+  whose facts only come to hold later (the patient starts smoking) opens its current occurrence on the
+  day it does, never in the past, so it is not overdue on creation;
 * days are the calendar days of ``now`` as given: pass it in the region's time zone (the flows pass
   an early-morning instant, the same day in UTC and in Belgium).
 """
@@ -32,6 +37,7 @@ from careflow.planning.patient import PatientContext
 from careflow.planning.planner import applies, build_task
 from careflow.programs.durations import Duration, parse_duration
 from careflow.programs.model import Activity, Program, Timing
+from careflow.programs.seasons import current_season, season_opening
 from careflow.triggers.actions import CreateTask
 from careflow.triggers.building import reason_concept
 from careflow.triggers.task_facts import TaskFacts, parse_date
@@ -43,6 +49,8 @@ def plan_period(careplan: dict[str, Any]) -> tuple[date | None, date | None]:
 
 
 def opening(timing: Timing, base: date, occurrence: int) -> date:
+    if timing.season is not None:
+        return season_opening(timing.season, base, occurrence)
     if occurrence == 1 or not timing.every:
         return base
     return parse_duration(timing.every).after(base, occurrence - 1)
@@ -51,6 +59,9 @@ def opening(timing: Timing, base: date, occurrence: int) -> date:
 def current_occurrence(timing: Timing, base: date, today: date, end: date | None) -> int | None:
     """The latest occurrence whose window has opened by ``today``; None when none has (or all are past
     the plan end)."""
+    if timing.season is not None:
+        found = current_season(timing.season, base, today, end, timing.times)
+        return found[0] if found else None
     if base > today or (end is not None and base >= end):
         return None
     if not timing.every:
@@ -80,7 +91,8 @@ def by_activity(facts: Iterable[TaskFacts]) -> dict[str, list[TaskFacts]]:
 
 
 def dependency_anchor(
-    program: Program, activity: Activity, tasks: dict[str, list[TaskFacts]], ctx: PatientContext, plan_start: date
+    program: Program, activity: Activity, tasks: dict[str, list[TaskFacts]], ctx: PatientContext, plan_start: date,
+    today: date | None = None,
 ) -> date | None:
     """The day the activity's prerequisites were all done (latest completion), or None while one is open."""
     latest: date | None = None
@@ -88,7 +100,7 @@ def dependency_anchor(
         pre = program.activity(pre_id)
         occurrences = [f for f in tasks.get(pre_id, ()) if f.occurrence is not None]
         if not occurrences:
-            if not applies(pre, program, ctx, plan_start):
+            if not applies(pre, program, ctx, plan_start, today=today):
                 continue  # not part of this patient's plan: nothing to wait for
             return None
         top = max(f.occurrence or 0 for f in occurrences)
@@ -97,6 +109,13 @@ def dependency_anchor(
             return None
         latest = max(done) if latest is None else max(latest, *done)
     return latest if latest is not None else plan_start
+
+
+def _gate_opened(activity: Activity, program: Program, ctx: PatientContext, start: date, opens: date,
+                 today: date) -> date:
+    """The day a fact-gated activity's window really opened: ``opens`` when its facts already held
+    then, else ``today`` (they came to hold since; a Task opened in the past would be overdue at once)."""
+    return opens if applies(activity, program, ctx, start, today=opens) else today
 
 
 def _create(program: Program, activity: Activity, ctx: PatientContext, careplan_id: str, n: int, opens: date,
@@ -126,15 +145,18 @@ def openings(
     for activity in program.activities:
         if only_dependent and not activity.after:
             continue
-        if not applies(activity, program, ctx, start):
+        if not applies(activity, program, ctx, start, today=today):
             continue
+        gated = activity.only_if is not None and activity.only_if.has_facts
         regular = {f.occurrence: f for f in tasks.get(activity.id, ()) if f.regular}
         if activity.after:
             if not regular:
-                anchor = dependency_anchor(program, activity, tasks, ctx, start)
+                anchor = dependency_anchor(program, activity, tasks, ctx, start, today)
                 if anchor is None:
                     continue
                 opens = parse_duration(activity.timing.start).after(anchor)
+                if gated:
+                    opens = max(opens, _gate_opened(activity, program, ctx, start, opens, today))
                 if opens <= today and (end is None or opens < end):
                     out.append(_create(program, activity, ctx, careplan_id, 1, opens, today, "dependency"))
                 continue
@@ -147,7 +169,9 @@ def openings(
         n = current_occurrence(activity.timing, base, today, end)
         if n is None or max((k for k in regular if k is not None), default=0) >= n:
             continue
-        out.append(_create(program, activity, ctx, careplan_id, n, opening(activity.timing, base, n), today,
-                           "recurring" if n > 1 else None))
+        opens = opening(activity.timing, base, n)
+        if gated:
+            opens = max(opens, _gate_opened(activity, program, ctx, start, opens, today))
+        out.append(_create(program, activity, ctx, careplan_id, n, opens, today, "recurring" if n > 1 else None))
     return out
 

@@ -20,6 +20,12 @@ _FACTORS: dict[str, tuple[str, float]] = {
     "m": ("length", 1.0),
     "cm": ("length", 0.01),
     "mm": ("length", 0.001),
+    # eGFR: UCUM writes mL/min/{1.73_m2}; laboratories also send these spellings of the same unit
+    "mL/min/{1.73_m2}": ("egfr", 1.0),
+    "mL/min/{1.73m2}": ("egfr", 1.0),
+    "mL/min/1.73m2": ("egfr", 1.0),
+    "ml/min/1.73m2": ("egfr", 1.0),
+    "mL/min/1.73 m2": ("egfr", 1.0),
 }
 
 
