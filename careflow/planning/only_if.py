@@ -15,6 +15,7 @@ unit that does not convert is unknown too, never guessed at.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
@@ -68,13 +69,14 @@ def observation_holds(test: LatestObservation, ctx: PatientContext, on: date) ->
         value = None if obs.value is None else convert(obs.value, obs.unit, bound.unit)
         if value is None:
             return test.if_unknown
+        limit = float(bound.value)
         if kind == "above":
-            return value > bound.value
+            return value > limit
         if kind == "below":
-            return value < bound.value
+            return value < limit
         if kind == "at_least":
-            return value >= bound.value - _EPSILON
-        return value <= bound.value + _EPSILON
+            return value >= limit - _EPSILON
+        return value <= limit + _EPSILON
     return test.if_unknown  # unreachable: the model demands one test
 
 
@@ -156,7 +158,7 @@ def restriction_holds(
     return True
 
 
-def fact_observation_codes(programs: object) -> list[str]:
+def fact_observation_codes(programs: Mapping[str, Program] | Iterable[Program]) -> list[str]:
     """``system|code`` of every Observation an ``only_if`` of these programmes reads (sorted), so the
     engine loads exactly those for the patient context."""
     found: set[str] = set()
@@ -170,7 +172,7 @@ def fact_observation_codes(programs: object) -> list[str]:
     return sorted(found)
 
 
-def reads_medications(programs: object) -> bool:
+def reads_medications(programs: Mapping[str, Program] | Iterable[Program]) -> bool:
     """Whether any ``only_if`` of these programmes tests a medication class."""
     return any(
         fact.medication is not None
@@ -180,6 +182,5 @@ def reads_medications(programs: object) -> bool:
     )
 
 
-def _programs(programs: object) -> list[Program]:
-    values = programs.values() if hasattr(programs, "values") else programs  # type: ignore[union-attr]
-    return list(values)  # type: ignore[call-overload]
+def _programs(programs: Mapping[str, Program] | Iterable[Program]) -> list[Program]:
+    return list(programs.values()) if isinstance(programs, Mapping) else list(programs)

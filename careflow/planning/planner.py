@@ -30,7 +30,7 @@ from careflow.naming import (
     activity_definition_url,
 )
 from careflow.planning import ids
-from careflow.planning.eligibility import ineligibility, is_new_diagnosis, qualifying_conditions
+from careflow.planning.eligibility import ineligibility, qualifying_conditions
 from careflow.planning.only_if import restriction_holds
 from careflow.planning.patient import ConditionFact, PatientContext
 from careflow.programs.codes import SNOMED, UCUM

@@ -284,7 +284,11 @@ class Fact(Strict):
 
     @property
     def kind(self) -> Literal["observation", "medication", "condition"]:
-        return next(k for k in FACT_KINDS if getattr(self, k) is not None)  # type: ignore[return-value]
+        kind: Literal["observation", "medication", "condition"]
+        for kind in ("observation", "medication", "condition"):
+            if getattr(self, kind) is not None:
+                return kind
+        raise AssertionError("validated: exactly one fact")
 
 
 

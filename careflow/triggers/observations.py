@@ -173,8 +173,10 @@ def _persists(rule: ObservationRule, obs: ObservationFact, earlier: list[Observa
         return False
 
     def persistent(i: int) -> bool:
-        since = _back(within, run[i].when)  # type: ignore[arg-type]
-        return sum(1 for m in run[: i + 1] if _aware(m.when) >= since) >= times  # type: ignore[arg-type]
+        when = run[i].when
+        assert when is not None  # the series holds dated measurements only
+        since = _back(within, when)
+        return sum(1 for m in run[: i + 1] if m.when is not None and _aware(m.when) >= since) >= times
 
     return persistent(len(run) - 1) and not any(persistent(i) for i in range(len(run) - 1))
 

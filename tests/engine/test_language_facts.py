@@ -8,14 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from engine_world import COPD, LOINC, SNOMED, add_patient, add_team, all_of
 
 from careflow.access.principal import SYSTEM
 from careflow.engine import enrolment, events
 from careflow.engine.context import load_contexts
 from careflow.engine.sweep import sweep
 from careflow.programs.loader import load_program
-
-from engine_world import COPD, LOINC, SNOMED, add_patient, add_team, all_of
 
 START = date(2026, 3, 2)
 FIXTURE = Path(__file__).resolve().parents[1] / "programs" / "language" / "language.yaml"

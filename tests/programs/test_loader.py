@@ -151,7 +151,5 @@ def test_fact_and_rule_problems_are_reported_at_their_line():
     assert "activities[3].only_if.medication.codes[0]: code 'A1OBK' is not well-formed: an ATC code" in text_found
     assert "triggers[0].when.observation.persists.times" in text_found
     assert "triggers[1].when.observation: below_baseline needs a `within` window" in text_found
-    lines = text.splitlines()
-    medication_line = next(i for i, l in enumerate(bad.splitlines(), 1) if "A1OBK" in l)
+    medication_line = next(i for i, row in enumerate(bad.splitlines(), 1) if "A1OBK" in row)
     assert any(p.startswith(f"p.yaml:{medication_line}:") for p in found), found
-    assert len(lines) > 0

@@ -132,5 +132,5 @@ def test_loader_reports_bad_seasons_at_their_line() -> None:
     found = _problems(text.replace("season: {opens: 10-01, closes: 12-31}, due_within: P2M",
                                    "season: {opens: 10-01, closes: 12-31}, every: P1Y"))
     assert "either `every` or `season`" in found
-    line = next(i for i, l in enumerate(text.splitlines(), 1) if "opens: 10-01" in l)
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if "opens: 10-01" in row)
     assert f"p.yaml:{line}:" in _problems(text.replace("opens: 10-01", "opens: 1 October"))
