@@ -274,6 +274,7 @@ def history_bundle(ctx: Context, url: str, total: int, page: list[Stored], count
 OPERATION_RIGHTS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ("Patient", "$everything"): (("Patient", "r"),),
     ("PlanDefinition", "$apply"): (("PlanDefinition", "r"), ("Patient", "r")),
+    ("Patient", "$break-the-glass"): (("Patient", "r"),),
 }
 
 

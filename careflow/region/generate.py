@@ -19,6 +19,7 @@ from typing import Any
 from careflow.errors import CareflowError
 from careflow.naming import EXT_NEIGHBOURHOOD, POPULATION_GROUP, SSIN
 from careflow.region.clinical import condition_resource, draw_onset, measurements_for, observation_resource
+from careflow.region.consent import declines_sharing, sharing_consent
 from careflow.region.geography import CITY, COUNTRY, NEIGHBOURHOODS, REGION_NAME, District, NeighbourhoodPlan
 from careflow.region.identifiers import ssin
 from careflow.region.names import draw_name
@@ -52,6 +53,7 @@ class PatientRecord:
     group: str  # population-pyramid group A-D
     neighbourhood: str  # the neighbourhood's name, as in the Patient's neighbourhood extension
     district: str = ""  # the district (wijk) name, as in Patient.address.district
+    consents: tuple[dict[str, Any], ...] = ()  # the sharing Consent of the chronically ill (most give it)
 
     @property
     def chronic(self) -> bool:
@@ -60,6 +62,7 @@ class PatientRecord:
     def resources(self) -> Iterator[dict[str, Any]]:
         """Patient first, so references from Conditions and Observations resolve when loaded in order."""
         yield self.patient
+        yield from self.consents
         yield from self.conditions
         yield from self.observations
 
@@ -404,4 +407,9 @@ def _inhabitant(
                     not_before=first_onset,
                 )
             )
-    return PatientRecord(patient, condition_resources, observation_resources, group, neighbourhood.name, district.name)
+    consents: tuple[dict[str, Any], ...] = ()
+    if conditions and not declines_sharing(patient_id):
+        consents = (sharing_consent(resource_id=f"consent-{number:06d}", patient_ref=patient_ref, gp_ref=gp_ref,
+                                    given=min(reference, first_onset + timedelta(days=30))),)
+    return PatientRecord(patient, condition_resources, observation_resources, group, neighbourhood.name, district.name,
+                         consents)

@@ -181,6 +181,12 @@ class UnitOfWork(Protocol):
         """Record an event that commits (or not) with this unit of work."""
         ...
 
+    def grant_emergency(self, patient_id: str, reason: str) -> Any:
+        """Break-the-glass for the calling practitioner (careflow.access.grants.Grant returned): access
+        to one patient for the policy's hours, the patient's GP told by a Communication, an outbox
+        event ``access.emergency`` for the audit trail.  Forbidden for anyone but a practitioner."""
+        ...
+
 
 @runtime_checkable
 class Repository(Protocol):

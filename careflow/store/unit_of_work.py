@@ -210,11 +210,33 @@ class UnitOfWorkBase(ABC):
         if len(reason.strip()) < rules_.min_reason_length:
             raise InvalidResource(f"break-the-glass needs a reason of at least {rules_.min_reason_length} characters",
                                   expression="reason")
+        now = utc_now()
         with self.unrestricted():
-            self.read("Patient", patient_id)  # NotFound / Gone
-        grant = Grant(p.acts_as[0], "emergency", True,
-                      (utc_now() + timedelta(hours=rules_.max_hours)).replace(tzinfo=None))
-        self._add_grant(patient_id, grant)
+            patient = self.read("Patient", patient_id).resource or {}  # NotFound / Gone
+            grant = Grant(p.acts_as[0], "emergency", True,
+                          (now + timedelta(hours=rules_.max_hours)).astimezone(timezone.utc).replace(tzinfo=None))
+            self._add_grant(patient_id, grant)
+            gps = [g for g in patient.get("generalPractitioner") or () if isinstance(g, dict) and g.get("reference")]
+            self.create({
+                "resourceType": "Communication",
+                "status": "completed",
+                "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/communication-category",
+                                          "code": "alert", "display": "Alert"}]}],
+                "priority": "urgent",
+                "subject": {"reference": f"Patient/{patient_id}"},
+                "sent": instant_text(now),
+                "recipient": [{"reference": g["reference"]} for g in gps],
+                "sender": {"reference": p.acts_as[0]},
+                "reasonCode": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
+                                            "code": "ETREAT", "display": "Emergency Treatment"}]}],
+                "payload": [{"contentString": (
+                    f"Break-the-glass: {p.id} opened this patient's record in an emergency until "
+                    f"{instant_text(grant.expires.replace(tzinfo=timezone.utc)) if grant.expires else ''}. "
+                    f"Reason given: {reason.strip()}")}],
+            })
+            self.outbox_add("access.emergency", {"patient": f"Patient/{patient_id}", "grantee": grant.grantee,
+                                                 "expires": instant_text(grant.expires.replace(tzinfo=timezone.utc))
+                                                 if grant.expires else None})
         return grant
 
     def before_commit(self) -> None:
