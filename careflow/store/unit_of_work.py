@@ -37,6 +37,8 @@ from careflow.fhir.search_values import instant_text
 from careflow.store.port import Action, Listener, SearchResult, Stored
 
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+_OUTSIDE = ("{rtype} would be outside what you may see (no consent, care-team relationship or access-matrix "
+            "right for this patient)")
 # writes of these change who may see the patient: the patient's grants are recomputed
 GRANT_TYPES = frozenset({"Patient", "CareTeam", "Consent"})
 
@@ -145,11 +147,22 @@ class UnitOfWorkBase(ABC):
         """Check a write before it happens; returns the visible current version (None if absent)."""
         if not self._checked:
             return None
-        old = self._visible_current(rtype, rid) if rid is not None else None
+        hidden = False
+        try:
+            old = self._visible_current(rtype, rid) if rid is not None else None
+        except NotFound:
+            if action == "delete":
+                raise  # delete() answers as for an absent resource
+            old, hidden = None, True
+        # a hidden resource is judged as an absent one, so the answer cannot tell them apart
         verb = "update" if old is not None and action != "delete" else action
+        if hidden:
+            verb = "create"
         problem = rules.write_problem(self.principal, verb, rtype, old.resource if old else None, new, self.policy)
         if problem:
             raise Forbidden(problem)
+        if hidden:
+            raise Forbidden(_OUTSIDE.format(rtype=rtype))
         return old
 
     def _after_write(self, stored: Stored, old_patient: str | None = None) -> None:
@@ -167,9 +180,7 @@ class UnitOfWorkBase(ABC):
             try:
                 self.read(stored.type, stored.id)
             except (NotFound, Gone):
-                raise Forbidden(
-                    f"{stored.type} would be outside what you may see (no consent, care-team relationship "
-                    "or access-matrix right for this patient)") from None
+                raise Forbidden(_OUTSIDE.format(rtype=stored.type)) from None
 
     def _old_patient(self, rtype: str, rid: str) -> str | None:
         """The patient a grant-relevant resource belonged to before this write (its subject may change)."""
@@ -410,7 +421,12 @@ class UnitOfWorkBase(ABC):
         return self.update({**resource, "id": stored.id}, if_match=if_match)
 
     def delete(self, type: str, id: str, *, if_match: int | None = None) -> Stored | None:
-        self._before_write("delete", type, id, None)
+        try:
+            self._before_write("delete", type, id, None)
+        except NotFound:  # hidden: exactly what deleting an absent resource answers
+            if if_match is not None:
+                raise
+            return None
         old_patient = self._old_patient(type, id)
         cur = self._current(type, id, lock=True)
         if cur is None or cur.deleted:
