@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import os
 import random
+import shutil
 import socket
 import statistics
 import subprocess
@@ -356,8 +357,8 @@ def sql_queries(url: str, name: str, clients: int, seconds: float, kind: str,
 
 def fresh_database(backend: str, pg_url: str | None, tag: str) -> tuple[str, Callable[[], None]]:
     if backend == "sqlite":
-        path = Path(tempfile.mkdtemp(prefix=f"cf-bench-{tag}-")) / "bench.db"
-        return f"sqlite:///{path}", lambda: None
+        folder = Path(tempfile.mkdtemp(prefix=f"cf-bench-{tag}-"))  # the database, its WAL and shm: hundreds of MB
+        return f"sqlite:///{folder / 'bench.db'}", lambda: shutil.rmtree(folder, ignore_errors=True)
     assert pg_url
     base = resolve_url(pg_url)
     schema = f"cf_bench_{tag}_{uuid.uuid4().hex[:8]}"

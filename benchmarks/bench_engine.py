@@ -14,12 +14,14 @@ benchmark creates and drops its own databases next to the one named.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import shutil
 import sys
 import tempfile
 import threading
 import time
+import uuid
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -27,6 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 _HOME = tempfile.mkdtemp(prefix="careflow-bench-prefect-")
 os.environ.setdefault("PREFECT_HOME", _HOME)
+# removed at exit, after Prefect's own exit handlers (registered later, so run earlier) stop its server
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 from workflows.prefect_env import configure  # noqa: E402
 
 configure(quiet_console=True)
@@ -204,19 +208,25 @@ def main() -> None:
             shutil.rmtree(tmp, ignore_errors=True)
     if args.pg and not args.sqlite_only:
         admin = args.pg.replace("postgresql://", "postgresql+psycopg://", 1)
+        # unique names: two runs at once (or a run beside the tests) never touch each other's databases
+        run = uuid.uuid4().hex[:8]
+        names = {part: f"careflow_bench_{part}_{run}" for part in ("src", "base", "flow")}
         try:
-            src = fresh_pg(admin, "careflow_bench_src")
+            src = fresh_pg(admin, names["src"])
             loaded = load(src, args.inhabitants, args.seed)
             from sqlalchemy import create_engine
 
             create_engine(src).dispose()
-            base_url = fresh_pg(admin, "careflow_bench_base", template="careflow_bench_src")
-            flow_url = fresh_pg(admin, "careflow_bench_flow", template="careflow_bench_src")
+            base_url = fresh_pg(admin, names["base"], template=names["src"])
+            flow_url = fresh_pg(admin, names["flow"], template=names["src"])
             base = baseline(base_url)
             flow = orchestrated(flow_url, args.partitions)
             report("PostgreSQL", loaded, base, flow)
         finally:
-            for name in ("careflow_bench_src", "careflow_bench_base", "careflow_bench_flow"):
+            from workflows import resources
+
+            resources.close_all()  # the flows' pooled connections would block DROP DATABASE
+            for name in names.values():
                 drop_pg(admin, name)
     elif not args.sqlite_only:
         print("\n(PostgreSQL skipped: pass --pg URL or set CAREFLOW_TEST_DATABASE_URL)")

@@ -8,10 +8,10 @@ import subprocess
 import sys
 from collections import Counter
 from datetime import date, timedelta
-from pathlib import Path
 
 import orjson
 import pytest
+from careflow_shared import HCPARTY_FSH, need
 
 from careflow.errors import CareflowError
 from careflow.naming import CARE_ROLE_SYSTEM, EXT_NEIGHBOURHOOD, NIHDI, POPULATION_GROUP, SSIN
@@ -20,8 +20,6 @@ from careflow.region import ROLES, PatientRecord, Region, RegionError, generate_
 from careflow.region.identifiers import nihdi, nihdi_is_valid, ssin, ssin_is_valid
 from careflow.region.practitioners import DISCIPLINES
 
-SHARED = Path(os.environ.get("CAREFLOW_SHARED", Path(__file__).resolve().parents[3] / "shared"))  # beside the checkout
-HCPARTY_FSH = SHARED / "hl7-be/core/input/fsh/codesystems/HCParty.fsh"
 ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 PROGRAMME_CODES = {"R95": "13645005", "K77": "84114007", "T90": "44054006"}  # ICPC-2 -> SNOMED CT
 
@@ -307,7 +305,6 @@ def test_team_sizes_per_12500_inhabitants() -> None:
 
 
 def test_practitioner_roles_are_coded_in_snomed_hcparty_and_careflow(region_10k: Region) -> None:
-    hcparty_codes = set(re.findall(r"^\* #(\w+) \"", HCPARTY_FSH.read_text(), re.M)) if HCPARTY_FSH.exists() else None
     for role in region_10k.practitioner_roles:
         snomed, hcparty, careflow = role["code"]
         (s,) = _codes(snomed, SNOMED)
@@ -315,9 +312,15 @@ def test_practitioner_roles_are_coded_in_snomed_hcparty_and_careflow(region_10k:
         (c,) = _codes(careflow, CARE_ROLE_SYSTEM)
         assert code_problem(SNOMED, s) is None and code_problem(HCPARTY, h) is None
         assert c in ROLES
-        if hcparty_codes is not None:
-            assert h in hcparty_codes, h
         assert role["practitioner"]["reference"] == "Practitioner/prac-" + role["id"].removeprefix("role-")
+
+
+def test_practitioner_role_disciplines_are_codes_of_hl7_belgium_cd_hcparty(region_10k: Region) -> None:
+    hcparty_codes = set(re.findall(r"^\* #(\w+) \"", need(HCPARTY_FSH).read_text(), re.M))
+    assert hcparty_codes, f"no codes read from {HCPARTY_FSH}"
+    for role in region_10k.practitioner_roles:
+        (h,) = _codes(role["code"][1], HCPARTY)
+        assert h in hcparty_codes, h
 
 
 def test_team_for_picks_a_member_of_every_role_from_the_patients_own_team(

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import orjson
 import pytest
+from careflow_shared import SYNTHEA_DIR, missing
 
 from careflow.errors import CareflowError
 from careflow.region import SERVED_TYPES, BundleImportError, ImportStats, read_synthea
 
-SHARED = Path(os.environ.get("CAREFLOW_SHARED", Path(__file__).resolve().parents[3] / "shared"))  # beside the checkout
-SYNTHEA_DIR = Path(os.environ.get("CAREFLOW_SYNTHEA_DIR", SHARED / "synthea"))
 PRACTITIONER_BUNDLE = next(iter(sorted(SYNTHEA_DIR.glob("practitionerInformation*.json"))), None)
-needs_synthea = pytest.mark.skipif(
-    PRACTITIONER_BUNDLE is None, reason=f"Synthea sample bundles not found in {SYNTHEA_DIR} (set CAREFLOW_SYNTHEA_DIR)"
-)
+needs_synthea = pytest.mark.skipif(PRACTITIONER_BUNDLE is None, reason=missing(SYNTHEA_DIR / "practitionerInformation*.json"))
 
 
 def _references(node):
@@ -209,7 +205,8 @@ def test_a_broken_file_in_a_directory_is_named(tmp_path: Path) -> None:
 
 
 def test_missing_path_and_empty_directory_are_clear_errors(tmp_path: Path) -> None:
-    with pytest.raises(BundleImportError, match="no such file or directory"):
+    with pytest.raises(BundleImportError, match="no such file or directory") as caught:
         list(read_synthea(tmp_path / "nope"))
+    assert str(caught.value) == f"{tmp_path / 'nope'}: no such file or directory"  # the path as given, leading / too
     with pytest.raises(BundleImportError, match=r"no Synthea bundles"):
         list(read_synthea(tmp_path))

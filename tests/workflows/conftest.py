@@ -7,7 +7,9 @@ careflow defaults from ``workflows.prefect_env``.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -15,6 +17,8 @@ from typing import Iterator
 import pytest
 
 _HOME = Path(tempfile.mkdtemp(prefix="careflow-prefect-home-"))
+# removed when the session's process exits, after Prefect's exit handlers (registered later, run first)
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 os.environ["PREFECT_HOME"] = str(_HOME)
 os.environ["CAREFLOW_DATA_DIR"] = str(_HOME / "careflow")
 

@@ -1,9 +1,9 @@
 """The production set-up, for real: a separate ``prefect server start`` on PostgreSQL, a flow run
 through ``PREFECT_API_URL``, and a ``careflow worker`` that picks up a deployment run.
 
-Uses its own databases on the shared PostgreSQL server (``prefect_test`` for Prefect,
-``careflow_prod_test`` for the store), recreated each run.  Skipped only when PostgreSQL is not
-reachable (CI always has it).
+Uses two databases of its own on the shared PostgreSQL server (one for Prefect, one for the store),
+named uniquely per run and dropped at the end, so two runs at once never touch each other's.
+Skipped only when PostgreSQL is not reachable (CI always has it).
 """
 
 from __future__ import annotations
@@ -12,16 +12,18 @@ import os
 import signal
 import subprocess
 import time
+import uuid
 from datetime import datetime, timezone
 
 import httpx
 import pytest
-from flow_helpers import PYTHON, ROOT, count, free_port, load_region, subprocess_env
+from flow_helpers import CAREFLOW, PYTHON, ROOT, count, free_port, load_region, subprocess_env
 
 pytestmark = pytest.mark.slow
 
-PREFECT_DB = "prefect_test"
-STORE_DB = "careflow_prod_test"
+RUN = uuid.uuid4().hex[:8]
+PREFECT_DB = f"prefect_test_{RUN}"
+STORE_DB = f"careflow_prod_test_{RUN}"
 
 
 def _server_url() -> str:
@@ -32,18 +34,32 @@ def _server_url() -> str:
     return make_url(raw.replace("postgresql://", "postgresql+psycopg://", 1)).set(drivername="postgresql+psycopg")
 
 
-def _recreate(database: str) -> None:
+def _admin():
     import psycopg
 
     url = _server_url()
     try:
-        conn = psycopg.connect(host=url.host, port=url.port or 5432, user=url.username, password=url.password,
+        return psycopg.connect(host=url.host, port=url.port or 5432, user=url.username, password=url.password,
                                dbname=url.database, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as exc:
         pytest.skip(f"PostgreSQL not reachable: {exc}")
-    with conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{database}"')
+
+
+@pytest.fixture
+def databases():
+    """This run's two databases, created empty and dropped afterwards (even when the test fails)."""
+    with _admin() as conn:
+        for name in (PREFECT_DB, STORE_DB):
+            conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield
+    finally:
+        from workflows import resources
+
+        resources.close_all()
+        with _admin() as conn:
+            for name in (PREFECT_DB, STORE_DB):
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _url_for(database: str, driver: str) -> str:
@@ -88,11 +104,9 @@ def _poll(fn, timeout: float, what: str, proc: subprocess.Popen | None = None):
     pytest.fail(f"timed out waiting for {what}")
 
 
-def test_prefect_server_on_postgres_with_a_careflow_worker(tmp_path):
+def test_prefect_server_on_postgres_with_a_careflow_worker(tmp_path, databases):
     from careflow.region.generate import generate_region
 
-    _recreate(PREFECT_DB)
-    _recreate(STORE_DB)
     store = _url_for(STORE_DB, "postgresql+psycopg")
     load_region(store, generate_region(800, seed=3))
 
@@ -110,7 +124,7 @@ def test_prefect_server_on_postgres_with_a_careflow_worker(tmp_path):
         client_env = subprocess_env(api, PREFECT_HOME=str(home), CAREFLOW_DATABASE_URL=store)
 
         # 1. a flow run from the CLI goes through PREFECT_API_URL to the PostgreSQL-backed server
-        enrol = subprocess.run([PYTHON, "-m", "careflow.cli", "enrol", "--start", "2026-11-02", "--partitions", "2"],
+        enrol = subprocess.run([*CAREFLOW, "enrol", "--start", "2026-11-02", "--partitions", "2"],
                                env=client_env, cwd=ROOT, capture_output=True, text=True, timeout=600)
         assert enrol.returncode == 0, enrol.stderr
         assert count(store, "CarePlan") > 0
@@ -119,7 +133,7 @@ def test_prefect_server_on_postgres_with_a_careflow_worker(tmp_path):
         assert "postgres" not in str(runs[0]["parameters"])  # the store URL is not a flow parameter
 
         # 2. a worker serves the deployments and runs one on request
-        worker = subprocess.Popen([PYTHON, "-m", "careflow.cli", "worker"], env=client_env, cwd=tmp_path,
+        worker = subprocess.Popen([*CAREFLOW, "worker"], env=client_env, cwd=tmp_path,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
         wanted = {"careflow-enrol", "careflow-sweep", "careflow-events"}
