@@ -1,4 +1,4 @@
-"""The sweep's report in Prefect: a markdown summary and a table of escalations.
+"""The engine's reports in Prefect: the enrolment's and the sweep's summaries, the sweep's escalations.
 
 Only counts and resource ids leave the store: no names, no birth dates, no measurements.  An
 escalation row names the new Task, the overdue Task it escalates, the role it goes to, the programme
@@ -8,11 +8,12 @@ could read health data from.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from careflow.engine.counts import Counts
 
+ENROL_SUMMARY_KEY = "enrol-summary"
 SUMMARY_KEY = "sweep-summary"
 ESCALATIONS_KEY = "sweep-escalations"
 MAX_ESCALATION_ROWS = 5000  # an artifact is for reading; the full list is in the store (Task search)
@@ -28,10 +29,11 @@ def _table(title: str, rows: dict[str, Any], keys: list[str]) -> list[str]:
     return lines + [""]
 
 
-def summary_markdown(counts: Counts, now: datetime) -> str:
-    """The sweep at a glance: totals, then per programme and per neighbourhood."""
+def summary_markdown(counts: Counts, now: datetime | date, title: str = "Follow-up sweep") -> str:
+    """The run at a glance: totals, then per programme and per neighbourhood."""
     keys = sorted(counts.total)
-    lines = [f"## Follow-up sweep of {now.isoformat(timespec='minutes')}", ""]
+    when = now.isoformat(timespec="minutes") if isinstance(now, datetime) else now.isoformat()
+    lines = [f"## {title} of {when}", ""]
     lines += [f"- **{k}**: {counts.total[k]:,}" for k in keys] or ["- nothing to do"]
     lines.append("")
     lines += _table("Per programme", counts.by_program, keys)
@@ -56,14 +58,25 @@ def escalation_rows(counts: Counts) -> list[dict[str, str]]:
     return rows[:MAX_ESCALATION_ROWS]
 
 
+def publish_enrolment_summary(counts: Counts, start: date) -> None:
+    """Write the enrolment's summary to the current flow run (call from inside the flow)."""
+    from prefect.artifacts import create_markdown_artifact
+
+    create_markdown_artifact(key=ENROL_SUMMARY_KEY, markdown=summary_markdown(counts, start, "Enrolment"),
+                             description="Who was enrolled in which programme (counts only)")
+
+
 def publish_sweep_summary(counts: Counts, now: datetime) -> None:
-    """Write both artifacts to the current flow run (call from inside the flow)."""
+    """Write the summary, and the escalations table when there are any, to the current flow run."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-    create_markdown_artifact(key=SUMMARY_KEY, markdown=summary_markdown(counts, now),
-                             description="What the follow-up sweep did (counts only)")
     rows = escalation_rows(counts)
+    markdown = summary_markdown(counts, now)
+    if not rows:
+        markdown += "\nNo overdue Task was escalated.\n"
+    create_markdown_artifact(key=SUMMARY_KEY, markdown=markdown, description="What the follow-up sweep did (counts only)")
+    if not rows:
+        return  # a table of one empty row says nothing; the summary says there was nothing
     shown = "" if len(rows) == len(counts.escalations) else f" (first {len(rows):,} of {len(counts.escalations):,})"
-    create_table_artifact(key=ESCALATIONS_KEY, table=rows or [{"task": "", "overdue_task": "", "role": "",
-                                                               "programme": "", "trigger": "", "neighbourhood": ""}],
+    create_table_artifact(key=ESCALATIONS_KEY, table=rows,
                           description=f"Escalated overdue Tasks{shown}: resource ids, role, programme, neighbourhood")

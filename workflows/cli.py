@@ -18,6 +18,16 @@ from careflow.errors import CareflowError
 DbOpt = typer.Option(None, "--db", envvar="CAREFLOW_DATABASE_URL",
                      help="store URL (sqlite:///file.db or postgresql://...); default: SQLite in the data dir")
 PartitionsOpt = typer.Option(8, "--partitions", min=1, max=256, help="task runs to split the patients into")
+JsonOpt = typer.Option(False, "--json", help="print the result as one JSON object on stdout instead of a sentence")
+
+
+def _print_json(data: object) -> None:
+    import sys
+
+    import orjson
+
+    sys.stdout.buffer.write(orjson.dumps(data) + b"\n")
+    sys.stdout.flush()
 
 
 def _engine() -> None:
@@ -27,9 +37,10 @@ def _engine() -> None:
     configure(quiet_console=True)
     from workflows import flows
     from workflows.prefect_env import log_to_file
+    from workflows.progress import stderr_progress
 
     log_to_file()
-    flows.set_progress(flows.stderr_progress)
+    flows.set_progress(stderr_progress)
 
 
 def _day(value: Optional[str], option: str) -> Optional[date]:
@@ -58,7 +69,7 @@ def _summary(result: dict, keys: tuple[str, ...]) -> str:
 
 def enrol_command(db: Optional[str] = DbOpt,
                   start: Optional[str] = typer.Option(None, "--start", help="plan start date (YYYY-MM-DD), default today"),
-                  partitions: int = PartitionsOpt) -> None:
+                  partitions: int = PartitionsOpt, as_json: bool = JsonOpt) -> None:
     """Enrol every eligible patient in the store in their care programmes (safe to rerun)."""
     day = _day(start, "--start")
     _engine()
@@ -67,13 +78,15 @@ def enrol_command(db: Optional[str] = DbOpt,
     running.use_database(db)
     with running.stop_on_interrupt():
         result = running.run(flows.enrol_region, db_url=None, start=day, partitions=partitions)
+    if as_json:
+        return _print_json(result)
     typer.echo("careflow: enrolment done: " + _summary(result, ("enrolled", "already-enrolled", "not-eligible",
                                                                   "resources-created", "conflict")))
 
 
 def sweep_command(db: Optional[str] = DbOpt,
                   now: Optional[str] = typer.Option(None, "--now", help="sweep as of this date/time, default now"),
-                  partitions: int = PartitionsOpt) -> None:
+                  partitions: int = PartitionsOpt, as_json: bool = JsonOpt) -> None:
     """Run the follow-up sweep once: open due Tasks, escalate overdue ones, close finished plans."""
     moment = _moment(now)
     _engine()
@@ -82,17 +95,20 @@ def sweep_command(db: Optional[str] = DbOpt,
     running.use_database(db)
     with running.stop_on_interrupt():
         result = running.run(flows.sweep_region, db_url=None, now=moment, partitions=partitions)
+    if as_json:
+        return _print_json(result)
     typer.echo("careflow: sweep done: " + _summary(result, ("plans", "tasks-opened", "tasks-overdue", "escalated",
                                                              "plans-completed", "conflict")))
 
 
 def import_command(path: Path = typer.Argument(..., help="a Synthea FHIR bundle, or a folder of them"),
-                   db: Optional[str] = DbOpt) -> None:
+                   db: Optional[str] = DbOpt, as_json: bool = JsonOpt) -> None:
     """Load Synthea R4 bundles into the store (resources keep their ids; a rerun adds only what is missing)."""
+    # no flow runs here, so Prefect is never imported (nor its start-up warnings printed)
     from careflow.region.synthea import ImportStats, read_synthea
     from workflows import running
-    from workflows.flows import stderr_progress
     from workflows.loading import load_resources
+    from workflows.progress import stderr_progress
     from workflows.resources import repository
 
     running.use_database(db)
@@ -101,9 +117,13 @@ def import_command(path: Path = typer.Argument(..., help="a Synthea FHIR bundle,
         counts = load_resources(repository(None), read_synthea(path, stats=stats), what="import",
                                 progress=stderr_progress)
     skipped = sum(stats.skipped.values())
+    reduced = stats.dropped_references + stats.unresolved_references
+    if as_json:
+        return _print_json({"files": stats.files, "created": counts.created, "existing": counts.existing,
+                            "skipped": dict(sorted(stats.skipped.items())), "references_reduced": reduced})
     typer.echo(f"careflow: imported {stats.files:,} file(s): {counts.created:,} resources created, "
                f"{counts.existing:,} already present, {skipped:,} of unsupported types skipped, "
-               f"{stats.dropped_references + stats.unresolved_references:,} references reduced to text")
+               f"{reduced:,} references reduced to text")
 
 
 def worker_command(db: Optional[str] = DbOpt,
@@ -125,8 +145,13 @@ def worker_command(db: Optional[str] = DbOpt,
     where = os.environ.get("PREFECT_API_URL") or "a temporary local Prefect server (set PREFECT_API_URL for production)"
     typer.echo(f"careflow: worker serving careflow-enrol, careflow-sweep, careflow-events via {where}; Ctrl-C to stop",
                err=True)
-    running.run(serve_forever, schedules=Schedules(enrol_cron=enrol_cron, sweep_cron=sweep_cron,
-                                                   events_seconds=events_every), limit=limit)
+    with running.stop_within():
+        try:
+            running.run(serve_forever, schedules=Schedules(enrol_cron=enrol_cron, sweep_cron=sweep_cron,
+                                                           events_seconds=events_every), limit=limit)
+        except KeyboardInterrupt:
+            pass
+    typer.echo("careflow: worker stopped", err=True)
 
 
 def demo_command(inhabitants: int = typer.Option(100_000, "--inhabitants", min=1, help="people in the demo region"),
@@ -135,28 +160,42 @@ def demo_command(inhabitants: int = typer.Option(100_000, "--inhabitants", min=1
                  host: str = typer.Option("127.0.0.1", "--host", help="where the FHIR API listens"),
                  port: int = typer.Option(8080, "--port", min=1, max=65535),
                  seed: int = typer.Option(1, "--seed", help="same seed, same region"),
-                 partitions: int = PartitionsOpt) -> None:
+                 partitions: int = PartitionsOpt,
+                 reset: bool = typer.Option(False, "--reset", help="delete the SQLite store first and start afresh"),
+                 as_json: bool = JsonOpt) -> None:
     """Generate the Zorgzaam Leuven demo region, enrol and sweep it, and serve the FHIR API."""
     _engine()
     from workflows import running
-    from workflows.demo import build_demo, ready_line
-    from workflows.flows import stderr_progress
+    from workflows.demo import build_demo, ready_line, reset_store, summary
+    from workflows.progress import stderr_progress
 
     url = running.use_database(db)
     if not no_serve:
         running.check_port_free(host, port)
+    if reset:
+        reset_store(url, stderr_progress)
     with running.stop_on_interrupt():
         result = build_demo(None, inhabitants, seed, stderr_progress, partitions=partitions)
         running.stop_temporary_prefect_server()
     if no_serve:
-        typer.echo(ready_line(result, None, None))
+        if as_json:
+            return _print_json(summary(result, url, None, None))
+        typer.echo(ready_line(result, url, None, None))
         return
     from careflow.api.login import demo_login_text
     from careflow.api.server import serve
 
-    typer.echo(ready_line(result, host, port))
-    typer.echo(demo_login_text(url, host, port))  # tokens of the local issuer, which this server trusts
-    serve(url, host, port, local_issuer=True)
+    def ready() -> None:  # called once the server listens, not before
+        login = demo_login_text(url, host, port)  # tokens of the local issuer, which this server trusts
+        if as_json:
+            _print_json(summary(result, url, host, port))
+            typer.echo(login, err=True)
+        else:
+            typer.echo(ready_line(result, url, host, port))
+            typer.echo(login)
+
+    stderr_progress("demo: starting the FHIR API")
+    serve(url, host, port, local_issuer=True, on_ready=ready)
 
 
 def register(app: typer.Typer) -> None:

@@ -43,23 +43,78 @@ def build_demo(db_url: str | None, inhabitants: int, seed: int, progress: Progre
 
     started = time.monotonic()
     today = date.today()
+    prefect_server = running.start_temporary_prefect_server(progress)  # starts while the region loads
     region = generate_region(inhabitants, seed, reference_date=today)
     progress(f"demo: generating and loading {region.name} ({inhabitants:,} inhabitants) into the store")
     loaded = load_resources(repository(db_url), region_resources(region), what="load", progress=progress)
     progress(f"load: {loaded.total:,} resources ({loaded.created:,} new) in {time.monotonic() - started:.0f}s")
+    prefect_server.wait()
+    progress("demo: enrolling every eligible patient")
     enrolment = running.run(flows.enrol_region, db_url=None, start=today, partitions=partitions)
+    progress("demo: sweeping the care plans once (the daily follow-up)")
     sweep = running.run(flows.sweep_region, db_url=None, now=datetime.now(timezone.utc), partitions=partitions)
     return DemoResult(inhabitants, loaded.total, enrolment, sweep, time.monotonic() - started)
 
 
-def ready_line(result: DemoResult, host: str | None, port: int | None) -> str:
-    """The one line that tells the user what they have and where to look."""
+def store_location(url: str) -> tuple[str, str]:
+    """Where the store lives, and how to start afresh, in words (no password)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return f"SQLite file {parsed.database}", "careflow demo --reset"
+    shown = parsed.render_as_string(hide_password=True)
+    return f"PostgreSQL {shown}", f"drop and re-create database {parsed.database!r}"
+
+
+def reset_store(url: str, progress: Progress) -> None:
+    """Delete the SQLite store (and its WAL and shared-memory files) so the demo starts afresh."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    from careflow.errors import EngineError
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        raise EngineError("--reset deletes an SQLite file only; for PostgreSQL drop and re-create the database yourself")
+    removed = 0
+    for suffix in ("", "-wal", "-shm"):
+        path = Path(parsed.database + suffix)
+        if path.exists():
+            path.unlink()
+            removed += 1
+    progress(f"demo: reset: {'deleted ' + parsed.database if removed else 'no store yet at ' + parsed.database}")
+
+
+def summary(result: DemoResult, url: str, host: str | None, port: int | None) -> dict[str, Any]:
+    """The ready line's facts as data (``--json``)."""
+    where, reset = store_location(url)
+    out: dict[str, Any] = {
+        "inhabitants": result.inhabitants, "resources_loaded": result.resources_loaded,
+        "enrolled": _count(result.enrolment, "enrolled") + _count(result.enrolment, "already-enrolled"),
+        "care_plans": _count(result.sweep, "plans"), "seconds": round(result.seconds, 1),
+        "store": where, "reset": reset, "enrolment": result.enrolment.get("total", {}),
+        "sweep": result.sweep.get("total", {}),
+    }
+    if host is not None and port is not None:
+        out["fhir_base"] = _base(host, port)
+    return out
+
+
+def _base(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    return f"http://{shown}:{port}/fhir"
+
+
+def ready_line(result: DemoResult, url: str, host: str | None, port: int | None) -> str:
+    """The one line that tells the user what they have, where it is kept and where to look."""
     enrolled = _count(result.enrolment, "enrolled") + _count(result.enrolment, "already-enrolled")
     plans = _count(result.sweep, "plans")
+    where, reset = store_location(url)
     line = (f"careflow: demo region ready: {result.inhabitants:,} inhabitants, {enrolled:,} patients enrolled "
-            f"in {plans:,} care plans, swept ({result.seconds:.0f}s)")
+            f"in {plans:,} care plans, swept ({result.seconds:.0f}s); store: {where} (to start afresh: {reset})")
     if host is None or port is None:
         return line
-    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
-    base = f"http://{shown}:{port}/fhir"
+    base = _base(host, port)
     return f"{line}; FHIR API at {base} (try {base}/CarePlan?_count=5); Ctrl-C to stop"

@@ -22,7 +22,6 @@ from workflows.prefect_env import configure
 
 configure()
 
-import sys  # noqa: E402
 import time  # noqa: E402
 from datetime import date, datetime, timezone  # noqa: E402
 from typing import Any, Callable, Sequence  # noqa: E402
@@ -36,6 +35,7 @@ from prefect.tasks import exponential_backoff  # noqa: E402
 from careflow.engine import enrolment, events, sweep  # noqa: E402
 from careflow.engine.counts import Counts  # noqa: E402
 from workflows import retrying  # noqa: E402
+from workflows.progress import stderr_progress  # noqa: E402, F401 - re-exported for the CLI
 from workflows.resources import programs, repository  # noqa: E402
 
 DEFAULT_PARTITIONS = 8
@@ -93,36 +93,68 @@ def _runner() -> Any:
     raise EngineError(f"CAREFLOW_TASK_RUNNER must be threads, dask or ray (optionally :address), not {kind!r}")
 
 
+# --- run names: what the run does and on which partition, instead of Prefect's random names -----
+
+
+def _parameters(runtime: str) -> dict[str, Any]:
+    from prefect import runtime as prefect_runtime
+
+    return dict(getattr(prefect_runtime, runtime).parameters or {})
+
+
+def _partition_name(work: str) -> Callable[[], str]:
+    def name() -> str:
+        index = _parameters("task_run").get("index")
+        return f"{work}-partition-{index + 1}" if isinstance(index, int) else f"{work}-partition"
+
+    return name
+
+
+def _enrol_run_name() -> str:
+    start = _parameters("flow_run").get("start")
+    return f"enrol-{start or datetime.now(timezone.utc).date()}"
+
+
+def _sweep_run_name() -> str:
+    now = _parameters("flow_run").get("now")
+    moment = now if isinstance(now, datetime) else datetime.now(timezone.utc)
+    return f"sweep-{moment.isoformat(timespec='minutes')}"
+
+
+def _events_run_name() -> str:
+    return f"events-{datetime.now(timezone.utc).isoformat(timespec='seconds')}"
+
+
 # --- tasks: ids in, counts out ------------------------------------------------------------------
 
 
-@task(name="find-candidates", **_TASK_OPTIONS)
+@task(name="find-candidates", task_run_name="find-candidates", **_TASK_OPTIONS)
 def find_candidates(db_url: str | None, partitions: int) -> list[list[str]]:
     """Patient ids that may qualify for a programme, cut into ``partitions`` stable-hash slices."""
     ids = enrolment.find_candidates(repository(db_url), programs())
     return enrolment.partition(ids, partitions)
 
 
-@task(name="enrol-partition", **_TASK_OPTIONS)
+@task(name="enrol-partition", task_run_name=_partition_name("enrol"), **_TASK_OPTIONS)
 def enrol_partition(db_url: str | None, index: int, patient_ids: Sequence[str], start: date) -> Counts:
     """Enrol one partition (thousands of patients, in the engine's batched units of work)."""
     return enrolment.enrol(repository(db_url), programs(), patient_ids, start)
 
 
-@task(name="find-plans", **_TASK_OPTIONS)
+@task(name="find-plans", task_run_name="find-plans", **_TASK_OPTIONS)
 def find_plans(db_url: str | None, partitions: int) -> list[list[str]]:
     """Ids of patients with an active CarePlan, cut into ``partitions`` stable-hash slices."""
     ids = sweep.plan_patients(repository(db_url))
     return enrolment.partition(ids, partitions)
 
 
-@task(name="sweep-partition", **_TASK_OPTIONS)
+@task(name="sweep-partition", task_run_name=_partition_name("sweep"), **_TASK_OPTIONS)
 def sweep_partition(db_url: str | None, index: int, patient_ids: Sequence[str], now: datetime) -> Counts:
     """Open, escalate and close the due work of one partition's care plans."""
     return sweep.sweep(repository(db_url), programs(), now, patient_ids)
 
 
-@task(name="process-event-batch", **_TASK_OPTIONS)
+@task(name="process-event-batch", task_run_name="process-event-batch", **_TASK_OPTIONS)
 def process_event_batch(db_url: str | None, now: datetime, limit: int) -> Counts:
     """Claim and handle up to ``limit`` outbox events (claims are leased, so a crash re-offers them)."""
     repo = repository(db_url)
@@ -154,13 +186,16 @@ def _gather(futures: list[Any], what: str, sizes: dict[Any, int]) -> Counts:
 # --- flows ----------------------------------------------------------------------------------------
 
 
-@flow(name="enrol-region", task_runner=_runner(), persist_result=False, log_prints=False)
+@flow(name="enrol-region", flow_run_name=_enrol_run_name, task_runner=_runner(), persist_result=False, log_prints=False)
 def enrol_region(db_url: str | None = None, start: date | None = None,
                  partitions: int = DEFAULT_PARTITIONS) -> dict[str, Any]:
-    """Enrol every eligible patient of the store in every programme they qualify for.
+    """Enrol every eligible patient of the store in every programme they qualify for, and write an
+    ``enrol-summary`` artifact (counts per programme and neighbourhood).
 
     Re-running it is safe and cheap: already-enrolled patients are counted, not duplicated.
     """
+    from workflows.artifacts import publish_enrolment_summary
+
     day = start or datetime.now(timezone.utc).date()
     slices = find_candidates(db_url, max(1, partitions))
     _report(f"enrol: {sum(map(len, slices)):,} candidate patients in {len(slices)} partitions")
@@ -172,10 +207,11 @@ def enrol_region(db_url: str | None = None, start: date | None = None,
             futures.append(future)
             sizes[future] = len(ids)
     counts = _gather(futures, "enrol", sizes)
+    publish_enrolment_summary(counts, day)
     return counts.as_dict()
 
 
-@flow(name="sweep-region", task_runner=_runner(), persist_result=False, log_prints=False)
+@flow(name="sweep-region", flow_run_name=_sweep_run_name, task_runner=_runner(), persist_result=False, log_prints=False)
 def sweep_region(db_url: str | None = None, now: datetime | None = None,
                  partitions: int = DEFAULT_PARTITIONS) -> dict[str, Any]:
     """The follow-up sweep: open Tasks whose window has come, escalate overdue ones, close finished
@@ -200,7 +236,8 @@ def sweep_region(db_url: str | None = None, now: datetime | None = None,
     return counts.as_dict()
 
 
-@flow(name="process-events", task_runner=_runner(), persist_result=False, log_prints=False)
+@flow(name="process-events", flow_run_name=_events_run_name, task_runner=_runner(), persist_result=False,
+      log_prints=False)
 def process_events(db_url: str | None = None, max_batches: int = 20) -> dict[str, Any]:
     """Drain the outbox (new Observations -> trigger Tasks), a batch per task run, until it is empty
     or ``max_batches`` ran (the next scheduled run picks up the rest)."""
@@ -214,7 +251,3 @@ def process_events(db_url: str | None = None, max_batches: int = 20) -> dict[str
     return total.as_dict()
 
 
-def stderr_progress(line: str) -> None:
-    """The CLI's progress reporter: one line per step on stderr, flushed at once."""
-    sys.stderr.write(f"careflow: {line}\n")
-    sys.stderr.flush()

@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
@@ -64,6 +65,60 @@ def check_port_free(host: str, port: int) -> None:
             raise PortInUse(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another with --port") from None
 
 
+class PrefectServerStart:
+    """The temporary local Prefect server, started on a thread so its 10-70 s start overlaps other work.
+
+    Prefect would start it silently at the first flow run; starting it early and saying so (and
+    how long it has been starting) means no step of ``careflow demo`` is silent for more than a
+    few seconds.  If the start fails, the first flow run tries again and reports the error.
+    """
+
+    HEARTBEAT_SECONDS = 5.0
+
+    def __init__(self, progress: Callable[[str], None]) -> None:
+        import threading
+
+        self._progress = progress
+        self._thread: Any = None
+        self._started = 0.0
+        if os.environ.get("PREFECT_API_URL"):
+            return  # a real Prefect server: nothing to start
+        from prefect.server.api.server import SubprocessASGIServer
+
+        server = SubprocessASGIServer()
+        if server.running:
+            return
+        progress("demo: starting a temporary local Prefect server for the flow runs "
+                 "(its first start sets up its database: up to a minute)")
+
+        def start() -> None:
+            try:
+                server.start()
+            except Exception:  # noqa: BLE001 - the first flow run retries and reports it
+                pass
+
+        self._started = time.monotonic()
+        self._thread = threading.Thread(target=start, name="prefect-server-start", daemon=True)
+        self._thread.start()
+
+    def wait(self) -> None:
+        """Block until the server answers (or its start failed), with a line every few seconds."""
+        if self._thread is None:
+            return
+        while self._thread.is_alive():
+            self._thread.join(self.HEARTBEAT_SECONDS)
+            if self._thread.is_alive():
+                self._progress(f"demo: waiting for the temporary Prefect server to start "
+                               f"({time.monotonic() - self._started:.0f}s)")
+        self._progress(f"demo: Prefect server ready ({time.monotonic() - self._started:.0f}s)")
+        self._thread = None
+
+
+def start_temporary_prefect_server(progress: Callable[[str], None]) -> PrefectServerStart:
+    """Start the temporary Prefect server in the background (no-op with ``PREFECT_API_URL``)."""
+    return PrefectServerStart(progress)
+
+
 def stop_temporary_prefect_server() -> None:
     """Stop the temporary local Prefect server, if this process started one (frees its port early)."""
     from prefect.server.api.server import SubprocessASGIServer
@@ -104,3 +159,86 @@ def stop_on_interrupt() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+STOPPING = "careflow: stopping; Ctrl-C again to stop at once\n"
+WORKER_GRACE_SECONDS = 20.0
+
+
+def _child_pids() -> list[int]:
+    """This process's direct children (Linux /proc; elsewhere none are known)."""
+    me = os.getpid()
+    found = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 1 and fields[1] == str(me):
+            found.append(int(entry))
+    return found
+
+
+def _end_now(code: int = 130) -> None:
+    """Terminate the children (flow-run subprocesses, a temporary Prefect server) and leave at once."""
+    try:
+        for pid in _child_pids():
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and _child_pids():
+            time.sleep(0.1)
+        for pid in _child_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
+
+
+@contextmanager
+def stop_within(grace: float = WORKER_GRACE_SECONDS) -> Iterator[None]:
+    """Ctrl-C asks for a clean stop, and the process ends within ``grace`` seconds whatever happens.
+
+    ``careflow worker`` stops through Prefect's runner, which cancels its flow runs, waits for their
+    subprocesses and flushes its event and log clients; on a busy machine that took longer than a
+    minute (and was killed).  The first Ctrl-C starts that clean stop and a timer; when the timer
+    runs out, or at a second Ctrl-C, the children are terminated and the process exits (130).  Safe
+    for the same reason as ``stop_on_interrupt``: every flow is idempotent and reruns finish the work.
+    """
+    import threading
+
+    armed = threading.Event()
+
+    def _watchdog() -> None:
+        time.sleep(grace)
+        sys.stderr.write(f"careflow: did not stop within {grace:.0f}s; ending its flow runs now\n")
+        _end_now()
+
+    def _on_interrupt(signum: int, frame: Any) -> None:
+        if armed.is_set():
+            _end_now()
+        armed.set()
+        sys.stderr.write(STOPPING)
+        sys.stderr.flush()
+        threading.Thread(target=_watchdog, name="careflow-stop-watchdog", daemon=True).start()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, _on_interrupt)
+    try:
+        yield
+    finally:
+        if not armed.is_set():
+            signal.signal(signal.SIGINT, previous)
+        # when armed, the handler stays: a second Ctrl-C during Prefect's shutdown still ends at once

@@ -23,9 +23,31 @@ def serve_command(
 ) -> None:
     """Serve the FHIR R4 API (base /fhir) with the care programmes published as PlanDefinitions."""
     from careflow.api.server import serve
+    from careflow.store.database import resolve_url
 
-    typer.echo(f"careflow: FHIR API at http://{host}:{port}/fhir (metadata: /fhir/metadata); Ctrl-C to stop", err=True)
-    serve(db, host, port, engine=engine, insecure_no_auth=insecure_no_auth, local_issuer=local_issuer)
+    url = resolve_url(db)  # an unusable URL is one error line, before anything else is said
+    _check_port_free(host, port)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+
+    def ready() -> None:
+        typer.echo(f"careflow: FHIR API at http://{shown}:{port}/fhir (metadata: /fhir/metadata); Ctrl-C to stop", err=True)
+
+    serve(url, host, port, engine=engine, insecure_no_auth=insecure_no_auth, local_issuer=local_issuer, on_ready=ready)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """One line instead of uvicorn's log record when the port is taken."""
+    import socket
+
+    from careflow.errors import PortInUse
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise PortInUse(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another with --port") from None
+
 
 
 def token_command(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from careflow.access.principal import SYSTEM
 from careflow.errors import CareflowError, Gone, NotFound
@@ -135,14 +135,25 @@ def is_loopback(host: str) -> bool:
 
 
 def serve(url: str | None, host: str, port: int, *, engine: bool = True, insecure_no_auth: bool = False,
-          local_issuer: bool | None = None) -> None:
-    """Run the FHIR server until interrupted (``careflow serve [--db URL] [--host H] [--port P]``)."""
+          local_issuer: bool | None = None, on_ready: Callable[[], None] | None = None) -> None:
+    """Run the FHIR server until interrupted (``careflow serve [--db URL] [--host H] [--port P]``).
+
+    ``on_ready`` is called once the socket listens, so a "ready" line is never printed before an
+    error (an unusable database URL, a port in use) nor before a client could connect."""
     import uvicorn
 
     if insecure_no_auth and not is_loopback(host):
         raise InsecureBindRefused(f"--insecure-no-auth serves everything to anyone: it binds loopback only, not {host!r}")
     app = build_app(url, engine=engine, insecure_no_auth=insecure_no_auth, local_issuer=local_issuer)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+    class _Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started and on_ready is not None and not self.should_exit:
+                on_ready()
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    _Server(config).run()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -49,10 +49,11 @@ _MAX_NOTES = 50
 class BundleImportError(CareflowError):
     """A file cannot be imported as a Synthea Bundle (missing, not JSON, not a Bundle, malformed entry)."""
 
-    def __init__(self, path: Path, problem: str) -> None:
+    def __init__(self, path: Path, problem: str, *, whole_path: bool = False) -> None:
+        """A file inside the import is named by its name; the path the user gave (``whole_path``) as given."""
         self.path = path
         self.problem = problem
-        super().__init__(f"{path.name}: {problem}")
+        super().__init__(f"{path if whole_path else path.name}: {problem}")
 
 
 @dataclass
@@ -78,10 +79,10 @@ def synthea_files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
     if not path.is_dir():
-        raise BundleImportError(path, "no such file or directory")
+        raise BundleImportError(path, "no such file or directory", whole_path=True)
     files = sorted(p for p in path.glob("*.json") if p.is_file())
     if not files:
-        raise BundleImportError(path, "the directory holds no Synthea bundles (*.json)")
+        raise BundleImportError(path, "the directory holds no Synthea bundles (*.json)", whole_path=True)
     shared = [p for p in files if p.name.startswith(_SHARED_BUNDLE_PREFIXES)]
     return shared + [p for p in files if p not in shared]
 

@@ -10,6 +10,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
+# the careflow this test run imports (editable or installed), never the source tree by accident of the
+# working directory: -P keeps the child's cwd off sys.path
+CAREFLOW = [PYTHON, "-P", "-m", "careflow.cli"]
 
 
 def free_port() -> int:
@@ -35,13 +38,12 @@ def subprocess_env(api_url: str | None, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     if api_url:
         env["PREFECT_API_URL"] = api_url
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(extra)
     return env
 
 
 def run_careflow(args: list[str], env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([PYTHON, "-m", "careflow.cli", *args], env=env, cwd=ROOT, capture_output=True,
+    return subprocess.run([*CAREFLOW, *args], env=env, cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout)
 
 

@@ -16,7 +16,7 @@ import time
 from datetime import date, datetime, timezone
 
 import pytest
-from flow_helpers import PYTHON, ROOT, all_resources, count, duplicates, load_region, plan_resource_ids, reference_plan_ids, subprocess_env
+from flow_helpers import CAREFLOW, ROOT, all_resources, count, duplicates, load_region, plan_resource_ids, reference_plan_ids, subprocess_env
 
 START = date(2026, 11, 2)
 SWEEP_AT = datetime(2027, 2, 15, 6, 0, tzinfo=timezone.utc)
@@ -55,7 +55,7 @@ def test_sqlite_enrolment_killed_mid_run_then_rerun(tmp_path, prefect_api, regio
     assert len(expected["CarePlan"]) > 300
 
     env = subprocess_env(prefect_api, CAREFLOW_DATABASE_URL=url)
-    args = [PYTHON, "-m", "careflow.cli", "enrol", "--start", START.isoformat(), "--partitions", "4"]
+    args = [*CAREFLOW, "enrol", "--start", START.isoformat(), "--partitions", "4"]
     proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
@@ -164,7 +164,7 @@ def test_postgres_stopped_mid_sweep_then_restarted(throwaway_pg, prefect_api):
     assert len(expected["Task"]) > planned  # the sweep has work to do
 
     env = subprocess_env(prefect_api, CAREFLOW_DATABASE_URL=url)
-    args = [PYTHON, "-m", "careflow.cli", "sweep", "--now", SWEEP_AT.isoformat(), "--partitions", "4"]
+    args = [*CAREFLOW, "sweep", "--now", SWEEP_AT.isoformat(), "--partitions", "4"]
     proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
@@ -194,7 +194,7 @@ def test_ctrl_c_mid_enrolment_stops_at_once_and_a_rerun_completes(tmp_path, pref
     url = f"sqlite:///{tmp_path / 'careflow.db'}"
     load_region(url, region)
     env = subprocess_env(prefect_api, CAREFLOW_DATABASE_URL=url)
-    args = [PYTHON, "-m", "careflow.cli", "enrol", "--start", START.isoformat(), "--partitions", "4"]
+    args = [*CAREFLOW, "enrol", "--start", START.isoformat(), "--partitions", "4"]
     proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:

@@ -46,10 +46,38 @@ def test_enrolment_is_one_task_run_per_partition(first_enrolment, demo_region):
     chronic = sum(1 for r in demo_region.patient_records(chronic_only=True))
     assert 0 < result["total"]["enrolled"] <= chronic
     runs = _task_runs(state.state_details.flow_run_id)
-    names = Counter(run.name.rsplit("-", 1)[0] for run in runs)
-    # a handful of task runs for hundreds of patients: one lookup, one per partition
-    assert names == {"find-candidates": 1, "enrol-partition": PARTITIONS}
+    # a handful of task runs for hundreds of patients: one lookup, one per partition, named for the work
+    assert Counter(run.name for run in runs) == {"find-candidates": 1, **{f"enrol-partition-{n}": 1
+                                                                         for n in range(1, PARTITIONS + 1)}}
     assert all(run.state.is_completed() for run in runs)
+    assert _flow_run(state).name == f"enrol-{START.isoformat()}"
+
+
+def _flow_run(state):
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(state.state_details.flow_run_id)
+
+
+def _artifacts(state) -> dict:
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+    return {a.key: a for a in found}
+
+
+def test_enrolment_writes_a_summary_artifact(first_enrolment):
+    from workflows.artifacts import ENROL_SUMMARY_KEY
+
+    by_key = _artifacts(first_enrolment)
+    assert set(by_key) == {ENROL_SUMMARY_KEY}
+    summary = str(by_key[ENROL_SUMMARY_KEY].data)
+    assert summary.startswith(f"## Enrolment of {START.isoformat()}") and "Per programme" in summary
+    assert f"**enrolled**: {first_enrolment.result()['total']['enrolled']:,}" in summary
 
 
 def test_every_enrolled_patient_has_one_plan_per_programme(store, first_enrolment):
@@ -71,19 +99,15 @@ def test_rerun_enrols_nobody_twice(store, first_enrolment):
 
 
 def test_sweep_writes_an_artifact_without_health_data(store, first_enrolment, demo_region):
-    from prefect import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-
     from workflows.artifacts import ESCALATIONS_KEY, SUMMARY_KEY
     from workflows.flows import sweep_region
 
     state = sweep_region(store, now=SWEEP_AT, partitions=PARTITIONS, return_state=True)
     result = state.result()
     assert result["total"]["plans"] > 0 and result["total"].get("tasks-opened", 0) > 0
-    with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
-            flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))
-    by_key = {a.key: a for a in artifacts}
+    assert result["total"].get("escalated", 0) > 0  # months later, some work is overdue
+    assert _flow_run(state).name == "sweep-2027-03-01T06:00+00:00"
+    by_key = _artifacts(state)
     assert set(by_key) == {SUMMARY_KEY, ESCALATIONS_KEY}
     summary = str(by_key[SUMMARY_KEY].data)
     assert "Per programme" in summary and "Per neighbourhood" in summary
@@ -107,8 +131,14 @@ def test_sweep_rerun_opens_nothing_new(store, first_enrolment):
 
     sweep_region(store, now=SWEEP_AT, partitions=PARTITIONS)
     tasks = all_resources(store, "Task")
-    again = sweep_region(store, now=SWEEP_AT, partitions=PARTITIONS + 1)
+    state = sweep_region(store, now=SWEEP_AT, partitions=PARTITIONS + 1, return_state=True)
+    again = state.result()
     assert again["total"].get("tasks-opened", 0) == 0 and again["total"].get("escalated", 0) == 0
+    # nothing escalated: the summary says so, and there is no table of one empty row
+    from workflows.artifacts import SUMMARY_KEY
+
+    by_key = _artifacts(state)
+    assert set(by_key) == {SUMMARY_KEY} and "No overdue Task was escalated." in str(by_key[SUMMARY_KEY].data)
     assert len(all_resources(store, "Task")) == len(tasks)
     assert not duplicates(tasks)
 
