@@ -31,9 +31,10 @@ class DatabaseUrlError(CareflowError):
 
 
 def default_url() -> str:
+    """SQLite in careflow's data directory: ``$CAREFLOW_DATA_DIR`` (as for Prefect's home), else the user's."""
     import platformdirs
 
-    data_dir = Path(platformdirs.user_data_dir("careflow"))
+    data_dir = Path(os.environ.get("CAREFLOW_DATA_DIR") or platformdirs.user_data_dir("careflow"))
     return f"sqlite:///{data_dir / 'careflow.db'}"
 
 
