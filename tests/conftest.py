@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import os
 from pathlib import Path
 
 import pytest
+
+# encryption at rest needs a master key: one per test session (subprocesses inherit it), never the
+# developer's generated key file in the user data directory
+os.environ["CAREFLOW_MASTER_KEY"] = base64.b64encode(os.urandom(32)).decode()
+os.environ.pop("CAREFLOW_MASTER_KEY_FILE", None)
+os.environ.pop("CAREFLOW_ENCRYPTION", None)
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAM_DIR = ROOT / "care_programs"

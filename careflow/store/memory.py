@@ -4,7 +4,9 @@ For tests and dry runs.  One re-entrant lock serialises writing units of work (l
 writer: taken at the first write, held to the end; reads before that take it only while they run);
 a unit of work records an undo action per change and replays them backwards on rollback, so its writes
 are all-or-nothing.  Search evaluates the same index rows the SQL store writes
-(``careflow.fhir.search_match``).
+(``careflow.fhir.search_match``), blinded like the SQL store's with a key of this repository, so
+identifying parameters answer exactly as they do there (the resources themselves stay plaintext in
+memory: nothing of the twin reaches a disk).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import copy
 import functools
 import itertools
+import os
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +27,7 @@ from careflow.access.policy import AccessPolicy
 from careflow.access.principal import SYSTEM, Principal
 from careflow.access.rules import View
 from careflow.errors import Gone, NotFound
+from careflow.fhir.identifying import Protection, hmac_blind
 from careflow.fhir.search_index import IndexRows
 from careflow.fhir.search_match import Candidate, matches_all, sort_candidates
 from careflow.fhir.search_query import SearchQuery
@@ -70,8 +74,9 @@ def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
 
 class MemoryUnitOfWork(UnitOfWorkBase):
     def __init__(self, state: _State, listeners: list[Listener], lock: threading.RLock,
-                 principal: Principal = SYSTEM, policy: AccessPolicy | None = None) -> None:
-        super().__init__(listeners, principal, policy)
+                 principal: Principal = SYSTEM, policy: AccessPolicy | None = None, *,
+                 protection: Protection | None = None) -> None:
+        super().__init__(listeners, principal, policy, protection=protection)
         self._s = state
         self._lock = lock
         self._holds_lock = False  # taken at the first write, held to the end (like SQLite's write lock)
@@ -148,7 +153,7 @@ class MemoryUnitOfWork(UnitOfWorkBase):
 
     @_locked
     def _match_ids(self, query: SearchQuery) -> list[str]:
-        return [c.id for c in self._matching(query)]
+        return [c.id for c in self._matching(self._protection.query(query))]
 
     # --- access -------------------------------------------------------------------------------
     def _visible(self, rtype: str, e: _Entry, interaction: str = "s") -> bool:
@@ -276,6 +281,7 @@ class MemoryUnitOfWork(UnitOfWorkBase):
 
     @_locked
     def search(self, query: SearchQuery) -> SearchResult:
+        query = self._protection.query(query)
         found = self._matching(query)
         total = len(found) if query.total or query.total_only else None
         if query.total_only:
@@ -355,13 +361,15 @@ class MemoryRepository(RepositoryReads):
         self._state = _State()
         self._lock = threading.RLock()
         self._listeners: list[Listener] = []
+        self._protection = Protection(hmac_blind(os.urandom(32)))
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
     @contextmanager
     def unit_of_work(self, principal: Principal) -> Iterator[MemoryUnitOfWork]:
-        uow = MemoryUnitOfWork(self._state, self._listeners, self._lock, principal, self.policy)
+        uow = MemoryUnitOfWork(self._state, self._listeners, self._lock, principal, self.policy,
+                               protection=self._protection)
         try:
             yield uow
             uow.before_commit()
@@ -373,7 +381,7 @@ class MemoryRepository(RepositoryReads):
 
     @contextmanager
     def _reader(self) -> Iterator[MemoryUnitOfWork]:
-        yield MemoryUnitOfWork(self._state, [], self._lock, SYSTEM, self.policy)
+        yield MemoryUnitOfWork(self._state, [], self._lock, SYSTEM, self.policy, protection=self._protection)
 
     def outbox_claim(self, limit: int = 100) -> list[OutboxEvent]:
         with self._lock:

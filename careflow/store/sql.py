@@ -30,6 +30,7 @@ from careflow.errors import Gone, NotFound, TransientStoreError
 from careflow.fhir.search_index import IndexRows
 from careflow.fhir.search_query import Include, SearchQuery
 from careflow.store.database import READ_ONLY
+from careflow.store.keyring import KeyRing
 from careflow.store.port import Listener, OutboxEvent, SearchResult, Stored
 from careflow.store.sql_access import access_clause
 from careflow.store.sql_search import filter_clause, order_by
@@ -114,19 +115,14 @@ def _aware(moment: datetime) -> datetime:
     return moment.replace(tzinfo=timezone.utc)
 
 
-def _stored(row: Row[Any]) -> Stored:
-    """Row of ``_COLUMNS`` -> Stored; the JSON is parsed only if someone reads ``resource``."""
-    _, rtype, rid, version, last_updated, deleted, content = row
-    return Stored(rtype, rid, version, last_updated.replace(tzinfo=timezone.utc), bool(deleted), None,
-                  raw=bytes(content) if content is not None else None)
-
-
 class SqlUnitOfWork(UnitOfWorkBase):
     """One database transaction on ``conn`` (begun and ended by ``SqlRepository``)."""
 
     def __init__(self, conn: Connection, listeners: list[Listener], principal: Principal = SYSTEM,
-                 policy: AccessPolicy | None = None) -> None:
-        super().__init__(listeners, principal, policy)
+                 policy: AccessPolicy | None = None, *, keys: KeyRing) -> None:
+        super().__init__(listeners, principal, policy, protection=keys.protection)
+        self._keys = keys
+        self._content_key: int | None = None  # the data key this transaction's new versions use
         self._conn = conn
         self._pg = conn.dialect.name == "postgresql"
         # SQLite: begin lazily, deferred for reads and IMMEDIATE once the unit of work first writes, so
@@ -165,7 +161,7 @@ class SqlUnitOfWork(UnitOfWorkBase):
         self._pending_refs.add((stored.type, stored.id))
         self._pending["resource_version"].append((
             pk, stored.version, ts(stored.last_updated), stored.deleted,
-            stored.raw,
+            self._seal(pk, stored),
         ))
         if index is None:
             return
@@ -179,6 +175,26 @@ class SqlUnitOfWork(UnitOfWorkBase):
                     bucket.extend((pk, rtype, r.param, ts(r.low), ts(r.high)) for r in rows)
                 else:
                     bucket.extend((pk, rtype, *r) for r in rows)
+
+    def _seal(self, pk: int, stored: Stored) -> bytes | None:
+        """The content column of a new version: its JSON encrypted under the active content key."""
+        raw = stored.raw
+        if raw is None or not self._keys.enabled:
+            return raw
+        if self._content_key is None:
+            self._content_key = self._keys.writer_key(lambda sql: self._raw(sql, ()), self._conn, self._pg)
+        return self._keys.seal(pk, stored.version, raw, self._content_key)
+
+    def _stored(self, row: Row[Any]) -> Stored:
+        """Row of ``_COLUMNS`` -> Stored, content decrypted; the JSON is parsed only if someone reads
+        ``resource``."""
+        pk, rtype, rid, version, last_updated, deleted, content = row
+        raw = None
+        if content is not None:
+            raw = bytes(content)
+            if self._keys.enabled:
+                raw = self._keys.open(pk, version, raw, self._conn)
+        return Stored(rtype, rid, version, last_updated.replace(tzinfo=timezone.utc), bool(deleted), None, raw=raw)
 
     def _insert_ignoring_conflict(self, table: Any) -> Any:
         if self._pg:
@@ -294,6 +310,7 @@ class SqlUnitOfWork(UnitOfWorkBase):
     def _match_ids(self, query: SearchQuery) -> list[str]:
         self._begin("read")
         self.flush()
+        query = self._protection.query(query)
         stmt = select(resource.c.id).where(filter_clause(query.type, query.criteria, self._narrow)).order_by(resource.c.pk)
         return list(self._conn.execute(stmt).scalars())
 
@@ -314,7 +331,7 @@ class SqlUnitOfWork(UnitOfWorkBase):
             .where(resource.c.type == rtype, resource.c.patient == patient_id, resource.c.deleted.is_(False))
             .order_by(resource.c.pk)
         )
-        return [r for r in (_stored(row).resource for row in rows) if r is not None]
+        return [r for r in (self._stored(row).resource for row in rows) if r is not None]
 
     def _set_grants(self, patient_id: str, grants: list[Grant]) -> None:
         self._begin("write")
@@ -347,7 +364,7 @@ class SqlUnitOfWork(UnitOfWorkBase):
             raise NotFound(type, id)
         if row.deleted:
             raise Gone(type, id, row.version)
-        return _stored(row)
+        return self._stored(row)
 
     def vread(self, type: str, id: str, version: int) -> Stored:
         self._begin("read")
@@ -360,7 +377,7 @@ class SqlUnitOfWork(UnitOfWorkBase):
         ).first()
         if row is None:
             raise NotFound(type, id, version)
-        return _stored(row)
+        return self._stored(row)
 
     def history(
         self, type: str | None = None, id: str | None = None, *, since: datetime | None = None,
@@ -389,11 +406,12 @@ class SqlUnitOfWork(UnitOfWorkBase):
                       resource_version.c.version.desc())
             .limit(count).offset(offset)
         )
-        return total, [_stored(r) for r in rows]
+        return total, [self._stored(r) for r in rows]
 
     def search(self, query: SearchQuery) -> SearchResult:
         """Filter once: page keys and the total come from one statement (``count(*) OVER ()``), then
         the page's JSON is fetched by primary key."""
+        query = self._protection.query(query)
         self._begin("read")
         self.flush()
         where = filter_clause(query.type, query.criteria, self._narrow)
@@ -418,7 +436,7 @@ class SqlUnitOfWork(UnitOfWorkBase):
         pks = [r[0] for r in page]
         by_pk = {r[0]: r for r in self._conn.execute(select(*_COLUMNS).select_from(_CURRENT).where(resource.c.pk.in_(pks)))}
         rows = [by_pk[pk] for pk in pks if pk in by_pk]
-        matches = [_stored(r) for r in rows]
+        matches = [self._stored(r) for r in rows]
         included: list[Stored] = []
         if query.includes or query.revincludes:
             included = self._included({r[0]: (r[1], r[2]) for r in rows}, query)
@@ -462,7 +480,7 @@ class SqlUnitOfWork(UnitOfWorkBase):
         for r in rows:
             if (r.type, r.id) not in seen:
                 seen.add((r.type, r.id))
-                found[r.pk] = _stored(r)
+                found[r.pk] = self._stored(r)
 
     def _forward(self, inc: Include, frontier: dict[int, tuple[str, str]], seen: set[tuple[str, str]],
                  found: dict[int, Stored]) -> None:
@@ -552,9 +570,11 @@ def _is_transient(exc: BaseException) -> bool:
 class SqlRepository(RepositoryReads):
     """The SQL store on an engine made by ``careflow.store.database.make_engine`` (schema migrated)."""
 
-    def __init__(self, engine: Engine, policy: AccessPolicy | None = None) -> None:
+    def __init__(self, engine: Engine, policy: AccessPolicy | None = None, keys: KeyRing | None = None) -> None:
         self.engine = engine
         self.policy = policy
+        # the master key is read now (a missing one fails at start-up); data keys at the first unit of work
+        self.keys = keys if keys is not None else KeyRing.from_settings(engine.dialect.name)
         self._listeners: list[Listener] = []
 
     def add_listener(self, listener: Listener) -> None:
@@ -563,7 +583,8 @@ class SqlRepository(RepositoryReads):
     @contextmanager
     def unit_of_work(self, principal: Principal) -> Iterator[SqlUnitOfWork]:
         with _translated(), self.engine.connect() as conn:
-            uow = SqlUnitOfWork(conn, self._listeners, principal, self.policy)
+            self.keys.ensure(conn)
+            uow = SqlUnitOfWork(conn, self._listeners, principal, self.policy, keys=self.keys)
             try:
                 yield uow
                 uow.commit()
@@ -576,7 +597,8 @@ class SqlRepository(RepositoryReads):
     @contextmanager
     def _reader(self) -> Iterator[SqlUnitOfWork]:
         with _translated(), self.engine.connect() as conn:
-            uow = SqlUnitOfWork(conn, [], SYSTEM, self.policy)
+            self.keys.ensure(conn)
+            uow = SqlUnitOfWork(conn, [], SYSTEM, self.policy, keys=self.keys)
             try:
                 yield uow
             finally:

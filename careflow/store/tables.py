@@ -8,6 +8,9 @@
 * ``condition_key``: unique (rtype, key) claimed by conditional creates in their own transaction.
 * ``outbox``: events written with the change that caused them.
 * ``access_grant``: which practitioner may see which patient, and why (consent + relationship).
+* ``data_key``: the data keys that encrypt ``resource_version.content`` and key the blind index,
+  each wrapped by the master key (which never enters the database); ``active_for`` names the one
+  key per purpose new values use (unique; NULL for a key kept only to read older values).
 
 Index and version rows carry no foreign keys: resource rows are never deleted (soft delete), and
 skipping the checks keeps bulk ingest cheap.
@@ -162,4 +165,15 @@ outbox = Table(
     Column("payload", LargeBinary, nullable=False),
     Column("created", DateTime, nullable=False),
     Column("claimed_until", DateTime, nullable=True),
+)
+
+data_key = Table(
+    "data_key", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # the key id every value names
+    Column("purpose", String(16), nullable=False),  # content | blind
+    Column("master_id", String(16), nullable=False),  # fingerprint of the master key that wrapped it
+    Column("wrapped", LargeBinary, nullable=False),
+    Column("created", DateTime, nullable=False),
+    Column("active_for", String(16), nullable=True),
+    UniqueConstraint("active_for"),
 )

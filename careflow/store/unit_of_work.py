@@ -9,6 +9,7 @@ same by construction.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import uuid
 from abc import ABC, abstractmethod
@@ -30,6 +31,7 @@ from careflow.errors import (
     ResourceConflict,
     VersionConflict,
 )
+from careflow.fhir.identifying import Protection, hmac_blind
 from careflow.fhir.search_index import IndexRows, extract_index
 from careflow.fhir.search_params import is_resource_type_name
 from careflow.fhir.search_query import SearchQuery
@@ -60,8 +62,21 @@ def new_id() -> str:
 
 
 def condition_key(query: SearchQuery) -> str:
-    """Fixed-length key of a conditional create's criteria (stored in a unique index)."""
+    """Unkeyed fixed-length key of a conditional create's criteria: what ``Protection(None)`` stores;
+    every real store keys it (``Protection.condition_key``) so it cannot be brute-forced back."""
     return hashlib.sha256(query.canonical_key().encode()).hexdigest()
+
+
+_process_protection: Protection | None = None
+
+
+def process_protection() -> Protection:
+    """A blind index keyed by a random key of this process: for stores that keep nothing on disk (the
+    in-memory twin), which must answer searches exactly as the SQL store does."""
+    global _process_protection
+    if _process_protection is None:
+        _process_protection = Protection(hmac_blind(os.urandom(32)))
+    return _process_protection
 
 
 def resource_type_of(resource: Any) -> str:
@@ -94,9 +109,12 @@ class UnitOfWorkBase(ABC):
     """FHIR write semantics over backend primitives; reads and search are the backend's."""
 
     def __init__(self, listeners: list[Listener], principal: Principal = SYSTEM,
-                 policy: AccessPolicy | None = None) -> None:
+                 policy: AccessPolicy | None = None, *, protection: Protection | None = None) -> None:
         self._listeners = listeners
         self.principal = principal
+        # identifying index values and conditional-create keys are blinded on the way in, and queries
+        # translated alike (careflow.fhir.identifying); backends call ``self._protection.query``
+        self._protection = protection if protection is not None else process_protection()
         self.policy = policy or default_policy()
         self._views: dict[tuple[str, str], rules.View] = {}
         self._unrestricted = 0
@@ -304,6 +322,10 @@ class UnitOfWorkBase(ABC):
     def outbox_add(self, topic: str, payload: dict[str, Any]) -> None: ...
 
     # --- FHIR write flows ----------------------------------------------------------------------
+    def _index(self, stored: Stored) -> IndexRows:
+        """The index rows stored for a version: extracted, then identifying values blinded."""
+        return self._protection.index(stored.type, extract_index(stored.resource or {}))
+
     def _notify(self, action: Action, stored: Stored) -> None:
         for listener in self._listeners:
             listener(action, stored, self)  # type: ignore[arg-type]
@@ -326,7 +348,7 @@ class UnitOfWorkBase(ABC):
             existing = self._single_match(rtype, if_none_exist)
             if existing is not None:
                 return self.read(rtype, existing), False
-            key = condition_key(if_none_exist)
+            key = self._protection.condition_key(if_none_exist)
             owner = self._claim(rtype, key, rid)
             if owner is not None:
                 # another transaction holds the key: it has committed by now (the claim waited for it)
@@ -345,7 +367,7 @@ class UnitOfWorkBase(ABC):
                         return self.read(rtype, existing), False
                     raise ResourceConflict("a concurrent conditional create of the same criteria is in progress; retry")
         stored = stamp(resource, rtype, rid, 1, utc_now())
-        if not self._insert(stored, extract_index(stored.resource or {})):
+        if not self._insert(stored, self._index(stored)):
             raise ResourceConflict(f"{rtype}/{rid} already exists")
         self._after_write(stored)
         self._notify("create", stored)
@@ -363,7 +385,7 @@ class UnitOfWorkBase(ABC):
                 return existing, False
             self._before_write("create", rtype, None, resource)
         stored = stamp(resource, rtype, rid, 1, utc_now())
-        if self._insert(stored, extract_index(stored.resource or {})):
+        if self._insert(stored, self._index(stored)):
             self._after_write(stored)
             self._notify("create", stored)
             return stored, True
@@ -380,7 +402,7 @@ class UnitOfWorkBase(ABC):
         if if_match is None:
             # insert first: ingest PUTs mostly new ids, and the unique (type, id) key settles races
             first = stamp(resource, rtype, rid, 1, utc_now())
-            index = extract_index(first.resource or {})
+            index = self._index(first)
             if self._insert(first, index):
                 self._after_write(first)
                 self._notify("create", first)
@@ -394,7 +416,7 @@ class UnitOfWorkBase(ABC):
             raise VersionConflict(rtype, rid, if_match, cur.version)
         stored = stamp(resource, rtype, rid, cur.version + 1, utc_now())
         if index is None:
-            index = extract_index(stored.resource or {})  # meta is not indexed: one extraction serves any version
+            index = self._index(stored)  # meta is not indexed: one extraction serves any version
         if not self._replace(cur, stored, index):
             raise VersionConflict(rtype, rid, if_match if if_match is not None else cur.version, None)
         self._after_write(stored, old_patient)

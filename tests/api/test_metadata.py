@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from careflow.fhir.identifying import is_identifying
 from careflow.fhir.search_params import get_param
 from careflow.fhir.validation import validate_resource
 
@@ -33,8 +34,9 @@ def values_at(resource: dict, path: str) -> list[Any]:
     return current
 
 
-def query_value(kind: str, value: Any) -> str | None:
-    """A search value that must match ``value`` (an element found at the parameter's path)."""
+def query_value(kind: str, value: Any, whole: bool = False) -> str | None:
+    """A search value that must match ``value`` (an element found at the parameter's path); ``whole``:
+    a blinded (identifying) string parameter matches whole parts only, not prefixes."""
     if kind == "token":
         if isinstance(value, bool):
             return str(value).lower()
@@ -52,10 +54,12 @@ def query_value(kind: str, value: Any) -> str | None:
     if kind == "string":
         if isinstance(value, dict):
             value = value.get("family") or (value.get("given") or [None])[0] or value.get("text")
-        return value[:3] if isinstance(value, str) and value.strip() else None
-    if kind == "date":
+        if not (isinstance(value, str) and value.strip()):
+            return None
+        return value if whole else value[:3]
+    if kind == "date":  # year precision: what every date parameter compares, birth dates included
         text = value.get("start") or value.get("end") if isinstance(value, dict) else value
-        return f"ge{text[:4]}-01-01" if isinstance(text, str) else None
+        return f"ge{text[:4]}" if isinstance(text, str) else None
     if kind in ("quantity", "number"):
         number = value.get("value") if isinstance(value, dict) else value
         return f"le{Decimal(str(number)) + 1}" if isinstance(number, (int, float)) else None
@@ -64,7 +68,7 @@ def query_value(kind: str, value: Any) -> str | None:
     return None
 
 
-SYNTHETIC = {"token": "x|y", "reference": "Patient/nobody", "string": "zzz", "date": "ge2020-01-01",
+SYNTHETIC = {"token": "x|y", "reference": "Patient/nobody", "string": "zzz", "date": "ge2020",
              "quantity": "gt5", "number": "gt5", "uri": "http://example.org/nothing"}
 
 
@@ -104,7 +108,7 @@ def test_every_claimed_search_parameter_works(client):
             for ex in (e for e in examples if e["resourceType"] == rtype):
                 for path in param.paths:
                     for value in values_at(ex, path):
-                        q = query_value(kind, value)
+                        q = query_value(kind, value, whole=is_identifying(rtype, param))
                         if q is not None:
                             hit = (ex["id"], q)
                             break

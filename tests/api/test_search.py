@@ -26,7 +26,7 @@ def relative(url: str) -> str:
 def test_searchset_with_total_and_paging(client):
     for i in range(7):
         post(client, patient(f"Family{i}"))
-    first = client.get("/fhir/Patient?_count=3&_sort=family").json()
+    first = client.get("/fhir/Patient?_count=3").json()  # creation order (a patient's name cannot sort: it is blinded)
     assert first["type"] == "searchset" and first["total"] == 7
     assert [e["resource"]["name"][0]["family"] for e in first["entry"]] == ["Family0", "Family1", "Family2"]
     assert all(e["search"]["mode"] == "match" for e in first["entry"])
@@ -68,7 +68,7 @@ def test_include_and_revinclude(client):
 def test_post_search_equals_get_search(client):
     post(client, patient("Wouters"))
     post(client, patient("Peeters"))
-    r = client.post("/fhir/Patient/_search", content="family=wout",
+    r = client.post("/fhir/Patient/_search", content="family=wouters",
                     headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert r.status_code == 200 and r.json()["total"] == 1
     assert r.json()["entry"][0]["resource"]["name"][0]["family"] == "Wouters"
