@@ -128,11 +128,11 @@ def test_another_master_key_cannot_open_the_database(tmp_path):
     with repo.unit_of_work(SYSTEM) as uow:
         uow.update(patient())
     repo.close()
-    other = SqlRepository(make_engine(url), KeyRing(os.urandom(32)))
+    other = SqlRepository(make_engine(url), keys=KeyRing(os.urandom(32)))
     with pytest.raises(KeyConfigError, match="another master key"):
         other.read("Patient", "p1")
     other.close()
-    plain = SqlRepository(make_engine(url), KeyRing(None))
+    plain = SqlRepository(make_engine(url), keys=KeyRing(None))
     with pytest.raises(KeyConfigError, match="encrypted"):
         plain.read("Patient", "p1")
     plain.close()
@@ -143,7 +143,7 @@ def test_a_database_from_before_encryption_is_refused_until_converted(tmp_path):
 
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     upgrade(url)
-    legacy = SqlRepository(make_engine(url), KeyRing(None))  # what careflow wrote before this feature
+    legacy = SqlRepository(make_engine(url), keys=KeyRing(None))  # what careflow wrote before this feature
     with legacy.unit_of_work(SYSTEM) as uow:
         uow.update(patient())
     legacy.close()
@@ -211,6 +211,6 @@ def test_rewrap_moves_every_data_key_to_a_new_master(tmp_path):
     repo.close()
     with pytest.raises(KeyConfigError):
         SqlRepository(make_engine(url)).read("Patient", "p1")  # the old master no longer opens it
-    again = SqlRepository(make_engine(url), KeyRing(new))
+    again = SqlRepository(make_engine(url), keys=KeyRing(new))
     assert again.read("Patient", "p1").resource["identifier"][0]["value"] == NUMBER
     again.close()
