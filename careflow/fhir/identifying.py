@@ -43,8 +43,8 @@ from typing import Callable
 from careflow.errors import InvalidSearch
 from careflow.fhir.search_index import DateRow, IndexRows, StringRow, TokenRow
 from careflow.fhir.search_params import SearchParam, get_param
-from careflow.fhir.search_values import DATE_MAX
 from careflow.fhir.search_query import Criterion, DateValue, SearchQuery, StringValue, TokenValue, Value
+from careflow.fhir.search_values import DATE_MAX
 from careflow.naming import SSIN
 
 # resource elements holding direct identifiers of a person who receives care (or is close to one)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 import os
 import stat
-import uuid
 
 import pytest
 from sqlalchemy import select, text, update
+from store_backends import isolated_repository
 
 from careflow.access.principal import SYSTEM
 from careflow.crypto.envelope import DecryptionError, key_id_of
@@ -19,7 +19,6 @@ from careflow.store.database import make_engine, upgrade
 from careflow.store.keyring import KeyRing, LegacyDatabase
 from careflow.store.sql import SqlRepository
 from careflow.store.tables import INDEX_TABLES, condition_key, data_key, resource, resource_version
-from store_backends import isolated_repository
 
 SQL_BACKENDS = ["sqlite", "postgres"]
 NAME, GIVEN, NUMBER, BORN = "Vandevoorde", "Hildegard", "51072312345", "1951-07-23"

@@ -8,6 +8,7 @@ import threading
 
 import pytest
 from sqlalchemy import select
+from store_backends import isolated_repository
 
 from careflow.access.principal import SYSTEM
 from careflow.crypto.envelope import key_id_of
@@ -17,7 +18,6 @@ from careflow.store.database import make_engine
 from careflow.store.rotation import reindex, rotate, status
 from careflow.store.sql import SqlRepository
 from careflow.store.tables import data_key, resource_version
-from store_backends import isolated_repository
 
 PATIENTS = 120
 
