@@ -136,33 +136,34 @@ class Protection:
         blind = self._blind
         if blind is None or not (rows.token or rows.string or rows.date):
             return rows
-        if not any(_protected(rtype, r.param) for r in (*rows.token, *rows.string, *rows.date)):
+        params = [t.param for t in rows.token] + [s.param for s in rows.string] + [d.param for d in rows.date]
+        if not any(_protected(rtype, param) for param in params):
             return rows
         token: list[TokenRow] = []
-        for r in rows.token:
-            how = _protected(rtype, r.param)
-            if how == "all" or (how == "national" and r.system in NATIONAL_NUMBER_SYSTEMS):
-                r = TokenRow(r.param, r.system, blind(f"{rtype}|{r.param}|token", r.code))
-            token.append(r)
+        for t in rows.token:
+            how = _protected(rtype, t.param)
+            if how == "all" or (how == "national" and t.system in NATIONAL_NUMBER_SYSTEMS):
+                t = TokenRow(t.param, t.system, blind(f"{rtype}|{t.param}|token", t.code))
+            token.append(t)
         string: list[StringRow] = []
-        for r in rows.string:
-            if _protected(rtype, r.param) != "all":
-                string.append(r)
+        for s in rows.string:
+            if _protected(rtype, s.param) != "all":
+                string.append(s)
                 continue
-            exact = blind(f"{rtype}|{r.param}|exact", r.exact)
-            words = r.norm.split(" ")
-            for part in ([r.norm] + words if len(words) > 1 else [r.norm]):
-                string.append(StringRow(r.param, blind(f"{rtype}|{r.param}|norm", part), exact))
+            exact = blind(f"{rtype}|{s.param}|exact", s.exact)
+            words = s.norm.split(" ")
+            for part in ([s.norm] + words if len(words) > 1 else [s.norm]):
+                string.append(StringRow(s.param, blind(f"{rtype}|{s.param}|norm", part), exact))
         date: list[DateRow] = []
-        for r in rows.date:
-            if _protected(rtype, r.param) != "all":
-                date.append(r)
+        for d in rows.date:
+            if _protected(rtype, d.param) != "all":
+                date.append(d)
                 continue
-            date.append(DateRow(r.param, *_year_range(r.low, r.high)))
-            precision = _precision(r.low, r.high)
-            for unit, text in (("month", f"{r.low:%Y-%m}"), ("day", f"{r.low:%Y-%m-%d}")):
+            date.append(DateRow(d.param, *_year_range(d.low, d.high)))
+            precision = _precision(d.low, d.high)
+            for unit, text in (("month", f"{d.low:%Y-%m}"), ("day", f"{d.low:%Y-%m-%d}")):
                 if precision == unit or (precision == "day" and unit == "month"):
-                    token.append(TokenRow(r.param, BLIND_DATE_SYSTEM, blind(f"{rtype}|{r.param}|date", text)))
+                    token.append(TokenRow(d.param, BLIND_DATE_SYSTEM, blind(f"{rtype}|{d.param}|date", text)))
         return IndexRows(
             token=list(dict.fromkeys(token)), reference=rows.reference, date=list(dict.fromkeys(date)),
             string=list(dict.fromkeys(string)), quantity=rows.quantity, uri=rows.uri,
