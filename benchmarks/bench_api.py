@@ -8,13 +8,18 @@ For each backend (SQLite file, PostgreSQL when a URL is given):
 2. load ``--resources`` resources (care-plan shaped: roles, patients, conditions, care teams, goals,
    care plans, ten tasks each) as transaction Bundles of ``--bundle-size`` entries, urn:uuid refs;
 3. run ``--clients`` concurrent clients for ``--seconds`` each on
-   ``Task?owner=<role>&status=requested`` and ``CarePlan?patient=<id>&_revinclude=Task:based-on``;
+   ``Task?owner=<role>&status=requested``, ``CarePlan?patient=<id>&_revinclude=Task:based-on`` and
+   ``Patient?identifier=<sys|value>&family=<name>`` (identifying values: the blind index);
 4. do the same inserts (resource, version and index rows, from the store's own index extraction)
    and the same index lookups as raw SQL against the store's tables in a second fresh database:
    the floor the API is measured against.
 
+With ``--encryption both`` steps 1-3 run twice, on a plaintext store (``CAREFLOW_ENCRYPTION=off``)
+and an encrypted one, so one run shows what encryption at rest and the blind index cost.
+
 Usage:
     python benchmarks/bench_api.py --resources 20000
+    python benchmarks/bench_api.py --resources 3000 --seconds 5 --clients 4 --encryption both
     python benchmarks/bench_api.py --backend postgres --pg-url postgresql+psycopg://postgres@127.0.0.1:5432/test
 Only talks to 127.0.0.1. Prints one table per backend.
 """
@@ -136,7 +141,7 @@ class Timing:
         pct = lambda p: 1000 * s[min(len(s) - 1, int(p * len(s)))] if s else float("nan")  # noqa: E731
         return {"phase": self.name, "n": len(s), "errors": self.errors,
                 "per_s": round(len(s) / self.seconds, 1) if self.seconds else 0.0,
-                "p50_ms": round(pct(0.5), 2), "p99_ms": round(pct(0.99), 2),
+                "p50_ms": round(pct(0.5), 2), "p95_ms": round(pct(0.95), 2), "p99_ms": round(pct(0.99), 2),
                 "mean_ms": round(1000 * statistics.fmean(s), 2) if s else float("nan")}
 
 
@@ -154,9 +159,15 @@ def free_port() -> int:
 AUTH: dict[str, str] = {}
 
 
-def start_server(url: str, auth: bool = True) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(url: str, auth: bool = True, encryption: bool = True) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = dict(os.environ)
+    if not encryption:  # the plaintext baseline: contents and index rows as they were before encryption at rest
+        env["CAREFLOW_ENCRYPTION"] = "off"
+    elif not env.get("CAREFLOW_MASTER_KEY") and not env.get("CAREFLOW_MASTER_KEY_FILE"):
+        import base64
+
+        env["CAREFLOW_MASTER_KEY"] = base64.b64encode(os.urandom(32)).decode()  # a key of this run only
     flags = ["--insecure-no-auth"]
     if auth:
         from careflow.auth.local import LocalIssuer
@@ -375,29 +386,50 @@ def fresh_database(backend: str, pg_url: str | None, tag: str) -> tuple[str, Cal
     return f"{base}{sep}options=-csearch_path%3D{schema}", drop
 
 
+def api_phase(backend: str, a: argparse.Namespace, groups: list[Any], patients: int, n_resources: int,
+              encryption: bool, label: bool) -> list[dict[str, Any]]:
+    """Load and query through a server on a fresh database; ``encryption`` False serves the plaintext
+    baseline (CAREFLOW_ENCRYPTION=off) so one run shows what encryption at rest costs."""
+    tag = (" [encrypted]" if encryption else " [plaintext]") if label else ""
+    rows: list[dict[str, Any]] = []
+    api_url, api_drop = fresh_database(backend, a.pg_url, "api")
+    upgrade(api_url)
+    proc, base = start_server(api_url, auth=not a.no_auth, encryption=encryption)
+    try:
+        load, ids = api_load(base, groups)
+        load.name += tag
+        rows.append(load.row() | {"res_per_s": round(n_resources / load.seconds, 1)})
+        roles = [ids[urn("role", h, r)] for h in range(NEIGHBOURHOODS) for r in ROLES]
+        pats = [ids[urn("p", i)].split("/")[1] for i in range(patients)]
+        task_q = asyncio.run(api_queries(base, "API Task?owner&status" + tag, a.clients, a.seconds,
+                                         lambda rnd: ("Task", {"owner": rnd.choice(roles), "status": "requested"})))
+        plan_q = asyncio.run(api_queries(base, "API CarePlan+_revinclude" + tag, a.clients, a.seconds,
+                                         lambda rnd: ("CarePlan", {"patient": rnd.choice(pats), "_revinclude": "Task:based-on"})))
+        # a lookup on identifying values: through the blind index when encrypted
+        who = asyncio.run(api_queries(base, "API Patient?identifier&family" + tag, a.clients, a.seconds,
+                                      lambda rnd: ("Patient", _patient_lookup(rnd.randrange(patients)))))
+        rows += [task_q.row(), plan_q.row(), who.row()]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        api_drop()
+    return rows
+
+
+def _patient_lookup(i: int) -> dict[str, str]:
+    """Search parameters that find patient ``i`` of ``patient_resources`` by identifier and family name."""
+    return {"identifier": f"urn:bench:patient|{i}", "family": f"bench{i}"}
+
+
 def run_backend(backend: str, a: argparse.Namespace) -> list[dict[str, Any]]:
     groups, patients = bundles(a.resources, a.bundle_size)
     n_resources = sum(len(g) for g in groups)
     print(f"\n== {backend}: {n_resources} resources ({patients} patients) in {len(groups)} bundles", flush=True)
     rows: list[dict[str, Any]] = []
 
-    api_url, api_drop = fresh_database(backend, a.pg_url, "api")
-    upgrade(api_url)
-    proc, base = start_server(api_url, auth=not a.no_auth)
-    try:
-        load, ids = api_load(base, groups)
-        rows.append(load.row() | {"res_per_s": round(n_resources / load.seconds, 1)})
-        roles = [ids[urn("role", h, r)] for h in range(NEIGHBOURHOODS) for r in ROLES]
-        pats = [ids[urn("p", i)].split("/")[1] for i in range(patients)]
-        task_q = asyncio.run(api_queries(base, "API Task?owner&status", a.clients, a.seconds,
-                                         lambda rnd: ("Task", {"owner": rnd.choice(roles), "status": "requested"})))
-        plan_q = asyncio.run(api_queries(base, "API CarePlan+_revinclude", a.clients, a.seconds,
-                                         lambda rnd: ("CarePlan", {"patient": rnd.choice(pats), "_revinclude": "Task:based-on"})))
-        rows += [task_q.row(), plan_q.row()]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        api_drop()
+    modes = {"both": [False, True], "on": [True], "off": [False]}[a.encryption]
+    for encryption in modes:
+        rows += api_phase(backend, a, groups, patients, n_resources, encryption, len(modes) > 1)
 
     sql_url, sql_drop = fresh_database(backend, a.pg_url, "sql")
     upgrade(sql_url)
@@ -414,10 +446,10 @@ def run_backend(backend: str, a: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def print_rows(backend: str, rows: list[dict[str, Any]]) -> None:
-    cols = ["phase", "n", "errors", "per_s", "p50_ms", "p99_ms", "mean_ms", "res_per_s"]
-    print(f"{backend:>8} | " + " | ".join(f"{c:>28}" if c == "phase" else f"{c:>9}" for c in cols))
+    cols = ["phase", "n", "errors", "per_s", "p50_ms", "p95_ms", "p99_ms", "mean_ms", "res_per_s"]
+    print(f"{backend:>8} | " + " | ".join(f"{c:>44}" if c == "phase" else f"{c:>9}" for c in cols))
     for r in rows:
-        print(f"{'':>8} | " + " | ".join(f"{str(r.get(c, '')):>28}" if c == "phase" else f"{str(r.get(c, '')):>9}" for c in cols))
+        print(f"{'':>8} | " + " | ".join(f"{str(r.get(c, '')):>44}" if c == "phase" else f"{str(r.get(c, '')):>9}" for c in cols))
 
 
 def main() -> None:
@@ -431,6 +463,9 @@ def main() -> None:
                     help="PostgreSQL URL (a private schema is created and dropped)")
     ap.add_argument("--no-auth", action="store_true",
                     help="serve with --insecure-no-auth (no token checks), to measure what authentication costs")
+    ap.add_argument("--encryption", choices=["on", "off", "both"], default="on",
+                    help="encryption at rest of the served store; 'both' runs the API phase plaintext, then "
+                         "encrypted, to measure what it costs")
     a = ap.parse_args()
     backends = ["sqlite", "postgres"] if a.backend == "both" else [a.backend]
     if "postgres" in backends and not a.pg_url:

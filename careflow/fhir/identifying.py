@@ -38,11 +38,11 @@ import hashlib
 import hmac
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Callable
+from typing import Any, Callable
 
 from careflow.errors import InvalidSearch
 from careflow.fhir.search_index import DateRow, IndexRows, StringRow, TokenRow
-from careflow.fhir.search_params import SearchParam, get_param
+from careflow.fhir.search_params import SearchParam, get_param, indexed_params
 from careflow.fhir.search_query import Criterion, DateValue, SearchQuery, StringValue, TokenValue, Value
 from careflow.fhir.search_values import DATE_MAX
 from careflow.naming import SSIN
@@ -65,12 +65,14 @@ def hmac_blind(key: bytes) -> Blind:
     """The blind-index function for ``key``: HMAC-SHA256 over ``domain NUL value``, 32 hex digits.
 
     The domain (type, parameter, column) keeps equal values of different parameters apart, so a name
-    that is also a city does not link two index rows."""
+    that is also a city does not link two index rows.  Memoised: a region repeats the same given
+    names, streets and birth dates endlessly (the cache lives in memory only, like the values)."""
     if len(key) < 32:
         raise ValueError("a blind-index key has at least 32 bytes")
 
+    @lru_cache(maxsize=65536)
     def blind(domain: str, value: str) -> str:
-        return hmac.new(key, f"{domain}\x00{value}".encode(), hashlib.sha256).hexdigest()[:BLIND_LENGTH]
+        return hmac.digest(key, f"{domain}\x00{value}".encode(), "sha256")[: BLIND_LENGTH // 2].hex()
 
     return blind
 
@@ -89,6 +91,12 @@ def _protected(rtype: str, name: str) -> str | None:
     if param.type == "token" and "identifier" in heads:
         return "national"
     return None
+
+
+@lru_cache(maxsize=None)
+def _identifying_params(rtype: str) -> frozenset[str]:
+    """Names of the parameters of ``rtype`` whose index rows may need blinding."""
+    return frozenset(p.name for p in indexed_params(rtype) if _protected(rtype, p.name))
 
 
 def is_identifying(rtype: str, param: SearchParam) -> bool:
@@ -125,6 +133,7 @@ class Protection:
 
     def __init__(self, blind: Blind | None) -> None:
         self._blind = blind
+        self._memo: dict[tuple[str, str, Any], tuple[tuple[str, Any], ...]] = {}
 
     @property
     def enabled(self) -> bool:
@@ -134,40 +143,48 @@ class Protection:
     def index(self, rtype: str, rows: IndexRows) -> IndexRows:
         """Index rows with identifying values replaced by their blind form (input untouched)."""
         blind = self._blind
-        if blind is None or not (rows.token or rows.string or rows.date):
+        if blind is None or not (rows.token or rows.string or rows.date) or not _identifying_params(rtype):
             return rows
-        params = [t.param for t in rows.token] + [s.param for s in rows.string] + [d.param for d in rows.date]
-        if not any(_protected(rtype, param) for param in params):
-            return rows
-        token: list[TokenRow] = []
-        for t in rows.token:
-            how = _protected(rtype, t.param)
-            if how == "all" or (how == "national" and t.system in NATIONAL_NUMBER_SYSTEMS):
-                t = TokenRow(t.param, t.system, blind(f"{rtype}|{t.param}|token", t.code))
-            token.append(t)
-        string: list[StringRow] = []
-        for s in rows.string:
-            if _protected(rtype, s.param) != "all":
-                string.append(s)
-                continue
-            exact = blind(f"{rtype}|{s.param}|exact", s.exact)
-            words = s.norm.split(" ")
-            for part in ([s.norm] + words if len(words) > 1 else [s.norm]):
-                string.append(StringRow(s.param, blind(f"{rtype}|{s.param}|norm", part), exact))
-        date: list[DateRow] = []
-        for d in rows.date:
-            if _protected(rtype, d.param) != "all":
-                date.append(d)
-                continue
-            date.append(DateRow(d.param, *_year_range(d.low, d.high)))
-            precision = _precision(d.low, d.high)
-            for unit, text in (("month", f"{d.low:%Y-%m}"), ("day", f"{d.low:%Y-%m-%d}")):
-                if precision == unit or (precision == "day" and unit == "month"):
-                    token.append(TokenRow(d.param, BLIND_DATE_SYSTEM, blind(f"{rtype}|{d.param}|date", text)))
+        out: dict[str, list[Any]] = {"token": [], "string": [], "date": []}
+        memo = self._memo
+        for kind in ("token", "string", "date"):
+            for r in getattr(rows, kind):
+                key = (rtype, kind, r)
+                done = memo.get(key)
+                if done is None:
+                    if len(memo) > 50_000:  # bounded: a region repeats values, but not without end
+                        memo.clear()
+                    done = memo[key] = self._row(rtype, kind, r)
+                for k, row in done:
+                    out[k].append(row)
         return IndexRows(
-            token=list(dict.fromkeys(token)), reference=rows.reference, date=list(dict.fromkeys(date)),
-            string=list(dict.fromkeys(string)), quantity=rows.quantity, uri=rows.uri,
+            token=list(dict.fromkeys(out["token"])), reference=rows.reference, date=list(dict.fromkeys(out["date"])),
+            string=list(dict.fromkeys(out["string"])), quantity=rows.quantity, uri=rows.uri,
         )
+
+    def _row(self, rtype: str, kind: str, r: Any) -> tuple[tuple[str, Any], ...]:
+        """The stored form of one extracted row: itself, or its blind rows (memoised by ``index``)."""
+        blind = self._blind
+        assert blind is not None
+        how = _protected(rtype, r.param)
+        if kind == "token":
+            if how == "all" or (how == "national" and r.system in NATIONAL_NUMBER_SYSTEMS):
+                return (("token", TokenRow(r.param, r.system, blind(f"{rtype}|{r.param}|token", r.code))),)
+            return (("token", r),)
+        if how != "all":
+            return ((kind, r),)
+        if kind == "string":
+            exact = blind(f"{rtype}|{r.param}|exact", r.exact)
+            words = r.norm.split(" ")
+            parts = [r.norm] + words if len(words) > 1 else [r.norm]
+            return tuple(("string", StringRow(r.param, blind(f"{rtype}|{r.param}|norm", p), exact)) for p in parts)
+        out: list[tuple[str, Any]] = [("date", DateRow(r.param, *_year_range(r.low, r.high)))]
+        precision = _precision(r.low, r.high)
+        if precision in ("month", "day"):
+            out.append(("token", TokenRow(r.param, BLIND_DATE_SYSTEM, blind(f"{rtype}|{r.param}|date", f"{r.low:%Y-%m}"))))
+        if precision == "day":
+            out.append(("token", TokenRow(r.param, BLIND_DATE_SYSTEM, blind(f"{rtype}|{r.param}|date", f"{r.low:%Y-%m-%d}"))))
+        return tuple(out)
 
     def condition_key(self, query: SearchQuery) -> str:
         """Fixed-length key of a conditional create's criteria: keyed, so the condition_key table
