@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 os.environ.setdefault("CAREFLOW_MASTER_KEY", base64.b64encode(os.urandom(32)).decode())
 
-from bench_api import ROLES, NEIGHBOURHOODS, _resolve, bundles, urn  # noqa: E402
+from bench_api import NEIGHBOURHOODS, ROLES, _resolve, bundles, urn  # noqa: E402
 
 from careflow.access.principal import SYSTEM  # noqa: E402
 from careflow.crypto.envelope import Cipher  # noqa: E402
@@ -141,7 +141,7 @@ def searches(repo: SqlRepository, ids: dict[str, str], patients: int, n: int) ->
             t = time.perf_counter()
             result = repo.search(q)
             for s in [*result.matches, *result.included]:
-                s.raw  # what a search page sends
+                _ = s.raw  # what a search page sends
             lat.append(time.perf_counter() - t)
         lat.sort()
         out[name] = (1000 * statistics.median(lat), 1000 * lat[int(0.95 * len(lat))])

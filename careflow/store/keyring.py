@@ -23,7 +23,7 @@ import secrets
 import struct
 import threading
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from sqlalchemy import Connection, select
 
@@ -63,10 +63,9 @@ def new_key_id() -> int:
 def insert_key(conn: Connection, master: bytes, purpose: str, *, active: bool) -> int:
     """A new wrapped data key of ``purpose``; with ``active`` it becomes the one new values use, unless
     another process made one first (the unique ``active_for`` decides; the caller re-reads)."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     kid = new_key_id()
     conn.execute(insert(data_key).values(
         id=kid, purpose=purpose, master_id=fingerprint(master), wrapped=wrap(master, kid, purpose, new_key()),
@@ -164,7 +163,7 @@ class KeyRing:
         except DecryptionError:
             raise KeyConfigError(f"data key {row.id} does not unwrap: it was altered") from None
 
-    def _install(self, rows: list[Any]) -> None:
+    def _install(self, rows: Sequence[Any]) -> None:
         content: dict[int, bytes] = {}
         active = None
         blind = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -13,7 +13,7 @@ DbOpt = typer.Option(None, "--db", envvar="CAREFLOW_DATABASE_URL",
                      help="database URL; default: SQLite in the user's data directory")
 
 
-def _open(db: Optional[str]):  # type: ignore[no-untyped-def]
+def _open(db: Optional[str]) -> Any:
     from careflow.store.database import open_repository
 
     return open_repository(db)
@@ -106,7 +106,7 @@ def keys_new_master() -> None:
     typer.echo(new_master_key())
 
 
-def _system():  # type: ignore[no-untyped-def]
+def _system() -> Any:
     from careflow.access.principal import SYSTEM
 
     return SYSTEM
