@@ -138,6 +138,12 @@ class InvalidSearch(StoreError):
         super().__init__(f"search parameter '{param}': {message}")
 
 
+class UnsupportedSearch(InvalidSearch):
+    """A standard R4 search parameter careflow does not support: refused, never ignored."""
+
+    code = "not-supported"
+
+
 # --- FHIR validation (careflow.fhir.validation) ---
 
 

@@ -2,7 +2,8 @@
 
 Resource types come from ``SERVED_TYPES`` (the search-parameter registry), search parameters from
 ``careflow.fhir.search_params``, operations from the operation table the app was built with: a
-claim here is a route there, so the statement cannot promise what the server does not do.
+claim here is a route there, so the statement cannot promise what the server does not do.  The
+registry's refused parameters are not listed: the server answers them with a 400.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any, Iterable
 
 from careflow.api.interactions import SERVED_TYPES
 from careflow.fhir.bundles import instant
-from careflow.fhir.search_params import REGISTRY, params_for
+from careflow.fhir.search_params import REGISTRY, SearchParam, params_for
 
 FHIR_VERSION = "4.0.1"
 
@@ -45,6 +46,29 @@ def revincludes_of(rtype: str) -> list[str]:
     return sorted(out)
 
 
+def param_documentation(p: SearchParam) -> str:
+    """The parameter's description, plus what careflow does not index of its R4 expression."""
+    text = p.description
+    if p.skipped:
+        text += f" (values of type {', '.join(p.skipped)} are not indexed)"
+    if p.canonical:
+        text += " (a canonical: matched by URL, '|version' ignored, or by Type/id of its tail; :below on the URL)"
+    return text.strip()
+
+
+def search_params_of(rtype: str) -> list[dict[str, Any]]:
+    """``searchParam`` entries of ``rtype``: every parameter the server supports, nothing else."""
+    return [
+        {
+            "name": p.name,
+            **({"definition": p.definition} if p.definition else {}),
+            "type": p.type,
+            **({"documentation": doc} if (doc := param_documentation(p)) else {}),
+        }
+        for p in sorted(params_for(rtype).values(), key=lambda p: p.name)
+    ]
+
+
 def capability_statement(
     base: str,
     operations: Iterable[tuple[str, str, str, str]],
@@ -55,15 +79,7 @@ def capability_statement(
     ops = list(operations)
     resources = []
     for rtype in SERVED_TYPES:
-        params = [
-            {
-                "name": p.name,
-                **({"definition": p.definition} if p.definition else {}),
-                "type": p.type,
-                **({"documentation": p.description} if p.description else {}),
-            }
-            for p in sorted(params_for(rtype).values(), key=lambda p: p.name)
-        ]
+        params = search_params_of(rtype)
         entry: dict[str, Any] = {
             "type": rtype,
             "profile": f"http://hl7.org/fhir/StructureDefinition/{rtype}",
@@ -109,7 +125,10 @@ def capability_statement(
                 "documentation": (
                     "JSON only. Prefer: return=minimal|representation|OperationOutcome and "
                     "handling=strict|lenient are honoured. Transaction and batch responses default to "
-                    "return=minimal."
+                    "return=minimal. Search: the parameters listed per type are supported; a standard R4 "
+                    "parameter not listed is refused with 400 and an OperationOutcome naming it; a name R4 "
+                    "does not define is ignored and reported (search.mode=outcome) unless "
+                    "handling=strict, which refuses it too."
                 ),
                 "resource": resources,
                 "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],

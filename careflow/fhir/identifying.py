@@ -34,6 +34,7 @@ How each kind of identifying parameter searches:
 from __future__ import annotations
 
 import dataclasses
+import re
 import hashlib
 import hmac
 from datetime import datetime, timedelta
@@ -85,7 +86,7 @@ def _protected(rtype: str, name: str) -> str | None:
     if param is None or param.column or param.type not in ("token", "string", "date"):
         return None
     elements = IDENTIFYING_ELEMENTS.get(rtype, frozenset())
-    heads = {path.split(".", 1)[0] for path in param.paths}
+    heads = {re.split(r"[.\[:]", path, maxsplit=1)[0] for path in param.paths}  # telecom[system=email] -> telecom
     if heads & elements:
         return "all"
     if param.type == "token" and "identifier" in heads:

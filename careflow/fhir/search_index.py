@@ -104,25 +104,72 @@ def values_at(node: Any, path: str | tuple[str, ...]) -> Iterator[Any]:
     yield from items
 
 
+@dataclass(frozen=True)
+class _Path:
+    """A registry path parsed once: JSON keys, ``key[child=literal]`` filters, a ``:Type`` reference filter."""
+
+    steps: tuple[str, ...]
+    filters: tuple[tuple[int, str, str], ...]  # (step index, child key, literal)
+    ref_type: str | None
+
+
+def parse_path(text: str) -> _Path:
+    """``telecom[system=email]`` / ``subject:Patient`` / ``name.family`` (see ``search_params``)."""
+    body, _, ref_type = text.partition(":")
+    steps: list[str] = []
+    filters: list[tuple[int, str, str]] = []
+    for i, step in enumerate(body.split(".")):
+        key, bracket, cond = step.partition("[")
+        steps.append(key)
+        if bracket:
+            child, _, literal = cond.rstrip("]").partition("=")
+            filters.append((i, child, literal))
+    return _Path(tuple(steps), tuple(filters), ref_type or None)
+
+
+def _filtered_values(node: Any, path: _Path) -> Iterator[Any]:
+    """``values_at`` with the path's ``[child=literal]`` filters applied at their steps."""
+    items = [node]
+    conditions = dict((i, (child, literal)) for i, child, literal in path.filters)
+    for i, step in enumerate(path.steps):
+        nxt: list[Any] = []
+        for item in items:
+            if isinstance(item, dict):
+                value = item.get(step)
+                if value is None:
+                    continue
+                nxt.extend(value if isinstance(value, list) else (value,))
+        cond = conditions.get(i)
+        if cond is not None:
+            nxt = [v for v in nxt if isinstance(v, dict) and v.get(cond[0]) == cond[1]]
+        items = nxt
+        if not items:
+            return
+    yield from items
+
+
 @lru_cache(maxsize=None)
-def _plan(rtype: str) -> tuple[tuple[tuple[str, ...], tuple[SearchParam, ...]], ...]:
-    """Per path (split once), the parameters reading it: 'subject' feeds both patient and subject."""
-    by_path: dict[tuple[str, ...], list[SearchParam]] = {}
+def _plan(rtype: str) -> tuple[tuple[_Path, tuple[SearchParam, ...]], ...]:
+    """Per path (parsed once), the parameters reading it: 'subject' feeds both subject and, through
+    its ':Patient' twin, patient."""
+    by_path: dict[str, list[SearchParam]] = {}
     for param in indexed_params(rtype):
         for path in param.paths:
-            by_path.setdefault(tuple(path.split(".")), []).append(param)
-    return tuple((steps, tuple(params)) for steps, params in by_path.items())
+            by_path.setdefault(path, []).append(param)
+    return tuple((parse_path(text), tuple(params)) for text, params in by_path.items())
 
 
 def extract_index(resource: dict[str, Any]) -> IndexRows:
     """Index rows for every declared parameter of the resource's type (duplicates removed)."""
     rows = IndexRows()
-    for steps, params in _plan(resource.get("resourceType", "")):
+    for path, params in _plan(resource.get("resourceType", "")):
+        steps = path.steps
         if steps[0] not in resource:
             continue
-        for value in values_at(resource, steps):
+        values = _filtered_values(resource, path) if path.filters else values_at(resource, steps)
+        for value in values:
             for param in params:
-                _add(rows, param, value)
+                _add(rows, param, value, path.ref_type)
     for name in ("token", "reference", "date", "string", "quantity", "uri"):
         lst = getattr(rows, name)
         if len(lst) > 1:
@@ -130,19 +177,26 @@ def extract_index(resource: dict[str, Any]) -> IndexRows:
     return rows
 
 
-def _add(rows: IndexRows, param: SearchParam, value: Any) -> None:
+def _add(rows: IndexRows, param: SearchParam, value: Any, ref_type: str | None = None) -> None:
     kind = param.type
     name = param.name
     if kind == "token":
         for system, code in _tokens(value):
             rows.token.append(TokenRow(name, system, code))
     elif kind == "reference":
-        ref = value.get("reference") if isinstance(value, dict) else value if isinstance(value, str) else None
+        if isinstance(value, str):  # canonical / uri element: keep the URL (version cut) and its Type/id tail
+            url = value.split("|", 1)[0]
+            if url and ref_type is None:
+                rtype, rid = parse_reference(url)
+                rows.reference.append(ReferenceRow(name, rtype or "", rid or "", url))
+            return
+        ref = value.get("reference") if isinstance(value, dict) else None
         if isinstance(ref, str) and ref and not ref.startswith("#"):
             rtype, rid = parse_reference(ref)
             if rtype is not None and rid is not None:
-                rows.reference.append(ReferenceRow(name, rtype, rid, ""))
-            else:
+                if ref_type is None or rtype == ref_type:
+                    rows.reference.append(ReferenceRow(name, rtype, rid, ""))
+            elif ref_type is None:
                 rows.reference.append(ReferenceRow(name, "", "", ref))
     elif kind == "date":
         rng = _date_range(value)

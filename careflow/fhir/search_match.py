@@ -73,7 +73,7 @@ def value_matches(modifier: str | None, v: Value, row: Any) -> bool:
         return v.system is None or row.system == v.system
     if isinstance(v, ReferenceValue):
         if v.url is not None:
-            return bool(row.url == v.url)
+            return bool(row.url.startswith(v.url)) if modifier == "below" else bool(row.url == v.url)
         return bool(row.target_id == v.id and (v.type is None or row.target_type == v.type))
     if isinstance(v, DateValue):
         return _date_hit(v, row.low, row.high)

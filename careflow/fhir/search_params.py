@@ -1,17 +1,30 @@
 """The search parameters careflow supports, per resource type: one registry for every consumer.
 
 Index extraction (``careflow.fhir.search_index``), the query parser (``search_query``), the SQL and
-in-memory stores and the CapabilityStatement all read this table, so a parameter is declared once and
-behaves the same everywhere.  Paths are dotted element paths (lists are flattened at every step);
-choice elements (``value[x]``) are listed once per concrete type.  FHIRPath is deliberately not used:
-a path list is enough for the parameters careflow needs and is cheap to evaluate on 100k resources.
+in-memory stores, the CapabilityStatement and the OpenAPI document all read this registry, so a
+parameter is declared once and behaves the same everywhere.
+
+The R4 parameters are not typed here: they come from ``data/r4_search_parameters.json``, which
+``tools/r4_search_parameters.py`` derives from the official R4 SearchParameter definitions (a test
+checks the file against them when they are at hand).  Each row carries the R4 name, type, canonical
+URL, expression and targets, and either the element paths careflow indexes (the expression
+translated to JSON paths, choice elements expanded) or the reason careflow refuses it.  A standard
+parameter careflow does not support is refused with a 400 naming it, never ignored: ignoring it
+would answer "everything".  careflow's own parameters live below, under careflow's canonical base.
+
+Path syntax (what ``search_index`` evaluates): dotted JSON keys, lists flattened at every step;
+``key[child=literal]`` keeps the items whose ``child`` equals ``literal`` (FHIRPath
+``where(child='literal')``); a ``:Type`` suffix keeps only references to ``Type`` (FHIRPath
+``where(resolve() is Type)``).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
-from typing import Literal
+from importlib import resources
+from typing import Any, Literal
 
 ParamType = Literal["token", "reference", "date", "string", "quantity", "uri", "number"]
 
@@ -19,15 +32,21 @@ PARAM_TYPES: tuple[str, ...] = ("token", "reference", "date", "string", "quantit
 
 CAREFLOW_PARAM_BASE = "https://careflow.dev/fhir/SearchParameter"
 
+DATA_FILE = "r4_search_parameters.json"
+
 
 @dataclass(frozen=True)
 class SearchParam:
     """One search parameter of one resource type.
 
-    ``targets`` lists the resource types a reference parameter may point to (chaining uses them).
-    ``column`` marks the parameters every type has that live on the resource row, not in index
-    tables (``_id``, ``_lastUpdated``).  ``definition`` is the canonical URL for the
-    CapabilityStatement: the HL7 one, or a careflow one for careflow-defined parameters.
+    ``targets`` lists the resource types a reference parameter may point to (chaining and
+    ``_revinclude`` use them; empty means any).  ``column`` marks the parameters every type has that
+    live on the resource row, not in index tables (``_id``, ``_lastUpdated``).  ``definition`` is
+    the canonical URL for the CapabilityStatement: the HL7 one, or a careflow one for
+    careflow-defined parameters.  ``canonical``: a reference parameter over canonical / uri
+    elements, matched by URL as well as by ``Type/id``.  ``skipped``: element types the R4
+    expression reaches that careflow does not index for this parameter type (said in the
+    CapabilityStatement).  ``kinds``: the FHIR type of the elements at each of ``paths``.
     """
 
     name: str
@@ -37,23 +56,15 @@ class SearchParam:
     description: str = ""
     column: str | None = None
     definition: str | None = None
+    expression: str | None = None
+    canonical: bool = False
+    skipped: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
 
     @property
     def careflow_defined(self) -> bool:
         return bool(self.definition and self.definition.startswith(CAREFLOW_PARAM_BASE))
 
-
-# parameters every resource type supports; they read columns of the resource row
-COMMON_PARAMS: dict[str, SearchParam] = {
-    "_id": SearchParam(
-        "_id", "token", ("id",), description="Logical id of the resource", column="id",
-        definition="http://hl7.org/fhir/SearchParameter/Resource-id",
-    ),
-    "_lastUpdated": SearchParam(
-        "_lastUpdated", "date", ("meta.lastUpdated",), description="When the resource version last changed",
-        column="last_updated", definition="http://hl7.org/fhir/SearchParameter/Resource-lastUpdated",
-    ),
-}
 
 # result-shaping parameters the parser understands (not filters)
 CONTROL_PARAMS: frozenset[str] = frozenset(
@@ -61,208 +72,106 @@ CONTROL_PARAMS: frozenset[str] = frozenset(
      "_include:iterate", "_revinclude:iterate", "_pretty"}
 )
 
+# R4 search (http.html, search.html) names these beside the SearchParameter bundle; careflow does not
+# implement them, and a request using one must not get every resource back
+SPECIAL_REFUSED: dict[str, str] = {
+    "_has": "reverse chaining (_has) is not supported",
+    "_list": "_list is not supported",
+    "_filter": "_filter is not supported",
+    "_type": "_type applies to system-level search, which careflow does not offer",
+    "_contained": "searching contained resources is not supported",
+    "_containedType": "searching contained resources is not supported",
+}
 
-def _hl7(rtype: str, name: str) -> str:
-    return f"http://hl7.org/fhir/SearchParameter/{rtype}-{name}"
+# R4 parameters whose paths translate but whose meaning careflow does not implement
+_POLICY_REFUSED: dict[str, str] = {
+    "phonetic": "phonetic matching is not implemented",
+}
 
+# the Resource-level parameters that are columns of the resource row, not index rows
+_COLUMNS = {"_id": "id", "_lastUpdated": "last_updated"}
 
-def _p(rtype: str, name: str, type: ParamType, *paths: str, targets: tuple[str, ...] = (),
-       description: str = "", careflow: bool = False) -> SearchParam:
-    definition = f"{CAREFLOW_PARAM_BASE}/{rtype}-{name}" if careflow else _hl7(rtype, name)
-    return SearchParam(name, type, tuple(paths), targets, description, None, definition)
-
-
-_PATIENT_REF = ("Patient",)
-_SUBJECT_REF = ("Patient", "Group")
-_ACTORS = ("Practitioner", "PractitionerRole", "Organization", "Patient", "RelatedPerson", "CareTeam", "Device")
-_DATE_CHOICES = ("DateTime", "Period", "Instant", "Timing")
-
-
-def _choices(prefix: str, kinds: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(prefix + k for k in kinds)
-
-
-def _build() -> dict[str, dict[str, SearchParam]]:
-    reg: dict[str, list[SearchParam]] = {
-        "Patient": [
-            _p("Patient", "identifier", "token", "identifier", description="A patient identifier"),
-            _p("Patient", "name", "string", "name", description="Any part of a name (family, given, prefix, suffix, text)"),
-            _p("Patient", "family", "string", "name.family", description="A family name"),
-            _p("Patient", "given", "string", "name.given", description="A given name"),
-            _p("Patient", "birthdate", "date", "birthDate", description="Date of birth"),
-            _p("Patient", "gender", "token", "gender", description="Administrative gender"),
-            _p("Patient", "active", "token", "active", description="Whether the record is active"),
-            _p("Patient", "general-practitioner", "reference", "generalPractitioner",
-               targets=("Practitioner", "PractitionerRole", "Organization"), description="The patient's GP"),
-            _p("Patient", "organization", "reference", "managingOrganization", targets=("Organization",),
-               description="Managing organisation"),
-        ],
-        "Condition": [
-            _p("Condition", "patient", "reference", "subject", targets=_PATIENT_REF, description="Who has the condition"),
-            _p("Condition", "subject", "reference", "subject", targets=_SUBJECT_REF, description="Who has the condition"),
-            _p("Condition", "code", "token", "code", description="Code of the condition"),
-            _p("Condition", "clinical-status", "token", "clinicalStatus", description="active | recurrence | ..."),
-            _p("Condition", "verification-status", "token", "verificationStatus", description="confirmed | ..."),
-            _p("Condition", "category", "token", "category", description="Category of the condition"),
-            _p("Condition", "onset-date", "date", *_choices("onset", ("DateTime", "Period")), description="Onset"),
-            _p("Condition", "recorded-date", "date", "recordedDate", description="When recorded"),
-        ],
-        "Observation": [
-            _p("Observation", "patient", "reference", "subject", targets=_PATIENT_REF, description="The subject patient"),
-            _p("Observation", "subject", "reference", "subject", targets=_SUBJECT_REF + ("Location", "Device"),
-               description="The subject"),
-            _p("Observation", "code", "token", "code", description="What was observed"),
-            _p("Observation", "category", "token", "category", description="Classification of the observation"),
-            _p("Observation", "status", "token", "status", description="registered | preliminary | final | ..."),
-            _p("Observation", "date", "date", *_choices("effective", _DATE_CHOICES), description="Clinically relevant time"),
-            _p("Observation", "value-quantity", "quantity", "valueQuantity", description="The value (Quantity)"),
-            _p("Observation", "value-concept", "token", "valueCodeableConcept", description="The value (CodeableConcept)"),
-            _p("Observation", "component-code", "token", "component.code", description="Component code"),
-            _p("Observation", "component-value-quantity", "quantity", "component.valueQuantity",
-               description="Component value (Quantity)"),
-            _p("Observation", "performer", "reference", "performer", targets=_ACTORS, description="Who performed it"),
-            _p("Observation", "based-on", "reference", "basedOn", targets=("CarePlan", "ServiceRequest", "Task"),
-               description="Fulfils plan, proposal or order"),
-        ],
-        # the medication classes a programme's only_if tests (careflow.planning.only_if)
-        "MedicationStatement": [
-            _p("MedicationStatement", "patient", "reference", "subject", targets=_PATIENT_REF,
-               description="Who takes the medication"),
-            _p("MedicationStatement", "subject", "reference", "subject", targets=_SUBJECT_REF,
-               description="Who takes the medication"),
-            _p("MedicationStatement", "code", "token", "medicationCodeableConcept",
-               description="Code of the medication (ATC, SNOMED CT, CNK)"),
-            _p("MedicationStatement", "status", "token", "status", description="active | completed | stopped | ..."),
-            _p("MedicationStatement", "effective", "date", *_choices("effective", ("DateTime", "Period")),
-               description="When it was taken"),
-        ],
-        "MedicationRequest": [
-            _p("MedicationRequest", "patient", "reference", "subject", targets=_PATIENT_REF,
-               description="Who the prescription is for"),
-            _p("MedicationRequest", "subject", "reference", "subject", targets=_SUBJECT_REF,
-               description="Who the prescription is for"),
-            _p("MedicationRequest", "code", "token", "medicationCodeableConcept",
-               description="Code of the medication (ATC, SNOMED CT, CNK)"),
-            _p("MedicationRequest", "status", "token", "status", description="active | on-hold | cancelled | ..."),
-            _p("MedicationRequest", "intent", "token", "intent", description="proposal | plan | order | ..."),
-            _p("MedicationRequest", "authoredon", "date", "authoredOn", description="When it was written"),
-        ],
-        "CarePlan": [
-            _p("CarePlan", "patient", "reference", "subject", targets=_PATIENT_REF, description="Who the plan is for"),
-            _p("CarePlan", "subject", "reference", "subject", targets=_SUBJECT_REF, description="Who the plan is for"),
-            _p("CarePlan", "status", "token", "status", description="draft | active | on-hold | revoked | completed | ..."),
-            _p("CarePlan", "intent", "token", "intent", description="proposal | plan | order | option"),
-            _p("CarePlan", "category", "token", "category", description="Type of plan"),
-            _p("CarePlan", "identifier", "token", "identifier", description="External identifiers"),
-            _p("CarePlan", "instantiates-canonical", "uri", "instantiatesCanonical",
-               description="Instantiated PlanDefinition (canonical URL; matched as a uri, '|version' ignored)"),
-            _p("CarePlan", "care-team", "reference", "careTeam", targets=("CareTeam",), description="Who's involved"),
-            _p("CarePlan", "goal", "reference", "goal", targets=("Goal",), description="Desired outcome"),
-            _p("CarePlan", "condition", "reference", "addresses", targets=("Condition",), description="Health issues addressed"),
-            _p("CarePlan", "date", "date", "period", description="Time period the plan covers"),
-            _p("CarePlan", "based-on", "reference", "basedOn", targets=("CarePlan",), description="Fulfils CarePlan"),
-            _p("CarePlan", "part-of", "reference", "partOf", targets=("CarePlan",), description="Part of referenced CarePlan"),
-            _p("CarePlan", "activity-reference", "reference", "activity.reference",
-               targets=("Task", "ServiceRequest", "Appointment", "MedicationRequest", "RequestGroup"),
-               description="Activity details defined in a specific resource"),
-        ],
-        "Task": [
-            _p("Task", "patient", "reference", "for", targets=_PATIENT_REF, description="Beneficiary patient"),
-            _p("Task", "subject", "reference", "for", targets=("Patient", "Group", "Device"),
-               description="Beneficiary of the task (Task.for)"),
-            _p("Task", "status", "token", "status", description="draft | requested | ready | ... | completed"),
-            _p("Task", "business-status", "token", "businessStatus", description="Business status"),
-            _p("Task", "intent", "token", "intent", description="proposal | plan | order | ..."),
-            _p("Task", "priority", "token", "priority", description="routine | urgent | asap | stat"),
-            _p("Task", "code", "token", "code", description="Task type"),
-            _p("Task", "identifier", "token", "identifier", description="Business identifier"),
-            _p("Task", "owner", "reference", "owner", targets=_ACTORS, description="Responsible individual or team"),
-            _p("Task", "requester", "reference", "requester", targets=_ACTORS, description="Who asked for it"),
-            _p("Task", "based-on", "reference", "basedOn", targets=("CarePlan", "ServiceRequest", "Task"),
-               description="Request fulfilled by this task (usually the CarePlan)"),
-            _p("Task", "part-of", "reference", "partOf", targets=("Task",), description="Composite task"),
-            _p("Task", "focus", "reference", "focus", description="What the task is acting on"),
-            _p("Task", "encounter", "reference", "encounter", targets=("Encounter",), description="Encounter"),
-            _p("Task", "authored-on", "date", "authoredOn", description="Creation date"),
-            _p("Task", "modified", "date", "lastModified", description="Last modification date"),
-            _p("Task", "period", "date", "executionPeriod", description="Execution period"),
-            _p("Task", "due-date", "date", "restriction.period.end", careflow=True,
-               description="careflow-defined: when the task is due (Task.restriction.period.end)"),
-            _p("Task", "instantiates-canonical", "uri", "instantiatesCanonical",
-               description="Instantiated ActivityDefinition (canonical URL)"),
-        ],
-        "Goal": [
-            _p("Goal", "patient", "reference", "subject", targets=_PATIENT_REF, description="Who the goal is for"),
-            _p("Goal", "subject", "reference", "subject", targets=("Patient", "Group", "Organization"),
-               description="Who the goal is for"),
-            _p("Goal", "lifecycle-status", "token", "lifecycleStatus", description="proposed | planned | active | ..."),
-            _p("Goal", "achievement-status", "token", "achievementStatus", description="in-progress | achieved | ..."),
-            _p("Goal", "category", "token", "category", description="E.g. treatment, dietary, behavioral"),
-            _p("Goal", "target-date", "date", "target.dueDate", description="Reach the goal on or before"),
-            _p("Goal", "identifier", "token", "identifier", description="External identifiers"),
-        ],
-        "CareTeam": [
-            _p("CareTeam", "patient", "reference", "subject", targets=_PATIENT_REF, description="Who the team cares for"),
-            _p("CareTeam", "subject", "reference", "subject", targets=("Patient", "Group"), description="Who the team cares for"),
-            _p("CareTeam", "participant", "reference", "participant.member",
-               targets=("Practitioner", "PractitionerRole", "Organization", "Patient", "RelatedPerson", "CareTeam"),
-               description="A team member"),
-            _p("CareTeam", "status", "token", "status", description="proposed | active | suspended | inactive | ..."),
-            _p("CareTeam", "category", "token", "category", description="Type of team"),
-            _p("CareTeam", "identifier", "token", "identifier", description="External identifiers"),
-        ],
-        "PractitionerRole": [
-            _p("PractitionerRole", "role", "token", "code", description="Roles the practitioner may perform"),
-            _p("PractitionerRole", "specialty", "token", "specialty", description="Specialty"),
-            _p("PractitionerRole", "practitioner", "reference", "practitioner", targets=("Practitioner",),
-               description="The practitioner"),
-            _p("PractitionerRole", "organization", "reference", "organization", targets=("Organization",),
-               description="The organisation where the role is available"),
-            _p("PractitionerRole", "location", "reference", "location", targets=("Location",), description="Where"),
-            _p("PractitionerRole", "identifier", "token", "identifier", description="Business identifier"),
-            _p("PractitionerRole", "active", "token", "active", description="Whether the role is in active use"),
-        ],
-        "Practitioner": [
-            _p("Practitioner", "identifier", "token", "identifier", description="A practitioner identifier"),
-            _p("Practitioner", "name", "string", "name", description="Any part of a name"),
-            _p("Practitioner", "family", "string", "name.family", description="A family name"),
-            _p("Practitioner", "given", "string", "name.given", description="A given name"),
-            _p("Practitioner", "active", "token", "active", description="Whether the record is active"),
-        ],
-        "Organization": [
-            _p("Organization", "identifier", "token", "identifier", description="An organisation identifier"),
-            _p("Organization", "name", "string", "name", "alias", description="Name or alias"),
-            _p("Organization", "type", "token", "type", description="Kind of organisation"),
-            _p("Organization", "partof", "reference", "partOf", targets=("Organization",), description="Parent organisation"),
-            _p("Organization", "active", "token", "active", description="Whether the record is active"),
-        ],
-        "Location": [
-            _p("Location", "name", "string", "name", "alias", description="Name or alias"),
-            _p("Location", "identifier", "token", "identifier", description="Identifier"),
-            _p("Location", "organization", "reference", "managingOrganization", targets=("Organization",),
-               description="Managing organisation"),
-        ],
-        "Group": [
-            _p("Group", "identifier", "token", "identifier", description="Identifier"),
-            _p("Group", "member", "reference", "member.entity", targets=("Patient", "Practitioner", "PractitionerRole"),
-               description="Member of the group"),
-        ],
-    }
-    for kind in ("PlanDefinition", "ActivityDefinition"):
-        reg[kind] = [
-            _p(kind, "url", "uri", "url", description="Canonical URL"),
-            _p(kind, "version", "token", "version", description="Business version"),
-            _p(kind, "status", "token", "status", description="draft | active | retired | unknown"),
-            _p(kind, "name", "string", "name", description="Computationally friendly name"),
-            _p(kind, "title", "string", "title", description="Human-friendly name"),
-            _p(kind, "identifier", "token", "identifier", description="External identifier"),
-        ]
-    return {t: {p.name: p for p in ps} for t, ps in reg.items()}
-
-
-REGISTRY: dict[str, dict[str, SearchParam]] = _build()
+_CANONICAL_KINDS = frozenset({"canonical", "uri", "url"})
 
 _TYPE_NAME = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
+
+
+def _load_data() -> dict[str, Any]:
+    text = resources.files("careflow.fhir").joinpath("data", DATA_FILE).read_text(encoding="utf-8")
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+DATA: dict[str, Any] = _load_data()
+
+# the resource types the data file carries: the types careflow serves
+TYPES: tuple[str, ...] = tuple(sorted(DATA["types"]))
+
+
+def _from_row(name: str, row: dict[str, Any]) -> SearchParam:
+    paths = tuple(p for p, _ in row["paths"])
+    kinds = tuple(k for _, k in row["paths"])
+    targets_raw = row.get("targets") or []
+    targets = TYPES if targets_raw == ["*"] else tuple(targets_raw)
+    return SearchParam(
+        name, row["type"], paths, targets, row.get("description", ""), _COLUMNS.get(name), row["url"],
+        row.get("expression"), row["type"] == "reference" and bool(set(kinds) & _CANONICAL_KINDS),
+        tuple(row.get("skipped") or ()), kinds,
+    )
+
+
+def _careflow(rtype: str, name: str, type: ParamType, path: tuple[str, str], expression: str, description: str,
+              *, targets: tuple[str, ...] = ()) -> SearchParam:
+    return SearchParam(name, type, (path[0],), targets, description, None, f"{CAREFLOW_PARAM_BASE}/{rtype}-{name}",
+                       expression, type == "reference" and path[1] in _CANONICAL_KINDS, (), (path[1],))
+
+
+# careflow-defined parameters (R4 has no SearchParameter for these); each has a canonical URL under
+# careflow's base, and the CapabilityStatement cites it
+CAREFLOW_PARAMS: dict[str, tuple[SearchParam, ...]] = {
+    "Task": (
+        _careflow("Task", "due-date", "date", ("restriction.period.end", "dateTime"), "Task.restriction.period.end",
+                  "careflow-defined: when the task is due (the end of Task.restriction.period)"),
+        _careflow("Task", "instantiates-canonical", "reference", ("instantiatesCanonical", "canonical"),
+                  "Task.instantiatesCanonical",
+                  "careflow-defined: the ActivityDefinition the task carries out (canonical URL or "
+                  "ActivityDefinition/id)", targets=("ActivityDefinition",)),
+    ),
+}
+
+
+def _build() -> tuple[dict[str, SearchParam], dict[str, dict[str, SearchParam]], dict[str, str],
+                      dict[str, dict[str, str]]]:
+    common: dict[str, SearchParam] = {}
+    common_refused: dict[str, str] = dict(SPECIAL_REFUSED)
+    for name, row in DATA["common"].items():
+        if "paths" in row:
+            common[name] = _from_row(name, row)
+        else:
+            common_refused[name] = row["refused"]
+    registry: dict[str, dict[str, SearchParam]] = {}
+    refused: dict[str, dict[str, str]] = {}
+    for rtype, rows in DATA["types"].items():
+        supported: dict[str, SearchParam] = {}
+        no: dict[str, str] = {}
+        for name, row in rows.items():
+            reason = row.get("refused") or _POLICY_REFUSED.get(name)
+            if reason:
+                no[name] = reason
+            else:
+                supported[name] = _from_row(name, row)
+        for param in CAREFLOW_PARAMS.get(rtype, ()):
+            assert param.name not in rows, f"{rtype}?{param.name} is an R4 parameter: do not redefine it"
+            supported[param.name] = param
+        registry[rtype] = dict(sorted(supported.items()))
+        refused[rtype] = dict(sorted(no.items()))
+    return common, registry, common_refused, refused
+
+
+# COMMON_PARAMS: every type's Resource-level parameters (_id, _lastUpdated on the resource row; _tag,
+# _profile, _security, _source in index rows); REGISTRY: per type, the rest of what is supported
+COMMON_PARAMS, REGISTRY, COMMON_REFUSED, REFUSED = _build()
+
+_INDEXED_COMMON: tuple[SearchParam, ...] = tuple(p for p in COMMON_PARAMS.values() if p.column is None)
 
 
 def is_resource_type_name(name: str) -> bool:
@@ -270,20 +179,38 @@ def is_resource_type_name(name: str) -> bool:
     return bool(_TYPE_NAME.match(name))
 
 
+_COLUMN_PARAMS: dict[str, SearchParam] = {n: p for n, p in COMMON_PARAMS.items() if p.column is not None}
+
+
 def params_for(rtype: str) -> dict[str, SearchParam]:
-    """Every search parameter of ``rtype`` (declared ones plus ``_id`` / ``_lastUpdated``)."""
-    return {**COMMON_PARAMS, **REGISTRY.get(rtype, {})}
+    """Every supported search parameter of ``rtype`` (its own plus the Resource-level ones; a type
+    careflow does not index has only the resource-row columns ``_id`` and ``_lastUpdated``)."""
+    if rtype not in REGISTRY:
+        return dict(_COLUMN_PARAMS)
+    return {**COMMON_PARAMS, **REGISTRY[rtype]}
 
 
 def get_param(rtype: str, name: str) -> SearchParam | None:
-    return COMMON_PARAMS.get(name) or REGISTRY.get(rtype, {}).get(name)
+    if rtype not in REGISTRY:
+        return _COLUMN_PARAMS.get(name)
+    return COMMON_PARAMS.get(name) or REGISTRY[rtype].get(name)
+
+
+def refusal(rtype: str, name: str) -> str | None:
+    """Why careflow refuses the standard parameter ``name`` on ``rtype``; None when it is not one."""
+    return COMMON_REFUSED.get(name) or REFUSED.get(rtype, {}).get(name)
+
+
+def refused_params(rtype: str) -> dict[str, str]:
+    """Every standard parameter of ``rtype`` careflow refuses, with the reason."""
+    return {**COMMON_REFUSED, **REFUSED.get(rtype, {})}
 
 
 def indexed_params(rtype: str) -> tuple[SearchParam, ...]:
     """The parameters whose values are extracted into index tables (everything but column params)."""
-    return tuple(REGISTRY.get(rtype, {}).values())
+    return (*REGISTRY.get(rtype, {}).values(), *_INDEXED_COMMON) if rtype in REGISTRY else ()
 
 
 def searchable_types() -> tuple[str, ...]:
-    """Resource types with declared parameters (others still support ``_id`` and ``_lastUpdated``)."""
-    return tuple(sorted(REGISTRY))
+    """The resource types with a registry (others are not served)."""
+    return TYPES

@@ -26,13 +26,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal, Union
 
-from careflow.errors import InvalidSearch
+from careflow.errors import InvalidSearch, UnsupportedSearch
 from careflow.fhir.search_params import (
     CONTROL_PARAMS,
     REGISTRY,
     SearchParam,
     get_param,
     is_resource_type_name,
+    refusal,
 )
 from careflow.fhir.search_values import (
     date_range,
@@ -204,8 +205,10 @@ _MODIFIERS: dict[str, frozenset[str]] = {
 def parse_search(rtype: str, params: list[tuple[str, str]] | tuple[tuple[str, str], ...], strict: bool = False) -> SearchQuery:
     """Parse query parameters (in order, repeats kept) for a search of ``rtype``.
 
-    Unknown parameters raise InvalidSearch when ``strict`` (``Prefer: handling=strict``), otherwise they
-    are skipped and named in ``SearchQuery.ignored``.  Bad values and unsupported modifiers always raise.
+    Standard R4 parameters careflow does not support always raise InvalidSearch (ignoring one would widen
+    the answer).  Names R4 does not define raise when ``strict`` (``Prefer: handling=strict``), otherwise
+    they are skipped and named in ``SearchQuery.ignored``.  Bad values and unsupported modifiers always
+    raise.
     """
     if not is_resource_type_name(rtype):
         raise InvalidSearch("_type", f"'{rtype}' is not a resource type name")
@@ -315,14 +318,14 @@ def _parse_criterion(rtype: str, name: str, value: str, strict: bool) -> Criteri
     if "." in name:
         return _parse_chain(rtype, name, value, strict)
     pname, _, modifier = name.partition(":")
-    param = get_param(rtype, pname)
+    param = _lookup(rtype, pname, strict)
     if param is None:
-        if strict:
-            raise InvalidSearch(pname, f"unknown search parameter for {rtype}")
         return None
     mod = modifier or None
     target_type: str | None = None
-    if mod is not None and mod not in _MODIFIERS[param.type]:
+    if mod == "below" and param.canonical:
+        pass  # canonical references: URL prefix, as for uri parameters
+    elif mod is not None and mod not in _MODIFIERS[param.type]:
         if param.type == "reference" and is_resource_type_name(mod):
             target_type = mod
         else:
@@ -337,15 +340,26 @@ def _parse_criterion(rtype: str, name: str, value: str, strict: bool) -> Criteri
     return Criterion(param, mod, values)
 
 
+def _lookup(rtype: str, pname: str, strict: bool) -> SearchParam | None:
+    """The supported parameter; a standard one careflow refuses is a 400 whatever the handling."""
+    param = get_param(rtype, pname)
+    if param is not None:
+        return param
+    reason = refusal(rtype, pname)
+    if reason is not None:
+        raise UnsupportedSearch(pname, f"{rtype}?{pname} is an R4 search parameter careflow does not support: {reason}")
+    if strict:
+        raise InvalidSearch(pname, f"unknown search parameter for {rtype}")
+    return None
+
+
 def _parse_chain(rtype: str, name: str, value: str, strict: bool) -> Criterion | None:
     head, _, inner = name.partition(".")
     if "." in inner:
         raise InvalidSearch(name, "only one level of chaining is supported")
     pname, _, type_mod = head.partition(":")
-    param = get_param(rtype, pname)
+    param = _lookup(rtype, pname, strict)
     if param is None:
-        if strict:
-            raise InvalidSearch(pname, f"unknown search parameter for {rtype}")
         return None
     if param.type != "reference":
         raise InvalidSearch(name, f"'{pname}' is not a reference parameter and cannot be chained")
@@ -354,8 +368,11 @@ def _parse_chain(rtype: str, name: str, value: str, strict: bool) -> Criterion |
         raise InvalidSearch(name, f"'{pname}' may point to any type: name one, e.g. {pname}:Patient.{inner}")
     chain: list[tuple[str, Criterion]] = []
     for target in targets:
-        inner_param = get_param(target, inner.partition(":")[0])
+        inner_name = inner.partition(":")[0]
+        inner_param = get_param(target, inner_name)
         if inner_param is None:
+            if refusal(target, inner_name) is not None:
+                _lookup(target, inner_name, True)  # raises: skipping a target would narrow the answer
             continue
         crit = _parse_criterion(target, inner, value, strict=True)
         assert crit is not None
@@ -387,6 +404,8 @@ def _parse_value(param: SearchParam, mod: str | None, target_type: str | None, t
         return TokenValue(system, code or None)
     if kind == "reference":
         raw = unescape(text)
+        if param.canonical and (mod == "below" or ":" in raw):
+            return ReferenceValue(None, None, raw.split("|", 1)[0])  # a canonical URL (its version cut)
         if _PLAIN_ID.match(raw):
             return ReferenceValue(target_type, raw)
         rtype, rid = parse_reference(raw)

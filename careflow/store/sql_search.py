@@ -124,6 +124,8 @@ def _value_clause(table: Any, modifier: str | None, v: Value) -> ColumnElement[b
         return and_(*parts) if parts else true()
     if isinstance(v, ReferenceValue):
         if v.url is not None:
+            if modifier == "below":  # url has no code-point collation on PostgreSQL: compare the head
+                return func.substr(c.url, 1, len(v.url)) == v.url
             return c.url == v.url
         if v.type is None:
             return c.target_id == v.id

@@ -11,6 +11,7 @@ UCUM = "http://unitsofmeasure.org"
 TASK_SID = "https://careflow.dev/fhir/sid/task"
 COPD = "https://careflow.dev/fhir/PlanDefinition/copd"
 HF = "https://careflow.dev/fhir/PlanDefinition/heart-failure"
+SCT = "http://snomed.info/sct"
 
 
 def ref(target: str) -> dict[str, str]:
@@ -23,7 +24,9 @@ def concept(system: str, code: str) -> dict:
 
 RESOURCES: list[dict] = [
     {"resourceType": "Patient", "id": "pat-a", "identifier": [{"system": SSIN, "value": "111"}],
-     "name": [{"family": "Peeters", "given": ["Jan"]}], "birthDate": "1950-03-04", "gender": "male"},
+     "name": [{"family": "Peeters", "given": ["Jan"]}], "birthDate": "1950-03-04", "gender": "male",
+     "telecom": [{"system": "email", "value": "jan@example.org"}, {"system": "phone", "value": "016 12 34 56"}],
+     "address": [{"city": "Kessel-Lo", "postalCode": "3010"}], "meta": {"tag": [{"system": "https://tags", "code": "vip"}]}},
     {"resourceType": "Patient", "id": "pat-b", "identifier": [{"system": SSIN, "value": "222"}],
      "name": [{"family": "Müller", "given": ["Anna", "Maria"]}], "birthDate": "1962-11", "gender": "female"},
     {"resourceType": "Patient", "id": "pat-c", "name": [{"family": "Peetersen"}], "birthDate": "1971",
@@ -45,17 +48,31 @@ RESOURCES: list[dict] = [
      "category": [concept("https://cat", "copd")]},
     {"resourceType": "CarePlan", "id": "cp-b", "status": "draft", "intent": "plan", "subject": ref("Patient/pat-b"),
      "instantiatesCanonical": [HF]},
+    {"resourceType": "CarePlan", "id": "cp-c", "status": "completed", "intent": "plan", "subject": ref("Group/grp-1"),
+     "basedOn": [ref("CarePlan/cp-a")], "partOf": [ref("CarePlan/cp-a")], "replaces": [ref("CarePlan/cp-b")],
+     "addresses": [ref("Condition/c1")], "period": {"start": "2024-01-01"}, "encounter": ref("Encounter/enc-1"),
+     "instantiatesUri": ["https://example.org/protocol"],
+     "activity": [{"reference": ref("Task/t3")},
+                  {"detail": {"status": "scheduled", "code": concept("https://act", "walk"),
+                              "scheduledPeriod": {"start": "2024-07-01", "end": "2024-07-31"},
+                              "performer": [ref("Practitioner/pr-2")]}}]},
     {"resourceType": "Task", "id": "t1", "status": "requested", "intent": "order", "priority": "routine",
      "for": ref("Patient/pat-a"), "basedOn": [ref("CarePlan/cp-a")], "owner": ref("Practitioner/pr-1"),
      "code": concept("https://tasks", "spiro"), "businessStatus": concept("https://bs", "on-time"),
      "identifier": [{"system": TASK_SID, "value": "cp-a/1/1"}], "focus": ref("Goal/goal-a"),
-     "restriction": {"period": {"end": "2024-05-10"}}},
+     "restriction": {"period": {"end": "2024-05-10"}}, "requester": ref("Practitioner/pr-1"),
+     "performerType": [concept(SCT, "158965000")], "authoredOn": "2024-05-01",
+     "lastModified": "2024-05-02T10:00:00Z", "executionPeriod": {"start": "2024-05-01", "end": "2024-05-10"},
+     "instantiatesCanonical": f"{COPD.replace('PlanDefinition', 'ActivityDefinition')}-spiro|1.0"},
     {"resourceType": "Task", "id": "t2", "status": "completed", "intent": "order", "priority": "urgent",
      "for": ref("Patient/pat-a"), "basedOn": [ref("CarePlan/cp-a")], "owner": ref("Practitioner/pr-2"),
-     "code": concept("https://tasks", "educ"), "restriction": {"period": {"end": "2024-06-01T12:00:00+02:00"}}},
+     "code": concept("https://tasks", "educ"), "restriction": {"period": {"end": "2024-06-01T12:00:00+02:00"}},
+     "partOf": [ref("Task/t1")], "requester": ref("Practitioner/pr-2"), "performerType": [concept(SCT, "106292003")],
+     "authoredOn": "2024-05-20T09:00:00+02:00", "lastModified": "2024-06-01T08:00:00Z",
+     "executionPeriod": {"start": "2024-06-01"}},
     {"resourceType": "Task", "id": "t3", "status": "requested", "intent": "order", "priority": "routine",
      "for": ref("Patient/pat-b"), "basedOn": [ref("CarePlan/cp-b")], "owner": ref("Practitioner/pr-1"),
-     "code": concept("https://tasks", "spiro")},
+     "code": concept("https://tasks", "spiro"), "businessStatus": concept("https://bs", "overdue")},
     {"resourceType": "Observation", "id": "o1", "status": "final", "subject": ref("Patient/pat-a"),
      "code": concept(LOINC, "29463-7"), "category": [concept("http://cat", "vital-signs")],
      "valueQuantity": {"value": 82.5, "unit": "kg", "system": UCUM, "code": "kg"},

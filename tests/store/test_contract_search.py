@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from search_data import COPD, LOINC, NIHDI, SSIN, TASK_SID, UCUM, load
+from search_data import COPD, HF, LOINC, NIHDI, SCT, SSIN, TASK_SID, UCUM, load
 from store_backends import BACKENDS, isolated_repository
 
 from careflow.access.principal import SYSTEM
@@ -127,6 +127,28 @@ CASES = [
     ("Task", [("business-status", "on-time")], ["t1"]),
     ("Task", [("identifier", f"{TASK_SID}|cp-a/1/1")], ["t1"]),
     ("Task", [("status", "requested,completed"), ("priority", "routine")], ["t1", "t3"]),
+    # the worklist parameters (R4 Task search parameters)
+    ("Task", [("performer", f"{SCT}|158965000")], ["t1"]),
+    ("Task", [("performer", "106292003")], ["t2"]),
+    ("Task", [("performer:missing", "true")], ["t3"]),
+    ("Task", [("requester", "Practitioner/pr-2")], ["t2"]),
+    ("Task", [("requester", "pr-1")], ["t1"]),
+    ("Task", [("requester.identifier", f"{NIHDI}|2")], ["t2"]),
+    ("Task", [("business-status", "overdue")], ["t3"]),
+    ("Task", [("business-status:not", "overdue")], ["t1", "t2"]),
+    ("Task", [("period", "ge2024-05-15")], ["t2"]),
+    ("Task", [("period", "le2024-05-01")], ["t1"]),
+    ("Task", [("period:missing", "true")], ["t3"]),
+    ("Task", [("part-of", "Task/t1")], ["t2"]),
+    ("Task", [("part-of", "t1")], ["t2"]),
+    ("Task", [("authored-on", "2024-05")], ["t1", "t2"]),
+    ("Task", [("authored-on", "lt2024-05-10")], ["t1"]),
+    ("Task", [("authored-on", "2024-05-20")], ["t2"]),
+    ("Task", [("modified", "ge2024-06-01")], ["t2"]),
+    ("Task", [("intent", "order")], ["t1", "t2", "t3"]),
+    ("Task", [("owner", "Practitioner/pr-1"), ("status", "requested"), ("due-date", "le2024-05-31")], ["t1"]),
+    ("Task", [("instantiates-canonical", "ActivityDefinition/copd-spiro")], ["t1"]),
+    ("Task", [("instantiates-canonical", f"{COPD.replace('PlanDefinition', 'ActivityDefinition')}-spiro")], ["t1"]),
     # chained
     ("Task", [("patient.identifier", f"{SSIN}|111")], ["t1", "t2"]),
     ("Task", [("patient.family", "muller")], ["t3"]),
@@ -144,6 +166,35 @@ CASES = [
     ("CarePlan", [("instantiates-canonical", COPD)], ["cp-a"]),
     ("CarePlan", [("instantiates-canonical", f"{COPD}|1.0")], ["cp-a"]),
     ("CarePlan", [("instantiates-canonical:below", "https://careflow.dev/fhir/PlanDefinition/")], ["cp-a", "cp-b"]),
+    # R4: instantiates-canonical is a reference parameter, so Type/id finds the canonical's tail
+    ("CarePlan", [("instantiates-canonical", "PlanDefinition/copd")], ["cp-a"]),
+    ("CarePlan", [("instantiates-canonical", HF)], ["cp-b"]),
+    ("CarePlan", [("instantiates-canonical", "https://elsewhere.example/fhir/PlanDefinition/copd")], []),
+    ("CarePlan", [("instantiates-canonical:missing", "true")], ["cp-c"]),
+    ("CarePlan", [("based-on", "CarePlan/cp-a")], ["cp-c"]),
+    ("CarePlan", [("part-of", "cp-a")], ["cp-c"]),
+    ("CarePlan", [("replaces", "CarePlan/cp-b")], ["cp-c"]),
+    ("CarePlan", [("condition", "Condition/c1")], ["cp-c"]),
+    ("CarePlan", [("encounter", "Encounter/enc-1")], ["cp-c"]),
+    ("CarePlan", [("activity-code", "https://act|walk")], ["cp-c"]),
+    ("CarePlan", [("activity-date", "2024-07")], ["cp-c"]),
+    ("CarePlan", [("activity-date", "lt2024-07-01")], []),
+    ("CarePlan", [("activity-reference", "Task/t3")], ["cp-c"]),
+    ("CarePlan", [("performer", "Practitioner/pr-2")], ["cp-c"]),
+    ("CarePlan", [("date", "ge2024-06")], ["cp-c"]),
+    ("CarePlan", [("instantiates-uri", "https://example.org/protocol")], ["cp-c"]),
+    ("CarePlan", [("intent", "plan")], ["cp-a", "cp-b", "cp-c"]),
+    ("CarePlan", [("subject", "Group/grp-1")], ["cp-c"]),
+    ("CarePlan", [("patient", "grp-1")], []),  # R4: patient is subject.where(resolve() is Patient)
+    ("CarePlan", [("subject", "grp-1")], ["cp-c"]),
+    # ContactPoint filters (where(system='email')), address parts, Resource-level _tag
+    ("Patient", [("email", "jan@example.org")], ["pat-a"]),
+    ("Patient", [("phone", "jan@example.org")], []),
+    ("Patient", [("telecom", "phone|016 12 34 56")], ["pat-a"]),
+    ("Patient", [("address-city", "kessel")], ["pat-a"]),
+    ("Patient", [("address", "3010")], ["pat-a"]),
+    ("Patient", [("_tag", "https://tags|vip")], ["pat-a"]),
+    ("Patient", [("_tag:not", "vip")], ["pat-b", "pat-c"]),
     ("CarePlan", [("care-team", "CareTeam/ct-a")], ["cp-a"]),
     ("CarePlan", [("goal", "goal-a")], ["cp-a"]),
     ("CarePlan", [("category", "https://cat|copd")], ["cp-a"]),

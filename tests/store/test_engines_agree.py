@@ -28,6 +28,17 @@ def task(draw, i: int) -> dict:
         body["restriction"] = {"period": {"end": draw(st.sampled_from(DATES))}}
     if draw(st.booleans()):
         body["priority"] = draw(st.sampled_from(["routine", "urgent"]))
+    if draw(st.booleans()):  # the worklist's other filters
+        body["requester"] = {"reference": draw(st.sampled_from(OWNERS))}
+    if draw(st.booleans()):
+        body["businessStatus"] = {"coding": [{"system": "bs", "code": draw(st.sampled_from(["overdue", "escalated"]))}]}
+    if draw(st.booleans()):
+        body["executionPeriod"] = {k: draw(st.sampled_from(DATES))
+                                   for k in draw(st.sampled_from([("start",), ("end",), ("start", "end")]))}
+    if draw(st.booleans()):
+        body["performerType"] = [{"coding": [{"system": "sct", "code": draw(st.sampled_from(["nurse", "gp"]))}]}]
+    if draw(st.booleans()):
+        body["partOf"] = [{"reference": f"Task/t{draw(st.integers(0, 3))}"}]
     return body
 
 
@@ -60,7 +71,14 @@ task_param = st.one_of(
     st.tuples(st.just("patient.identifier"), st.sampled_from(["s|0", "s|1", "2"])),
     st.tuples(st.just("patient.birthdate"), st.builds(lambda p, d: p + d, st.sampled_from(PREFIXES),
                                                       st.sampled_from(["1950", "1962-11", "1971-01-01"]))),
-    st.tuples(st.just("_sort"), st.sampled_from(["due-date", "-due-date", "priority,-_id", "status"])),
+    st.tuples(st.just("_sort"), st.sampled_from(["due-date", "-due-date", "priority,-_id", "status", "-period"])),
+    st.tuples(st.just("requester"), st.sampled_from(OWNERS + ["a"])),
+    st.tuples(st.just("business-status"), st.sampled_from(["overdue", "bs|escalated", "overdue,escalated"])),
+    st.tuples(st.just("business-status:not"), st.sampled_from(["overdue"])),
+    st.tuples(st.just("period"), st.builds(lambda p, d: p + d, st.sampled_from(PREFIXES), st.sampled_from(DATES))),
+    st.tuples(st.just("performer"), st.sampled_from(["nurse", "sct|gp", "x|nurse"])),
+    st.tuples(st.just("part-of"), st.sampled_from(["t0", "Task/t1"])),
+    st.tuples(st.just("part-of:missing"), st.sampled_from(["true", "false"])),
 )
 
 

@@ -43,7 +43,7 @@ def test_unknown_parameter_strict_vs_lenient():
         ([("_total", "some")], "_total"),
         ([("_include", "Task")], "_include"),
         ([("status.name", "x")], "status.name"),
-        ([("focus.name", "x")], "focus.name"),
+        ([("encounter.name", "x")], "encounter.name"),
         ([("patient.identifier.system", "x")], "patient.identifier.system"),
         ([("patient.colour", "x")], "patient.colour"),
         ([("identifier", "a|b|c")], "identifier"),
@@ -92,8 +92,13 @@ def test_quantity_precision_and_parts():
 
 
 def test_chain_targets_come_from_the_registry():
+    (crit,) = parse_search("Task", [("patient.identifier", "s|1")]).criteria
+    assert [t for t, _ in crit.chain] == ["Patient"]
+    # R4: Task.for may point at any type; the chain spans the served types that have the parameter
     (crit,) = parse_search("Task", [("subject.identifier", "s|1")]).criteria
-    assert [t for t, _ in crit.chain] == ["Patient", "Group"]  # Device has no identifier parameter registered
+    chained = {t for t, _ in crit.chain}
+    assert {"Patient", "Group", "Practitioner"} <= chained and "Device" not in chained  # Device is not served
+    assert "Subscription" not in chained  # R4 gives Subscription no identifier parameter
     (crit,) = parse_search("Task", [("owner:Organization.name", "wijk")]).criteria
     assert [t for t, _ in crit.chain] == ["Organization"]
 
@@ -149,7 +154,8 @@ def test_index_extraction():
         "valueQuantity": {"value": 3, "unit": "kg"}, "effectivePeriod": {"start": "2024"},
         "performer": [{"reference": "#contained"}, {"reference": "urn:uuid:x"}],
     })
-    assert [(r.param, r.system, r.code) for r in rows.token] == [("code", "l", "1"), ("status", "", "final")]
+    assert sorted((r.param, r.system, r.code) for r in rows.token) == [
+        ("code", "l", "1"), ("combo-code", "l", "1"), ("status", "", "final")]
     assert {(r.param, r.target_type, r.target_id, r.url) for r in rows.reference} == {
         ("patient", "Patient", "1", ""), ("subject", "Patient", "1", ""), ("performer", "", "", "urn:uuid:x")}
     assert rows.quantity[0].value == 3.0 and rows.quantity[0].unit == "kg"
