@@ -8,8 +8,10 @@ from typing import Any, Callable, Iterable
 from fastapi import FastAPI
 
 from careflow.api.bearer import bearer_authenticator, discovery_router
+from careflow.api.capability import _software_version
 from careflow.api.error_mapping import install_error_handlers
 from careflow.api.negotiation import DEFAULT_MAX_BODY_BYTES
+from careflow.api.openapi import openapi_document
 from careflow.api.operations import register_operations
 from careflow.api.responses import FhirResponse
 from careflow.api.routes import ApiState, router
@@ -57,4 +59,12 @@ def create_app(
     app.state.authenticator = auth if auth is not None else RefuseEveryone()
     app.add_middleware(AuthMiddleware, authenticator=lambda: app.state.authenticator,
                        public=PUBLIC_PATHS | DOCUMENTATION_PATHS)
+
+    def openapi() -> dict[str, Any]:
+        """The FHIR description of the API (careflow.api.openapi), not the routes' generic one."""
+        if app.openapi_schema is None:
+            app.openapi_schema = openapi_document(state.operation_docs, version=_software_version())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
