@@ -40,7 +40,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +170,7 @@ def _term_steps(term: str) -> list[str]:
     term = term.strip()
     if term.startswith("("):
         depth = 0
-        for i, c in enumerate(term):
+        for i, c in enumerate(term):  # noqa: B007 - i is read after the loop
             depth += c == "("
             depth -= c == ")"
             if depth == 0:

@@ -10,13 +10,16 @@ Two generators, both bounded (a few hundred requests, well under a minute):
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
-import os
 from typing import Any
 
 import pytest
 import schemathesis
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
@@ -24,9 +27,6 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from careflow.api.app import create_app
 from careflow.auth.local import LocalIssuer

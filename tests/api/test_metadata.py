@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import json
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-
 from fastapi.testclient import TestClient
 
 from careflow.access.principal import SYSTEM
 from careflow.api.app import create_app
-from careflow.errors import UnsupportedSearch
-from careflow.fhir.search_query import parse_search
-from careflow.store.memory import MemoryRepository
 from careflow.api.interactions import SERVED_TYPES
+from careflow.errors import UnsupportedSearch
 from careflow.fhir.identifying import is_identifying
 from careflow.fhir.search_index import parse_path
 from careflow.fhir.search_params import DATA, SearchParam, get_param, refused_params
+from careflow.fhir.search_query import parse_search
 from careflow.fhir.validation import validate_resource
+from careflow.store.memory import MemoryRepository
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "hl7-examples"
 
@@ -140,10 +137,11 @@ def test_every_claimed_search_parameter_works(client, repo):
         assert [e["resource"]["id"] for e in r.json()["entry"]] == ["blank"], rtype
 
 
-def test_every_refused_parameter_is_refused(programs):
+def test_every_refused_parameter_is_refused(programs, verifier, system_headers):
     """The R4 parameters careflow does not support are a 400 naming them in either handling mode, and
     the statement claims none of them (refusal happens in the parser: one backend is enough)."""
-    client = TestClient(create_app(MemoryRepository(), programs), raise_server_exceptions=False)
+    client = TestClient(create_app(MemoryRepository(), programs, auth=verifier), raise_server_exceptions=False)
+    client.headers.update(system_headers)
     statement = {res["type"]: res for res in capability(client)["rest"][0]["resource"]}
     refused_count = 0
     for rtype, res in statement.items():

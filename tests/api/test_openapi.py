@@ -79,7 +79,12 @@ def test_media_types_and_operation_outcome_errors(documents):
                 media = "application/x-www-form-urlencoded" if path.endswith("/_search") else FHIR_JSON
                 assert media in op["requestBody"]["content"], (path, method)
             responses = op["responses"]
+            if path.endswith("/.well-known/smart-configuration"):  # plain JSON discovery, public
+                assert op["security"] == []
+                continue
             assert "400" in responses and "406" in responses, (path, method)
+            if path != "/fhir/metadata":
+                assert {"401", "403"} <= set(responses), (path, method)
             for status, response in responses.items():
                 response = _resolve(doc, response)
                 if status.startswith("4"):
@@ -90,5 +95,6 @@ def test_media_types_and_operation_outcome_errors(documents):
     read = doc["paths"]["/fhir/Patient/{id}"]["get"]["responses"]
     assert {"200", "304", "404", "410"} <= set(read)
     assert read["200"]["content"][FHIR_JSON]["schema"] == {"$ref": "#/components/schemas/Patient"}
+    assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     patient = doc["components"]["schemas"]["Patient"]
     assert patient["properties"]["resourceType"]["enum"] == ["Patient"]

@@ -105,5 +105,3 @@ def test_opening_an_unreachable_database_is_one_clear_error(tmp_path):
     blocked.write_text("not a directory")
     with pytest.raises(CareflowError):
         open_repository(f"sqlite:///{blocked / 'sub' / 'careflow.db'}")
-
-
