@@ -13,7 +13,11 @@ structure, so a parameter means the same thing in both.  Semantics, per FHIR R4 
 * quantity/number with prefixes and the written precision (``5.4`` means [5.35, 5.45)),
   ``value|system|code``;
 * uri: exact, ``:below`` (prefix); a canonical's ``|version`` suffix is ignored on both sides;
+* canonical references (``CarePlan?instantiates-canonical``): an absolute URL matches the canonical
+  (``|version`` ignored), ``Type/id`` its tail, ``:below`` a URL prefix;
 * ``:missing=true|false`` on every indexed parameter;
+* a standard R4 parameter careflow does not support (``search_params.refusal``) is refused, never
+  ignored: ignoring it would widen the answer;
 * ``_id``, ``_lastUpdated``, ``_count``, ``_offset``, ``_sort``, ``_include``, ``_revinclude`` (with
   ``:iterate``), ``_summary=count``, ``_total=none``.
 """
