@@ -34,9 +34,9 @@ How each kind of identifying parameter searches:
 from __future__ import annotations
 
 import dataclasses
-import re
 import hashlib
 import hmac
+import re
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, Callable
