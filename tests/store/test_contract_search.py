@@ -191,7 +191,7 @@ CASES = [
     ("Patient", [("email", "jan@example.org")], ["pat-a"]),
     ("Patient", [("phone", "jan@example.org")], []),
     ("Patient", [("telecom", "phone|016 12 34 56")], ["pat-a"]),
-    ("Patient", [("address-city", "kessel")], ["pat-a"]),
+    ("Patient", [("address-city", "kessel-lo")], ["pat-a"]),  # identifying: whole parts, blinded
     ("Patient", [("address", "3010")], ["pat-a"]),
     ("Patient", [("_tag", "https://tags|vip")], ["pat-a"]),
     ("Patient", [("_tag:not", "vip")], ["pat-b", "pat-c"]),
