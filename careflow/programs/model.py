@@ -357,12 +357,24 @@ THRESHOLDS = {"above": ">", "below": "<", "at_least": ">=", "at_most": "<="}
 
 
 class Persists(Strict):
-    """The test must hold for ``times`` measurements within ``within`` (this one included) before the
-    rule fires, and it fires once per run of such measurements: a patient whose oxygen saturation sits
-    below the threshold for weeks raises one Task, not one a day."""
+    """The test must keep holding before the rule fires: ``times`` crossing measurements within
+    ``within`` (this one included), and/or a run of crossing measurements ``lasting`` at least so long
+    (eGFR below 45 confirmed after three months). It fires once per run: a patient whose oxygen
+    saturation sits below the threshold for weeks raises one Task, not one a day."""
 
-    times: int = Field(ge=2, description="how many measurements in the window must cross, e.g. 2")
-    within: IsoDuration = Field(description="the window they must fall in, e.g. P1D")
+    times: int | None = Field(default=None, ge=2, description="how many measurements in the window must cross, e.g. 2")
+    within: IsoDuration | None = Field(default=None, description="the window they must fall in, e.g. P1D")
+    lasting: IsoDuration | None = Field(
+        default=None, description="the run of crossing measurements spans at least this, e.g. P3M"
+    )
+
+    @model_validator(mode="after")
+    def _says_how(self) -> Persists:
+        if (self.times is None) != (self.within is None):
+            raise ValueError("`times` and `within` come together (e.g. times: 2, within: P1D)")
+        if self.times is None and self.lasting is None:
+            raise ValueError("persists needs `times` with `within`, or `lasting` (or both)")
+        return self
 
 
 class ObservationRule(Strict):
@@ -453,7 +465,16 @@ class Trigger(Strict):
     id: Id
     title: Text | None = None
     when: When
+    only_if: Only | None = Field(
+        default=None, description="an observation trigger only for some patients (e.g. LDL below 55 only with established disease)"
+    )
     then: Then
+
+    @model_validator(mode="after")
+    def _only_if_on_observations(self) -> Trigger:
+        if self.only_if is not None and self.when.observation is None:
+            raise ValueError("`only_if` on a trigger needs `when: observation` (the other events follow the plan's own tasks)")
+        return self
 
 
 # ---------------------------------------------------------------- the programme

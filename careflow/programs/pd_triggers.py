@@ -46,6 +46,7 @@ from careflow.programs.pd_datatypes import (
     read_text,
     text_element,
 )
+from careflow.programs.pd_only_if import only_if_condition, read_only_if
 from careflow.programs.pd_roles import participant, read_participant_role
 
 TRIGGER_PREFIX = "trigger-"
@@ -105,8 +106,11 @@ def _observation_trigger(rule: Any) -> Json:
     if rule.within is not None:
         parts.append({"url": "within", "valueDuration": duration(rule.within)})
     if rule.persists is not None:
-        parts.append({"url": "persists-times", "valuePositiveInt": rule.persists.times})
-        parts.append({"url": "persists-within", "valueDuration": duration(rule.persists.within)})
+        if rule.persists.times is not None and rule.persists.within is not None:
+            parts.append({"url": "persists-times", "valuePositiveInt": rule.persists.times})
+            parts.append({"url": "persists-within", "valueDuration": duration(rule.persists.within)})
+        if rule.persists.lasting is not None:
+            parts.append({"url": "persists-lasting", "valueDuration": duration(rule.persists.lasting)})
     out: Json = {
         "extension": [{"url": EXT_OBSERVATION_RULE, "extension": parts}],
         "type": "data-changed",
@@ -178,6 +182,8 @@ def trigger_action(trigger: Any, roles: dict[str, Any], canonical: Callable[[str
     if trigger.then.priority is not None:
         out["priority"] = trigger.then.priority
     out["trigger"] = [trigger_definition(trigger.when)]
+    if trigger.only_if is not None:
+        out["condition"] = [only_if_condition(trigger.only_if)]
     out["action"] = then_actions(trigger.then, roles, canonical)
     return out
 
@@ -218,13 +224,19 @@ def _read_rule(td: Node) -> Json:
     if within is not None:
         rule["within"] = read_duration(within.req_child("valueDuration"))
     times, window = ext.extension("persists-times"), ext.extension("persists-within")
+    lasting = ext.extension("persists-lasting")
     if (times is None) != (window is None):
         raise ext.fail("persists-times and persists-within come together", "extension")
+    persists: Json = {}
     if times is not None and window is not None:
         count = times.integer("valuePositiveInt")
         if count is None:
             raise times.fail("is missing", "valuePositiveInt")
-        rule["persists"] = {"times": count, "within": read_duration(window.req_child("valueDuration"))}
+        persists.update({"times": count, "within": read_duration(window.req_child("valueDuration"))})
+    if lasting is not None:
+        persists["lasting"] = read_duration(lasting.req_child("valueDuration"))
+    if persists:
+        rule["persists"] = persists
     return rule
 
 
@@ -304,5 +316,10 @@ def read_trigger_action(action: Node, roles: dict[str, Json], activity_of: Calla
     if title is not None:
         out["title"] = title
     out["when"] = read_when(tds[0])
+    conditions = action.children("condition")
+    if len(conditions) > 1:
+        raise action.fail("careflow reads one applicability condition per trigger", "condition")
+    if conditions:
+        out["only_if"] = read_only_if(conditions[0])
     out["then"] = _read_then(action, roles, activity_of)
     return out

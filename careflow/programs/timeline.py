@@ -72,7 +72,11 @@ def _only(only: Only) -> str:
 
 def _rule(o: ObservationRule) -> str:
     name = _names(o.code)
-    persists = f", {o.persists.times} times within {humanise(o.persists.within)}" if o.persists else ""
+    persists = ""
+    if o.persists and o.persists.times and o.persists.within:
+        persists += f", {o.persists.times} times within {humanise(o.persists.within)}"
+    if o.persists and o.persists.lasting:
+        persists += f", for at least {humanise(o.persists.lasting)}"
     return _rule_test(o, name) + persists
 
 
@@ -107,7 +111,7 @@ def describe_trigger(t: Trigger) -> str:
         cause = f"when {'any task' if w.rejected == 'any' else w.rejected} is rejected"
     else:
         assert w.observation
-        cause = f"when {_rule(w.observation)}"
+        cause = f"when {_rule(w.observation)}" + (_only(t.only_if) if t.only_if else "")
     th = t.then
     acts = []
     if th.escalate_to:

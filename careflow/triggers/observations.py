@@ -19,7 +19,12 @@ of them count as the same series):
   so that ``times`` crossing measurements fall within ``within`` in one unbroken run (no measurement
   between them that does not cross); the rule fires on the measurement that first completes that, and
   stays quiet for the rest of the run, so a patient living at a low SpO2 raises one Task, not one per
-  measurement. A run is looked for back to ten windows before the measurement.
+  measurement. ``lasting`` asks instead (or as well) that the run span that long from its first
+  crossing measurement ("eGFR below 45, confirmed after three months"). A run is looked for back to ten
+  windows (two ``lasting`` spans) before the measurement.
+
+A trigger's ``only_if`` (the same restrictions as an activity's, facts judged on the day) keeps the
+rule to some patients: "LDL at or above 55 mg/dL" only with established cardiovascular disease.
 
 Components count as measurements of their own code: a blood-pressure panel (85354-9) carries the
 systolic value (8480-6) as a component, and a rule on 8480-6 must see it.
@@ -38,6 +43,7 @@ from datetime import date, datetime, timezone
 from statistics import median
 from typing import Any, Iterable, Sequence
 
+from careflow.planning.only_if import restriction_holds
 from careflow.planning.patient import ObservationFact, PatientContext, observation_fact
 from careflow.programs.durations import parse_duration
 from careflow.programs.model import WINDOWED_TESTS, ObservationRule, Program
@@ -158,10 +164,10 @@ def _series(rule: ObservationRule, obs: ObservationFact, earlier: Iterable[Obser
 
 
 def _persists(rule: ObservationRule, obs: ObservationFact, earlier: list[ObservationFact]) -> bool:
-    """Fires on the measurement that first makes the test hold ``times`` times within the window in a
-    run of crossing measurements; the measurements after it in the same run stay quiet."""
+    """Fires on the measurement that first makes the test hold ``times`` times within the window (and
+    the run last ``lasting``) in a run of crossing measurements; the ones after it in the run stay quiet."""
     assert rule.persists is not None and obs.when is not None
-    times, within = rule.persists.times, rule.persists.within
+    times, within, lasting = rule.persists.times, rule.persists.within, rule.persists.lasting
     series = _series(rule, obs, earlier)
     run: list[ObservationFact] = []
     for m in reversed(series):
@@ -172,9 +178,16 @@ def _persists(rule: ObservationRule, obs: ObservationFact, earlier: list[Observa
     if not run or run[-1] is not obs:
         return False
 
+    first = run[0].when
+    assert first is not None  # the series holds dated measurements only
+
     def persistent(i: int) -> bool:
         when = run[i].when
-        assert when is not None  # the series holds dated measurements only
+        assert when is not None
+        if lasting is not None and _back(lasting, when) < _aware(first):
+            return False
+        if times is None or within is None:
+            return True
         since = _back(within, when)
         return sum(1 for m in run[: i + 1] if m.when is not None and _aware(m.when) >= since) >= times
 
@@ -199,8 +212,11 @@ def _look_back(rule: ObservationRule, when: datetime) -> datetime | None:
     own = window_start(rule, when) if rule.test in WINDOWED_TESTS else None
     if rule.persists is not None:
         run_start = when
-        for _ in range(RUN_LOOK_BACK):
-            run_start = _back(rule.persists.within, run_start)
+        if rule.persists.within is not None:
+            for _ in range(RUN_LOOK_BACK):
+                run_start = _back(rule.persists.within, run_start)
+        if rule.persists.lasting is not None:  # two spans back: a run that began earlier is found persistent
+            run_start = min(run_start, _back(rule.persists.lasting, _back(rule.persists.lasting, when)))
         starts_at.append(run_start if own is None else min(run_start, _back(rule.within or "P0D", run_start)))
     elif own is not None:
         starts_at.append(own)
@@ -230,6 +246,14 @@ def history_codes(observation: dict[str, Any], programs: Iterable[Program]) -> l
     return sorted({f"{c.system}|{c.code}" for rule in _rules_for(observation, programs) for c in rule.codes})
 
 
+def _plan_start(careplan: dict[str, Any]) -> date | None:
+    start = (careplan.get("period") or {}).get("start")
+    try:
+        return date.fromisoformat(start[:10]) if isinstance(start, str) else None
+    except ValueError:
+        return None
+
+
 def observation_actions(
     observation: dict[str, Any],
     earlier: Sequence[dict[str, Any]],
@@ -250,9 +274,12 @@ def observation_actions(
             continue
         created: list[CreateTask] = []
         flag = False
+        plan_start = _plan_start(careplan) or today
         for trigger in program.triggers:
             rule = trigger.when.observation
             if rule is None or not any(rule_matches(rule, fact, history) for fact in facts):
+                continue
+            if trigger.only_if is not None and not restriction_holds(trigger.only_if, program, ctx, plan_start, on=today):
                 continue
             then = trigger.then
             new = then.create_task

@@ -153,3 +153,8 @@ def test_fact_and_rule_problems_are_reported_at_their_line():
     assert "triggers[1].when.observation: below_baseline needs a `within` window" in text_found
     medication_line = next(i for i, row in enumerate(bad.splitlines(), 1) if "A1OBK" in row)
     assert any(p.startswith(f"p.yaml:{medication_line}:") for p in found), found
+
+
+def test_trigger_only_if_needs_an_observation_trigger():
+    found = "\n".join(problems_of(MINI.replace("when: {rejected: any}", "when: {rejected: any}\n    only_if: {groups: [A]}")))
+    assert "only_if` on a trigger needs `when: observation`" in found

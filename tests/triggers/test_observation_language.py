@@ -152,3 +152,37 @@ def test_symptom_severity_answers_of_the_belgian_monitoring_ig(program: Program,
 def test_the_severity_codes_are_the_igs_value_set() -> None:
     included = [line.split("#", 1)[1] for line in SEVERITY.read_text().splitlines() if "snomed.info/sct#" in line]
     assert [(c.split(" ", 1)[0], c.split(" ", 1)[1].strip('" ')) for c in included] == list(SYMPTOM_SEVERITY)
+
+
+# ---------------------------------------------------------------- lasting runs and trigger restrictions
+
+
+def test_an_egfr_below_45_fires_once_confirmed_after_three_months(program: Program, world: Any) -> None:
+    first = egfr("e1", "33914-3", 0, 42)
+    assert not fired(program, world, first, [], "egfr-confirmed")
+    assert not fired(program, world, egfr("e2", "98979-8", 60, 41), [first], "egfr-confirmed")  # two months on
+    second = egfr("e2", "98979-8", 60, 41)
+    third = egfr("e3", "98979-8", 95, 43)
+    assert fired(program, world, third, [first, second], "egfr-confirmed")  # three months and more
+    assert not fired(program, world, egfr("e4", "62238-1", 180, 40), [first, second, third], "egfr-confirmed")  # once
+    recovered = [first, egfr("ok", "98979-8", 60, 52)]
+    assert not fired(program, world, egfr("e3", "98979-8", 95, 43), recovered, "egfr-confirmed")  # the run broke
+
+
+def _ldl(value: float) -> dict[str, Any]:
+    return {"resourceType": "Observation", "id": "ldl", "status": "final", "subject": {"reference": "Patient/p"},
+            "code": {"coding": [{"system": LOINC, "code": "13457-7"}]}, "effectiveDateTime": T0.isoformat(),
+            "valueQuantity": {"value": value, "unit": "mg/dL", "system": "http://unitsofmeasure.org", "code": "mg/dL"}}
+
+
+def test_a_trigger_only_if_keeps_the_rule_to_some_patients(program: Program, world: Any) -> None:
+    assert not fired(program, world, _ldl(62), [], "ldl-high-with-disease")  # no established disease
+    ctx, careplan = world
+    ischaemic = {"resourceType": "Condition", "id": "ihd", "subject": {"reference": "Patient/p"},
+                 "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icpc-2", "code": "K76"}]}}
+    patient = {"resourceType": "Patient", "id": "p", "birthDate": "1950-01-01"}
+    copd = {"resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/p"},
+            "code": {"coding": [{"system": SNOMED, "code": "13645005"}]}}
+    with_disease = context_from_resources(patient, [copd, ischaemic])
+    assert fired(program, (with_disease, careplan), _ldl(62), [], "ldl-high-with-disease")
+    assert not fired(program, (with_disease, careplan), _ldl(50), [], "ldl-high-with-disease")
