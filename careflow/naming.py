@@ -77,5 +77,5 @@ EXT_ONLY_IF_FACT = f"{BASE}/StructureDefinition/only-if-fact"  # complex on acti
 
 # --- demo region (careflow.region) ---
 # careflow's role ids as a code system: gp | pharmacist | home-nurse | physiotherapist | dietitian | care-coach |
-# case-manager | hf-educator | diabetes-educator | psychologist | podiatrist (PractitionerRole.code)
+# case-manager | hf-educator | diabetes-educator | psychologist | podiatrist | nephrologist (PractitionerRole.code)
 CARE_ROLE_SYSTEM = f"{BASE}/CodeSystem/role"

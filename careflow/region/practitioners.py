@@ -49,6 +49,10 @@ DISCIPLINES: tuple[Discipline, ...] = (
     Discipline("diabetes-educator", "diabeteseducator", "224543004", "Diabetic nurse", "persdiabeticeducator", "diabetis educator", 1, 4, 0),
     Discipline("psychologist", "psycholoog", "59944000", "Psychologist", "perspsychologist", "psychologist", 1, 7, 0),
     Discipline("podiatrist", "podoloog", "159034004", "Podiatrist", "perspodologist", "podologist", 1, 6, 0),
+    # the chronic-kidney-disease programme's nephrologist: a hospital specialist the neighbourhood
+    # works with (one per neighbourhood here, so every kidney plan has an owner); NIHDI qualification
+    # 580 is internal medicine, synthetic like every number here
+    Discipline("nephrologist", "nefroloog", "11911009", "Nephrologist", "persnephrologist", "nephrologist", 1, 1, 580),
 )
 ROLES: tuple[str, ...] = tuple(d.role for d in DISCIPLINES)
 FAMILY_PRACTICE = {"system": SNOMED, "code": "419772000", "display": "Family practice"}

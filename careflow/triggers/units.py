@@ -20,6 +20,19 @@ _FACTORS: dict[str, tuple[str, float]] = {
     "m": ("length", 1.0),
     "cm": ("length", 0.01),
     "mm": ("length", 0.001),
+    # mass concentrations that labs send in either spelling (ferritin µg/L = ng/mL, NT-proBNP pg/mL = ng/L)
+    "ug/L": ("mass/volume", 1e-6),
+    "ng/mL": ("mass/volume", 1e-6),
+    "ng/L": ("mass/volume", 1e-9),
+    "pg/mL": ("mass/volume", 1e-9),
+    "mg/dL": ("mass/volume", 1e-2),
+    "g/L": ("mass/volume", 1.0),
+    "mg/L": ("mass/volume", 1e-3),
+    # protein excreted per day
+    "g/(24.h)": ("mass/day", 1.0),
+    "mg/(24.h)": ("mass/day", 1e-3),
+    "g/d": ("mass/day", 1.0),
+    "mg/d": ("mass/day", 1e-3),
     # eGFR: UCUM writes mL/min/{1.73_m2}; laboratories also send these spellings of the same unit
     "mL/min/{1.73_m2}": ("egfr", 1.0),
     "mL/min/{1.73m2}": ("egfr", 1.0),
