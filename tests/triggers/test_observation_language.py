@@ -3,12 +3,12 @@ baseline: chronic hypoxaemia raises one Task per run, not one per measurement.""
 
 from __future__ import annotations
 
-import os
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from careflow_shared import SHARED, need
 
 from careflow.planning.patient import context_from_resources
 from careflow.planning.planner import plan
@@ -21,7 +21,6 @@ from careflow.triggers.observations import history_codes, history_since, observa
 FIXTURE = Path(__file__).resolve().parents[1] / "programs" / "language" / "language.yaml"
 LOINC, SNOMED = "http://loinc.org", "http://snomed.info/sct"
 T0 = datetime(2026, 4, 1, 8, 0, tzinfo=timezone.utc)
-SHARED = Path(os.environ.get("CAREFLOW_SHARED", Path(__file__).resolve().parents[3] / "shared"))  # beside the checkout
 SEVERITY = SHARED / "hl7-be/patient-monitoring/input/fsh/valuesets/SymptomSeverity.fsh"
 
 
@@ -148,9 +147,8 @@ def test_symptom_severity_answers_of_the_belgian_monitoring_ig(program: Program,
     assert not fired(program, world, _symptom(by_name["Absent"]), [], "breathless")
 
 
-@pytest.mark.skipif(not SEVERITY.is_file(), reason="the HL7 Belgium IG sources are not beside the checkout")
 def test_the_severity_codes_are_the_igs_value_set() -> None:
-    included = [line.split("#", 1)[1] for line in SEVERITY.read_text().splitlines() if "snomed.info/sct#" in line]
+    included = [line.split("#", 1)[1] for line in need(SEVERITY).read_text().splitlines() if "snomed.info/sct#" in line]
     assert [(c.split(" ", 1)[0], c.split(" ", 1)[1].strip('" ')) for c in included] == list(SYMPTOM_SEVERITY)
 
 
