@@ -115,6 +115,19 @@ class ResourceConflict(StoreError):
         super().__init__(message)
 
 
+class IllegalTransition(StoreError):
+    """A Task update leaves the FHIR Task state machine (careflow.triggers.task_states); the message
+    and ``allowed`` name the statuses the Task may move to."""
+
+    http_status = 409
+    code = "business-rule"
+
+    def __init__(self, message: str, *, allowed: frozenset[str] | None = None) -> None:
+        self.allowed = allowed or frozenset()
+        self.expression = "Task.status"
+        super().__init__(message)
+
+
 class InvalidResource(StoreError):
     """The resource dict cannot be stored at all (no resourceType, malformed id)."""
 

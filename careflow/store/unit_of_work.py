@@ -25,6 +25,7 @@ from careflow.access.principal import SYSTEM, Principal
 from careflow.errors import (
     Forbidden,
     Gone,
+    IllegalTransition,
     InvalidResource,
     NotFound,
     PreconditionFailed,
@@ -37,6 +38,7 @@ from careflow.fhir.search_params import is_resource_type_name
 from careflow.fhir.search_query import SearchQuery
 from careflow.fhir.search_values import instant_text
 from careflow.store.port import Action, Listener, SearchResult, Stored
+from careflow.triggers import task_states
 
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _OUTSIDE = ("{rtype} would be outside what you may see (no consent, care-team relationship or access-matrix "
@@ -414,6 +416,8 @@ class UnitOfWorkBase(ABC):
             raise ResourceConflict(f"{rtype}/{rid} is being written concurrently; retry")
         if if_match is not None and if_match != cur.version:
             raise VersionConflict(rtype, rid, if_match, cur.version)
+        if rtype == "Task" and not cur.deleted:
+            self._check_task_transition(rid, cur.version, resource)
         stored = stamp(resource, rtype, rid, cur.version + 1, utc_now())
         if index is None:
             index = self._index(stored)  # meta is not indexed: one extraction serves any version
@@ -422,6 +426,22 @@ class UnitOfWorkBase(ABC):
         self._after_write(stored, old_patient)
         self._notify("create" if cur.deleted else "update", stored)
         return stored, cur.deleted
+
+    def _check_task_transition(self, rid: str, version: int, new: dict[str, Any]) -> None:
+        """Every principal, SYSTEM included, moves a Task only along the FHIR state machine; the
+        old version is read under the row lock update() holds, so concurrent writers cannot race it."""
+        with self.unrestricted():
+            old = self.vread("Task", rid, version).resource
+        old_status, new_status = old.get("status"), new.get("status")
+        if old_status != new_status and new_status not in task_states.STATUSES:
+            raise InvalidResource(f"Task status {new_status!r} is not an R4 Task status", expression="Task.status")
+        skip = {"meta", "id"}
+        changed = {k: v for k, v in old.items() if k not in skip} != {k: v for k, v in new.items() if k not in skip}
+        problem = task_states.transition_problem(
+            old_status, new_status, other_fields_changed=changed, system=self.principal.is_system
+        )
+        if problem:
+            raise IllegalTransition(problem, allowed=task_states.allowed_next(str(old_status)))
 
     def conditional_update(
         self, resource: dict[str, Any], query: SearchQuery, *, if_match: int | None = None

@@ -153,3 +153,17 @@ def test_format_parameter_and_accept(client):
     assert client.get(f"/fhir/Patient/{pid}", headers={"Accept": "*/*"}).status_code == 200
     plain = client.post("/fhir/Patient", json=patient(), headers={"Content-Type": "application/json"})
     assert plain.status_code == 201
+
+
+def test_illegal_task_transition_is_409_naming_the_allowed_next_statuses(client):
+    task = {"resourceType": "Task", "id": "t-sm", "status": "requested", "intent": "order"}
+    assert client.put("/fhir/Task/t-sm", json=task).status_code == 201
+    r = client.put("/fhir/Task/t-sm", json={**task, "status": "completed"})
+    assert r.status_code == 409, r.text
+    issue = r.json()["issue"][0]
+    assert r.json()["resourceType"] == "OperationOutcome" and issue["code"] == "business-rule"
+    assert issue["expression"] == ["Task.status"]
+    assert "requested to completed" in issue["diagnostics"]
+    assert "accepted, cancelled, entered-in-error, received, rejected" in issue["diagnostics"]
+    assert client.get("/fhir/Task/t-sm").json()["status"] == "requested"
+    assert client.put("/fhir/Task/t-sm", json={**task, "status": "accepted"}).status_code == 200

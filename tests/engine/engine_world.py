@@ -85,11 +85,32 @@ def add_weight(repo: Repository, pid: str, when: datetime, kg: float) -> str:
 
 
 def edit_task(repo: Repository, task_id: str, **changes: Any) -> None:
-    """A person changing a Task through the store (If-Match on the version read)."""
+    """A person changing a Task through the store (If-Match on the version read); a new status is
+    reached the way a person would, through the legal intermediate ones (requested -> accepted ->
+    in-progress -> completed), since the store enforces the Task state machine."""
     current = repo.read("Task", task_id)
+    target = changes.get("status")
+    for step in _route(str((current.resource or {}).get("status")), target)[:-1] if target else ():
+        with repo.unit_of_work(SYSTEM) as uow:
+            current, _ = uow.update({**(current.resource or {}), "status": step}, if_match=current.version)
     body = {**(current.resource or {}), **changes}
     with repo.unit_of_work(SYSTEM) as uow:
         uow.update(body, if_match=current.version)
+
+
+def _route(old: str, new: str) -> list[str]:
+    """The shortest legal status route from ``old`` to ``new`` (ends with ``new``; [new] if none)."""
+    from careflow.triggers.task_states import allowed_next
+
+    paths, seen = [[old]], {old}
+    while paths:
+        path = paths.pop(0)
+        if path[-1] == new:
+            return path[1:] or [new]
+        for nxt in sorted(allowed_next(path[-1]) - seen):
+            seen.add(nxt)
+            paths.append([*path, nxt])
+    return [new]
 
 
 def all_of(repo: Repository, rtype: str) -> list[dict[str, Any]]:

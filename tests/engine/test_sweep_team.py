@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
-from engine_world import HEART_FAILURE, add_patient, add_team, all_of
+from engine_world import HEART_FAILURE, add_patient, add_team, all_of, edit_task
 
 from careflow.access.principal import SYSTEM
 from careflow.engine import enrolment
@@ -30,10 +30,7 @@ def test_a_nurse_swapped_in_the_care_team_gets_the_next_visits(repo: Any, heart_
     with repo.unit_of_work(SYSTEM) as uow:
         uow.update(team, if_match=current.version)
     conversation = ids.task_id("p1", heart_failure.id, "care-plan-conversation", 1)
-    task = repo.read("Task", conversation)
-    with repo.unit_of_work(SYSTEM) as uow:
-        uow.update({**task.resource, "status": "completed", "executionPeriod": {"end": START.isoformat()}},
-                   if_match=task.version)
+    edit_task(repo, conversation, status="completed", executionPeriod={"end": START.isoformat()})
     counts = sweep(repo, programs, datetime.combine(START + timedelta(days=1), time(6), tzinfo=timezone.utc))
     assert counts["tasks-opened"] >= 1
     visits = [t for t in all_of(repo, "Task") if t["performerType"][0]["coding"] == nurse
