@@ -431,7 +431,7 @@ class UnitOfWorkBase(ABC):
         """Every principal, SYSTEM included, moves a Task only along the FHIR state machine; the
         old version is read under the row lock update() holds, so concurrent writers cannot race it."""
         with self.unrestricted():
-            old = self.vread("Task", rid, version).resource
+            old = self.vread("Task", rid, version).resource or {}
         old_status, new_status = old.get("status"), new.get("status")
         if old_status != new_status and new_status not in task_states.STATUSES:
             raise InvalidResource(f"Task status {new_status!r} is not an R4 Task status", expression="Task.status")
