@@ -62,6 +62,10 @@ def _only(only: Only) -> str:
     said = []
     if only.new_diagnosis is not None:
         said.append("only at a new diagnosis" if only.new_diagnosis else "only for an established diagnosis")
+    if only.groups is not None:
+        said.append("groups " + (", ".join(only.groups) or "none"))
+    if only.min_age is not None:
+        said.append(f"from age {only.min_age}")
     facts = only.facts()
     top = len(facts) - len(only.any_of or ())
     said += [_fact(f) for f in facts[:top]]
