@@ -22,6 +22,10 @@ from careflow.fhir.search_values import (
     parse_reference,
 )
 
+# a region repeats the same cities, postal codes and names endlessly, and R4 indexes an address part
+# under several parameters (address, address-city, ...): fold each distinct text once
+_normalised = lru_cache(maxsize=65536)(normalise_string)
+
 
 class TokenRow(NamedTuple):
     param: str
@@ -127,49 +131,64 @@ def parse_path(text: str) -> _Path:
     return _Path(tuple(steps), tuple(filters), ref_type or None)
 
 
-def _filtered_values(node: Any, path: _Path) -> Iterator[Any]:
-    """``values_at`` with the path's ``[child=literal]`` filters applied at their steps."""
-    items = [node]
-    conditions = dict((i, (child, literal)) for i, child, literal in path.filters)
-    for i, step in enumerate(path.steps):
+def _walk(items: list[Any], path: _Path) -> list[Any]:
+    """The values ``path`` reaches from ``items``, the elements at its first step (lists flattened at
+    every step, ``[child=literal]`` filters applied where they stand)."""
+    filters = path.filters
+    if filters and filters[0][0] == 0:
+        _, child, literal = filters[0]
+        items = [v for v in items if isinstance(v, dict) and v.get(child) == literal]
+    for i in range(1, len(path.steps)):
+        step = path.steps[i]
         nxt: list[Any] = []
         for item in items:
             if isinstance(item, dict):
                 value = item.get(step)
                 if value is None:
                     continue
-                nxt.extend(value if isinstance(value, list) else (value,))
-        cond = conditions.get(i)
-        if cond is not None:
-            nxt = [v for v in nxt if isinstance(v, dict) and v.get(cond[0]) == cond[1]]
+                if isinstance(value, list):
+                    nxt.extend(value)
+                else:
+                    nxt.append(value)
+        for index, child, literal in filters:
+            if index == i:
+                nxt = [v for v in nxt if isinstance(v, dict) and v.get(child) == literal]
         items = nxt
         if not items:
-            return
-    yield from items
+            break
+    return items
 
 
 @lru_cache(maxsize=None)
-def _plan(rtype: str) -> tuple[tuple[_Path, tuple[SearchParam, ...]], ...]:
-    """Per path (parsed once), the parameters reading it: 'subject' feeds both subject and, through
-    its ':Patient' twin, patient."""
+def _plan(rtype: str) -> dict[str, tuple[tuple[_Path, tuple[SearchParam, ...]], ...]]:
+    """Per first JSON key, the paths starting there (parsed once) and the parameters reading each:
+    'subject' feeds both subject and, through its ':Patient' twin, patient.  Keyed by the first step so
+    extraction visits only the elements a resource has, not every path of a type's ~30 parameters."""
     by_path: dict[str, list[SearchParam]] = {}
     for param in indexed_params(rtype):
         for path in param.paths:
             by_path.setdefault(path, []).append(param)
-    return tuple((parse_path(text), tuple(params)) for text, params in by_path.items())
+    by_first: dict[str, list[tuple[_Path, tuple[SearchParam, ...]]]] = {}
+    for text, params in by_path.items():
+        parsed = parse_path(text)
+        by_first.setdefault(parsed.steps[0], []).append((parsed, tuple(params)))
+    return {key: tuple(entries) for key, entries in by_first.items()}
 
 
 def extract_index(resource: dict[str, Any]) -> IndexRows:
     """Index rows for every declared parameter of the resource's type (duplicates removed)."""
     rows = IndexRows()
-    for path, params in _plan(resource.get("resourceType", "")):
-        steps = path.steps
-        if steps[0] not in resource:
+    plan = _plan(resource.get("resourceType", ""))
+    for key, element in resource.items():
+        entries = plan.get(key)
+        if entries is None or element is None:
             continue
-        values = _filtered_values(resource, path) if path.filters else values_at(resource, steps)
-        for value in values:
-            for param in params:
-                _add(rows, param, value, path.ref_type)
+        items = element if isinstance(element, list) else [element]  # shared by every path from here
+        for path, params in entries:
+            values = items if len(path.steps) == 1 and not path.filters else _walk(items, path)
+            for value in values:
+                for param in params:
+                    _add(rows, param, value, path.ref_type)
     for name in ("token", "reference", "date", "string", "quantity", "uri"):
         lst = getattr(rows, name)
         if len(lst) > 1:
@@ -204,7 +223,7 @@ def _add(rows: IndexRows, param: SearchParam, value: Any, ref_type: str | None =
             rows.date.append(DateRow(name, rng[0], rng[1]))
     elif kind == "string":
         for text in _strings(value):
-            rows.string.append(StringRow(name, normalise_string(text), text[:STRING_INDEX_LENGTH]))
+            rows.string.append(StringRow(name, _normalised(text), text[:STRING_INDEX_LENGTH]))
     elif kind in ("quantity", "number"):
         if isinstance(value, dict) and isinstance(value.get("value"), (int, float)) and not isinstance(value.get("value"), bool):
             rows.quantity.append(QuantityRow(
@@ -241,9 +260,12 @@ def _strings(value: Any) -> Iterator[str]:
     elif isinstance(value, dict):
         parts = _NAME_PARTS if ("family" in value or "given" in value) else _ADDRESS_PARTS
         for part in parts:
-            for v in values_at(value, part):
-                if isinstance(v, str) and v:
+            v = value.get(part)
+            if isinstance(v, str):
+                if v:
                     yield v
+            elif isinstance(v, list):
+                yield from (x for x in v if isinstance(x, str) and x)
 
 
 def _date_range(value: Any) -> tuple[datetime, datetime] | None:
