@@ -54,7 +54,7 @@ def test_concurrent_if_match_updates_exactly_one_wins(repo):
 
     def update(i: int):
         with repo.unit_of_work(SYSTEM) as uow:
-            return uow.update({"resourceType": "Task", "id": "t1", "status": "in-progress", "intent": "order",
+            return uow.update({"resourceType": "Task", "id": "t1", "status": "accepted", "intent": "order",
                                "note": [{"text": f"writer {i}"}]}, if_match=1)
 
     results = run_together(50, update)

@@ -307,7 +307,8 @@ def test_included_resources_are_live_and_not_repeated(net):
 
 def test_search_ignores_deleted_and_reindexes_updates(net):
     with net.unit_of_work(SYSTEM) as uow:
-        uow.update({**net.read("Task", "t1").resource, "status": "completed"})
+        for status in ("accepted", "in-progress", "completed"):  # along the Task state machine
+            uow.update({**uow.read("Task", "t1").resource, "status": status})
         uow.delete("Task", "t3")
     assert ids(net, "Task", [("status", "requested")]) == []
     assert ids(net, "Task", [("status", "completed")]) == ["t1", "t2"]
