@@ -24,6 +24,7 @@ structure, so a parameter means the same thing in both.  Semantics, per FHIR R4 
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -159,9 +160,17 @@ class SearchQuery:
         return self.summary == "count" or self.count == 0
 
     def canonical_key(self) -> str:
-        """Order-independent text of the filter criteria: two queries with the same key match the same
-        resources.  Conditional creates claim (type, key) rows so concurrent identical creates collide."""
-        return "&".join(f"{n}={v}" for n, v in sorted(self.raw))
+        """The canonical form of the parsed filter criteria: two spellings of one condition (parameter
+        order, ``%7C`` or ``|``, URL escaping, ``\\,`` escapes, the order or repetition of OR values and
+        of repeated AND parameters, letter case a string search folds anyway) give one key, so
+        conditional creates that claim (type, key) rows collide however their criteria are written.
+        JSON of sorted, de-duplicated criteria: injective, so different conditions never share a key."""
+        return json.dumps(sorted({_criterion_key(c) for c in self.criteria}), separators=(",", ":"),
+                          ensure_ascii=False)
+
+    def criteria_text(self) -> str:
+        """The filter parameters as written (for messages)."""
+        return "&".join(f"{n}={v}" for n, v in self.raw)
 
     def query_string(self) -> str:
         """The filter and result parameters back as a query string (without _offset), for Bundle links."""
@@ -181,6 +190,32 @@ class SearchQuery:
         if not self.total:
             pairs.append(("_total", "none"))
         return urlencode(pairs)
+
+
+def _value_key(v: Value) -> str:
+    """One parsed value as canonical text (a JSON array tagged by the value kind)."""
+    if isinstance(v, TokenValue):
+        parts: list[object] = ["token", v.system, v.code]
+    elif isinstance(v, ReferenceValue):
+        parts = ["reference", v.type, v.id, v.url]
+    elif isinstance(v, DateValue):
+        parts = ["date", v.prefix, v.low.isoformat(), v.high.isoformat()]
+    elif isinstance(v, StringValue):
+        parts = ["string", v.text]
+    elif isinstance(v, NumberValue):
+        parts = ["number", v.prefix, str(v.value), str(v.low), str(v.high), v.system, v.code]
+    else:
+        parts = ["uri", v.url]
+    return json.dumps(parts, separators=(",", ":"), ensure_ascii=False)
+
+
+def _criterion_key(c: Criterion) -> str:
+    """One criterion as canonical text: its values are a set (OR), a chain's targets sorted."""
+    return json.dumps(
+        [c.param.name, c.modifier, c.missing, sorted({_value_key(v) for v in c.values}),
+         sorted([target, _criterion_key(inner)] for target, inner in c.chain)],
+        separators=(",", ":"), ensure_ascii=False,
+    )
 
 
 def _include_text(inc: Include) -> str:

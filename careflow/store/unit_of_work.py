@@ -338,7 +338,7 @@ class UnitOfWorkBase(ABC):
         ids = self._match_ids(query)
         if len(ids) > 1:
             raise PreconditionFailed(
-                f"the condition {query.canonical_key()!r} matches {len(ids)} {rtype} resources", matches=len(ids)
+                f"the condition {query.criteria_text()!r} matches {len(ids)} {rtype} resources", matches=len(ids)
             )
         return ids[0] if ids else None
 
@@ -490,7 +490,7 @@ class UnitOfWorkBase(ABC):
         ids = self._match_ids(query)
         if len(ids) > 1 and not multiple:
             raise PreconditionFailed(
-                f"the condition {query.canonical_key()!r} matches {len(ids)} {type} resources", matches=len(ids)
+                f"the condition {query.criteria_text()!r} matches {len(ids)} {type} resources", matches=len(ids)
             )
         return [s for rid in ids if (s := self.delete(type, rid)) is not None]
 

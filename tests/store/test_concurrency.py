@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import pytest
+from condition_spellings import query_of, spelling
 
 from careflow.access.principal import SYSTEM
 from careflow.errors import VersionConflict
@@ -44,6 +45,27 @@ def test_concurrent_identical_conditional_creates_make_one_resource(repo):
     errors = [r for r in results if isinstance(r, Exception)]
     assert errors == []
     assert Counter(created for _, created in results) == Counter({True: 1, False: 19})
+    assert len({stored.id for stored, _ in results}) == 1
+    assert repo.search(parse_search("Patient", [])).total == 1
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_concurrent_conditional_creates_spelled_differently_make_one_resource(repo, round_):
+    """21 writers, 21 spellings of one condition (order, %7C, escaping, case, repeated values): one
+    Patient, because the claimed key is the canonical form of the parsed criteria."""
+    spellings = [spelling(round_ * 100 + i) for i in range(21)]
+    assert len(set(spellings)) > 15  # they really are written differently
+    body = {"resourceType": "Patient", "gender": "male", "name": [{"family": "Peeters", "given": ["Jan", "Piet"]}],
+            "identifier": [{"system": "https://www.ehealth.fgov.be/standards/fhir/core/NamingSystem/ssin",
+                            "value": "85073100123"}]}
+
+    def create(i: int):
+        with repo.unit_of_work(SYSTEM) as uow:
+            return uow.create(body, if_none_exist=query_of(spellings[i]))
+
+    results = run_together(21, create)
+    assert [r for r in results if isinstance(r, Exception)] == []
+    assert Counter(created for _, created in results) == Counter({True: 1, False: 20})
     assert len({stored.id for stored, _ in results}) == 1
     assert repo.search(parse_search("Patient", [])).total == 1
 

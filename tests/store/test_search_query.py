@@ -6,6 +6,9 @@ from datetime import datetime
 from decimal import Decimal
 
 import pytest
+from condition_spellings import query_of, spelling
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from careflow.errors import InvalidSearch
 from careflow.fhir.search_index import extract_index
@@ -18,6 +21,7 @@ from careflow.fhir.search_query import (
     parse_search,
 )
 from careflow.fhir.search_values import date_range
+from careflow.naming import SSIN
 
 
 def test_unknown_parameter_strict_vs_lenient():
@@ -110,7 +114,7 @@ def test_control_parameters_and_links():
     assert q.sort[0].descending and q.revincludes[0].param == "based-on"
     assert "_revinclude=Task%3Abased-on" in q.query_string()
     same = parse_search("CarePlan", [("_summary", "count"), ("patient", "p1")])
-    assert q.canonical_key() == same.canonical_key() == "patient=p1"
+    assert q.canonical_key() == same.canonical_key() and same.criteria_text() == "patient=p1"
 
 
 def test_lenient_include_of_unknown_parameter_is_reported():
@@ -160,3 +164,36 @@ def test_index_extraction():
         ("patient", "Patient", "1", ""), ("subject", "Patient", "1", ""), ("performer", "", "", "urn:uuid:x")}
     assert rows.quantity[0].value == 3.0 and rows.quantity[0].unit == "kg"
     assert rows.date[0].low == datetime(2024, 1, 1) and rows.date[0].high.year == 9999
+
+
+# --- conditional-create keys: the canonical form of the parsed criteria -------------------------
+
+@given(st.integers(min_value=0, max_value=2**32), st.integers(min_value=0, max_value=2**32))
+@settings(max_examples=300, deadline=None)
+def test_every_spelling_of_a_condition_has_one_key(a, b):
+    first, second = spelling(a), spelling(b)
+    assert query_of(first).canonical_key() == query_of(second).canonical_key(), (first, second)
+
+
+@given(st.integers(min_value=0, max_value=2**32), st.sampled_from([
+    [("identifier", [f"{SSIN}|85073100124"])],  # another national number
+    [("identifier", [f"{SSIN}|85073100123"]), ("family", ["Peeters"])],  # fewer criteria
+    [("identifier", [f"{SSIN}|85073100123"]), ("family", ["Peeters"]), ("given", ["Jan"]), ("given", ["Piet"]),
+     ("gender", ["male"])],  # fewer OR values
+    [("identifier", [f"{SSIN}|85073100123"]), ("family:exact", ["Peeters"]), ("given", ["Jan"]),
+     ("given", ["Piet"]), ("gender", ["male", "other"])],  # a modifier
+    [("identifier", [f"{SSIN}|85073100123"]), ("family", ["Peeters"]), ("given", ["Jan,Piet"]),
+     ("gender", ["male", "other"])],  # OR instead of AND
+]))
+@settings(max_examples=100, deadline=None)
+def test_different_conditions_have_different_keys(seed, other):
+    assert query_of(spelling(seed)).canonical_key() != query_of(spelling(seed, other)).canonical_key()
+
+
+def test_condition_key_examples():
+    key = query_of("identifier=http://x%7Ca&_count=5").canonical_key()
+    assert key == query_of("identifier=http%3A%2F%2Fx|a").canonical_key()
+    assert key != query_of("identifier=http://x|A").canonical_key()  # tokens are case-sensitive
+    assert query_of("subject=Patient/p1", "Task").canonical_key() == query_of(
+        "subject=https://example.org/fhir/Patient/p1", "Task").canonical_key()
+    assert query_of("name=a\\,b").canonical_key() != query_of("name=a,b").canonical_key()
