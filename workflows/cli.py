@@ -81,7 +81,7 @@ def enrol_command(db: Optional[str] = DbOpt,
     if as_json:
         return _print_json(result)
     typer.echo("careflow: enrolment done: " + _summary(result, ("enrolled", "already-enrolled", "not-eligible",
-                                                                  "resources-created", "conflict")))
+                                                                  "deceased", "resources-created", "conflict")))
 
 
 def sweep_command(db: Optional[str] = DbOpt,

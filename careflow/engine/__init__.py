@@ -24,8 +24,8 @@ careflow.engine.enrolment
     find_candidates(repo, programs, *, page_size: int = 500) -> list[str]     # sorted Patient ids
     partition(ids: Sequence[str], n: int) -> list[list[str]]                  # stable hash, n >= 1
     enrol(repo, programs, patient_ids: Sequence[str], start: date, *, batch_size: int = 50) -> Counts
-        keys: enrolled, plans-created (per programme), already-enrolled, not-eligible, missing-patient,
-        team-updated, resources-created, conflict
+        keys: enrolled, plans-created (per programme), already-enrolled, not-eligible, deceased,
+        inactive-record, missing-patient, team-updated, resources-created, conflict
 
 careflow.engine.sweep
     plan_patients(repo, *, page_size: int = 500) -> list[str]   # ids of patients with an active CarePlan

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from careflow.store.port import UnitOfWork
-from careflow.triggers.actions import Action, CreateTask, UpdatePlan, UpdateTask
+from careflow.triggers.actions import Action, CreateResource, CreateTask, UpdatePlan, UpdateTask
 
 
 @dataclass
@@ -19,6 +19,7 @@ class Applied:
     created: list[CreateTask] = field(default_factory=list)
     task_updates: list[UpdateTask] = field(default_factory=list)
     plan_updates: list[UpdatePlan] = field(default_factory=list)
+    other_created: list[CreateResource] = field(default_factory=list)
 
 
 def apply_actions(uow: UnitOfWork, actions: Sequence[Action]) -> Applied:
@@ -29,6 +30,10 @@ def apply_actions(uow: UnitOfWork, actions: Sequence[Action]) -> Applied:
             _, created = uow.create_if_absent(a.resource)
             if created:
                 done.created.append(a)
+        elif isinstance(a, CreateResource):
+            _, created = uow.create_if_absent(a.resource)
+            if created:
+                done.other_created.append(a)
     for a in actions:
         if isinstance(a, UpdateTask):
             uow.update(a.resource, if_match=a.if_match_version)

@@ -20,7 +20,7 @@ from careflow.engine.reading import by_ids, chunks, ref_id, search_pages
 from careflow.engine.team import TeamDirectory, stable_hash
 from careflow.errors import VersionConflict
 from careflow.planning import ids
-from careflow.planning.eligibility import eligible_programs, qualifying_conditions
+from careflow.planning.eligibility import eligible_programs, qualifying_conditions, record_problem
 from careflow.planning.patient import ConditionFact, PatientContext, condition_fact
 from careflow.planning.planner import plan_all
 from careflow.programs.codes import ICD10, ICPC2
@@ -119,6 +119,10 @@ def enrol(
             ctx0 = contexts.get(pid)
             if ctx0 is None:
                 counts.add("missing-patient")
+                continue
+            problem = record_problem(ctx0)
+            if problem:  # died, merged or inactive: never enrolled (and never proposed)
+                counts.add("deceased" if ctx0.deceased else "inactive-record", neighbourhood=ctx0.neighbourhood)
                 continue
             eligible = eligible_programs(programs.values(), ctx0, start)
             if not eligible:

@@ -3,7 +3,9 @@
 ``install(repo)`` adds a listener that records, in the same transaction as the write:
 
 * ``observation.created`` {"id"} for every new Observation;
-* ``task.status`` {"id", "status"} when a Task's status changes to completed or rejected.
+* ``task.status`` {"id", "status"} when a Task's status changes to completed or rejected;
+* ``patient.ended`` {"id"} when a Patient record stops being a current, living patient (died,
+  merged into another record, made inactive): the patient's plans end and open Tasks are cancelled.
 
 ``process_events`` claims events, runs the observation / task-event rules and applies their actions,
 then marks the events done. Every action is idempotent (deterministic ids, If-Match), so a crash
@@ -26,11 +28,13 @@ from careflow.errors import Gone, NotFound, VersionConflict
 from careflow.programs.model import Program
 from careflow.store.port import Action, Repository, Stored, UnitOfWork
 from careflow.triggers.actions import Action as RuleAction
+from careflow.triggers.end_of_care import end_of_care_actions, end_reason
 from careflow.triggers.observations import history_codes, history_since, observation_actions
 from careflow.triggers.task_events import task_event_actions
 
 OBSERVATION_CREATED = "observation.created"
 TASK_STATUS = "task.status"
+PATIENT_ENDED = "patient.ended"
 WATCHED_TASK_STATUSES = frozenset({"completed", "rejected"})
 _INSTALLED_ATTR = "_careflow_engine_events"
 
@@ -41,6 +45,13 @@ def outbox_listener(action: Action, stored: Stored, uow: UnitOfWork) -> None:
         return
     if stored.type == "Observation" and action == "create":
         uow.outbox_add(OBSERVATION_CREATED, {"id": stored.id})
+    elif stored.type == "Patient" and action == "update" and end_reason(stored.resource):
+        try:
+            before = uow.vread("Patient", stored.id, stored.version - 1).resource or {}
+        except NotFound:
+            before = {}
+        if end_reason(before) is None:
+            uow.outbox_add(PATIENT_ENDED, {"id": stored.id})
     elif stored.type == "Task" and action == "update":
         status = stored.resource.get("status")
         if status not in WATCHED_TASK_STATUSES:
@@ -147,6 +158,23 @@ def handle_task(repo: Repository, programs: Mapping[str, Program], task_id: str,
     _apply(repo, task_event_actions(program, careplan, tasks, current, ctx, now), counts, program.id, ctx.neighbourhood)
 
 
+def handle_patient_end(repo: Repository, patient_id: str, now: datetime, counts: Counts) -> None:
+    """End the care of a patient who died or whose record was merged or made inactive."""
+    patient = repo.read("Patient", patient_id).resource or {}
+    plans = [s.resource for s in search_all(repo, "CarePlan", [("patient", patient_id)]) if s.resource]
+    tasks = [s.resource for s in search_all(repo, "Task", [("patient", patient_id)]) if s.resource]
+    teams = [s.resource for s in search_all(repo, "CareTeam", [("patient", patient_id)]) if s.resource]
+    actions = end_of_care_actions(patient, plans, tasks, teams[0] if teams else None, now.date())
+    if not actions:
+        counts.add("skipped")
+        return
+    with repo.unit_of_work(SYSTEM) as uow:
+        done = apply_actions(uow, actions)
+    counts.add("care-ended")
+    counts.add("tasks-cancelled", len(done.task_updates))
+    counts.add("plans-ended", len(done.plan_updates))
+
+
 def process_events(repo: Repository, programs: Mapping[str, Program], now: datetime, limit: int = 100) -> Counts:
     """Claim up to ``limit`` outbox events and apply the follow-up rules they call for."""
     counts = Counts()
@@ -160,6 +188,8 @@ def process_events(repo: Repository, programs: Mapping[str, Program], now: datet
                     handle_observation(repo, programs, rid, now, counts)
                 elif event.topic == TASK_STATUS:
                     handle_task(repo, programs, rid, now, counts)
+                elif event.topic == PATIENT_ENDED:
+                    handle_patient_end(repo, rid, now, counts)
                 else:
                     counts.add("skipped")
             except (NotFound, Gone):

@@ -50,10 +50,27 @@ def qualifying_conditions(program: Program, ctx: PatientContext) -> list[Conditi
     return out
 
 
+def record_problem(ctx: PatientContext) -> str | None:
+    """Why this Patient record cannot take a plan at all (died, merged, inactive); None when it can."""
+    if ctx.deceased:
+        return "the patient has died"
+    if ctx.replaced_by:
+        return f"the record was merged into {ctx.replaced_by}; plan that record instead"
+    if ctx.inactive:
+        return "the Patient record is inactive (Patient.active is false)"
+    return None
+
+
 def ineligibility(
     program: Program, ctx: PatientContext, on: date, qualifying: list[ConditionFact] | None = None
 ) -> str | None:
-    """Why the patient does not qualify on ``on``; None when they do."""
+    """Why the patient does not qualify on ``on``; None when they do.
+
+    A record that is not a living, current patient comes first: a deceased patient is never
+    enrolled or proposed, and a merged record's care belongs to the record it was merged into."""
+    status = record_problem(ctx)
+    if status:
+        return status
     if not (qualifying if qualifying is not None else qualifying_conditions(program, ctx)):
         codes = ", ".join(f"{c.code}" for c in program.eligibility.conditions[:4])
         return f"the patient has no active condition coded for {program.title.en} ({codes}…)"

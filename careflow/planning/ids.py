@@ -48,5 +48,10 @@ def triggered_task_id(patient_id: str, program_id: str, trigger: str, cause: str
     return _id("triggered", patient_id, program_id, trigger, cause)
 
 
+def end_of_care_id(patient_id: str) -> str:
+    """The one Communication telling the team that a patient's care ended."""
+    return _id("end-of-care", patient_id)
+
+
 def task_identifier_value(careplan: str, activity: str, occurrence: int) -> str:
     return f"{careplan}/{activity}/{occurrence}"

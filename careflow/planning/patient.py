@@ -59,6 +59,9 @@ class PatientContext:
     medications: tuple[MedicationFact, ...] = ()
     team: Mapping[str, str] = field(default_factory=dict)  # role id -> "PractitionerRole/<id>"
     organization: str | None = None  # "Organization/<id>" of the neighbourhood team
+    deceased: bool = False  # Patient.deceased[x] says so (true, or a date of death)
+    inactive: bool = False  # Patient.active is false: the record is no longer in use
+    replaced_by: str | None = None  # "Patient/<id>" this record was merged into (link type replaced-by)
 
     def age_on(self, day: date) -> int | None:
         if self.birth_date is None:
@@ -191,6 +194,21 @@ def _neighbourhood(patient: dict[str, Any]) -> str | None:
     return None
 
 
+def is_deceased(patient: dict[str, Any]) -> bool:
+    """FHIR says a patient died when ``deceasedBoolean`` is true or a ``deceasedDateTime`` is given."""
+    return patient.get("deceasedBoolean") is True or bool(patient.get("deceasedDateTime"))
+
+
+def replaced_by(patient: dict[str, Any]) -> str | None:
+    """The surviving record of a merge: ``Patient.link`` of type ``replaced-by``."""
+    for link in patient.get("link") or ():
+        if isinstance(link, dict) and link.get("type") == "replaced-by":
+            ref = (link.get("other") or {}).get("reference")
+            if isinstance(ref, str):
+                return ref
+    return None
+
+
 def context_from_resources(
     patient: dict[str, Any],
     conditions: Iterable[dict[str, Any]] = (),
@@ -214,6 +232,9 @@ def context_from_resources(
         medications=tuple(m for r in medications if (m := medication_fact(r)) is not None),
         team=dict(team or {}),
         organization=organization,
+        deceased=is_deceased(patient),
+        inactive=patient.get("active") is False,
+        replaced_by=replaced_by(patient),
     )
 
 

@@ -67,7 +67,11 @@ class PlanResult:
         return [self.careteam, *self.goals, *self.careplans, *self.tasks]
 
     def bundle(self) -> dict[str, Any]:
-        """A transaction Bundle of PUTs: ids are deterministic, so posting it twice duplicates nothing."""
+        """A transaction Bundle of create-if-absent PUTs (``ifNoneMatch: *``).
+
+        Ids are deterministic, so posting it twice duplicates nothing; and because each entry only
+        creates what is absent, replaying it after the plan has moved on (a Task completed, the
+        CarePlan's activity list grown by the sweep) changes nothing: it never moves data backwards."""
         return {
             "resourceType": "Bundle",
             "type": "transaction",
@@ -75,7 +79,7 @@ class PlanResult:
                 {
                     "fullUrl": f"urn:uuid:{r['id']}",
                     "resource": r,
-                    "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"},
+                    "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}", "ifNoneMatch": "*"},
                 }
                 for r in self.resources
             ],

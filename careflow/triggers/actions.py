@@ -36,7 +36,7 @@ class UpdateTask:
 
     resource: dict[str, Any]
     if_match_version: int | None
-    change: str  # overdue | escalated
+    change: str  # overdue | escalated | ended
 
     @property
     def id(self) -> str:
@@ -46,7 +46,7 @@ class UpdateTask:
 @dataclass(frozen=True)
 class UpdatePlan:
     """Write a new version of a CarePlan; ``changes`` names what moved (activity, completed, flagged,
-    unflagged)."""
+    unflagged, ended)."""
 
     resource: dict[str, Any]
     if_match_version: int | None
@@ -57,7 +57,20 @@ class UpdatePlan:
         return str(self.resource["id"])
 
 
-Action = Union[CreateTask, UpdateTask, UpdatePlan]
+@dataclass(frozen=True)
+class CreateResource:
+    """Create a non-Task resource with its deterministic id (create-if-absent), e.g. the Communication
+    that tells a team their patient's care ended; ``reason`` names why."""
+
+    resource: dict[str, Any]
+    reason: str
+
+    @property
+    def id(self) -> str:
+        return str(self.resource["id"])
+
+
+Action = Union[CreateTask, UpdateTask, UpdatePlan, CreateResource]
 
 
 def version_of(resource: dict[str, Any]) -> int | None:
