@@ -64,6 +64,7 @@ class FhirRequest:
     if_match: int | None = None
     if_none_exist: str | None = None
     if_none_match: int | None = None
+    create_only: bool = False  # PUT with If-None-Match: * : create if absent, else leave what is stored
     prefer: Prefer = field(default_factory=Prefer)
     assigned_id: str | None = None  # a create whose id the server chose beforehand (transaction POSTs)
     validated: bool = False  # the resource was already validated (a transaction validates every entry first)
@@ -415,6 +416,14 @@ def update(uow: UnitOfWork, rtype: str, rid: str, req: FhirRequest) -> FhirResul
         raise InvalidRequest(f"the body of PUT {rtype}/{rid} must carry id {rid!r}", expression=f"{rtype}.id")
     if body_id != rid:
         raise InvalidRequest(f"body id {body_id!r} does not match the URL id {rid!r}", expression=f"{rtype}.id")
+    if req.create_only:
+        # If-None-Match: * on a PUT: write only when no live resource has this id. careflow answers an
+        # existing one with 200 and what is stored (as a matched conditional create does), so a
+        # replayed plan Bundle changes nothing and a retried one still succeeds.
+        if req.if_match is not None:
+            raise InvalidRequest("If-Match and If-None-Match: * contradict each other", expression="If-None-Match")
+        stored, created = uow.create_if_absent(dict(req.resource))
+        return write_result(req, stored, created)
     stored, created = uow.update(dict(req.resource), if_match=req.if_match)
     return write_result(req, stored, created)
 

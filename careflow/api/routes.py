@@ -15,6 +15,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Request
 
 from careflow.api.capability import capability_statement
+from careflow.api.errors import InvalidRequest
 from careflow.api.headers import parse_prefer, parse_version_tag, resource_headers
 from careflow.api.interactions import (
     Context,
@@ -195,7 +196,11 @@ async def update(rtype: str, rid: str, request: Request) -> FhirResponse:
     check_type(rtype)
     check_id(rid)
     body = await read_json(request, _state(request).max_body_bytes)
-    req = FhirRequest("PUT", rtype, rid, resource=body, prefer=_prefer(request), if_match=_if_match(request))
+    inm = request.headers.get("if-none-match")
+    if inm is not None and inm.strip() != "*":
+        raise InvalidRequest("on PUT, If-None-Match may only be * (create if absent)", expression="If-None-Match")
+    req = FhirRequest("PUT", rtype, rid, resource=body, prefer=_prefer(request), if_match=_if_match(request),
+                      create_only=inm is not None)
     return await _run(request, req)
 
 

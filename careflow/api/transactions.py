@@ -68,6 +68,9 @@ def _entry_request(i: int, entry: Any, base: str, prefer: Prefer) -> _Entry:
         if key in req:
             if not isinstance(req[key], str):
                 raise InvalidRequest(f"{where}.request.{key} must be a string", expression=f"{where}.request.{key}")
+            if key == "ifNoneMatch" and req[key].strip() == "*" and req["method"].upper() == "PUT":
+                extra["create_only"] = True  # create-if-absent (see interactions.update)
+                continue
             extra[attr] = parse_version_tag(req[key], key)
     if "ifNoneExist" in req:
         if not isinstance(req["ifNoneExist"], str):

@@ -151,7 +151,7 @@ class TestDeterminism:
         bundle = plan(mini_hf, hf_ctx, START).bundle()
         assert bundle["type"] == "transaction"
         for e in bundle["entry"]:
-            assert e["request"] == {"method": "PUT", "url": f"{e['resource']['resourceType']}/{e['resource']['id']}"}
+            assert e["request"] == {"method": "PUT", "url": f"{e['resource']['resourceType']}/{e['resource']['id']}", "ifNoneMatch": "*"}
             assert e["fullUrl"] == f"urn:uuid:{e['resource']['id']}"
 
 
