@@ -98,6 +98,11 @@ def _generated(path: Path) -> bytes:
     return read_key_file(path)
 
 
+def generated_key_file(path: Path) -> bytes:
+    """A 32-byte key kept in a file (mode 0600), generated at first use (never overwritten)."""
+    return _generated(path)
+
+
 def load_master_key(*, embedded: bool) -> bytes:
     """The configured master key; ``embedded`` (SQLite) may fall back to the generated key file."""
     text = os.environ.get(ENV_KEY)

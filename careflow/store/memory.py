@@ -26,6 +26,7 @@ from careflow.access.grants import DERIVED, Grant
 from careflow.access.policy import AccessPolicy
 from careflow.access.principal import SYSTEM, Principal
 from careflow.access.rules import View
+from careflow.audit.log import MemoryAuditLog, audit_enabled
 from careflow.errors import Gone, NotFound
 from careflow.fhir.identifying import Protection, hmac_blind
 from careflow.fhir.search_index import IndexRows
@@ -75,8 +76,8 @@ def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
 class MemoryUnitOfWork(UnitOfWorkBase):
     def __init__(self, state: _State, listeners: list[Listener], lock: threading.RLock,
                  principal: Principal = SYSTEM, policy: AccessPolicy | None = None, *,
-                 protection: Protection | None = None) -> None:
-        super().__init__(listeners, principal, policy, protection=protection)
+                 protection: Protection | None = None, audit: Any = None) -> None:
+        super().__init__(listeners, principal, policy, protection=protection, audit=audit)
         self._s = state
         self._lock = lock
         self._holds_lock = False  # taken at the first write, held to the end (like SQLite's write lock)
@@ -362,6 +363,7 @@ class MemoryRepository(RepositoryReads):
         self._lock = threading.RLock()
         self._listeners: list[Listener] = []
         self._protection = Protection(hmac_blind(os.urandom(32)))
+        self.audit: MemoryAuditLog | None = MemoryAuditLog() if audit_enabled() else None
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -369,19 +371,28 @@ class MemoryRepository(RepositoryReads):
     @contextmanager
     def unit_of_work(self, principal: Principal) -> Iterator[MemoryUnitOfWork]:
         uow = MemoryUnitOfWork(self._state, self._listeners, self._lock, principal, self.policy,
-                               protection=self._protection)
+                               protection=self._protection, audit=self.audit)
         try:
             yield uow
             uow.before_commit()
-        except BaseException:
+        except BaseException as exc:
             uow.rollback()
-            raise
-        finally:
             uow.release()
+            uow.audit_finish(exc)
+            raise
+        uow.release()
+        uow.audit_finish(None)
 
     @contextmanager
     def _reader(self) -> Iterator[MemoryUnitOfWork]:
-        yield MemoryUnitOfWork(self._state, [], self._lock, SYSTEM, self.policy, protection=self._protection)
+        uow = MemoryUnitOfWork(self._state, [], self._lock, SYSTEM, self.policy, protection=self._protection,
+                               audit=self.audit)
+        try:
+            yield uow
+        except BaseException as exc:
+            uow.audit_finish(exc)
+            raise
+        uow.audit_finish(None)
 
     def outbox_claim(self, limit: int = 100) -> list[OutboxEvent]:
         with self._lock:

@@ -26,6 +26,7 @@ from careflow.access.compartment import patient_of
 from careflow.access.grants import DERIVED, Grant
 from careflow.access.policy import AccessPolicy
 from careflow.access.principal import SYSTEM, Principal
+from careflow.audit.log import SqlAuditLog, audit_enabled
 from careflow.errors import Gone, NotFound, TransientStoreError
 from careflow.fhir.search_index import IndexRows
 from careflow.fhir.search_query import Include, SearchQuery
@@ -119,8 +120,8 @@ class SqlUnitOfWork(UnitOfWorkBase):
     """One database transaction on ``conn`` (begun and ended by ``SqlRepository``)."""
 
     def __init__(self, conn: Connection, listeners: list[Listener], principal: Principal = SYSTEM,
-                 policy: AccessPolicy | None = None, *, keys: KeyRing) -> None:
-        super().__init__(listeners, principal, policy, protection=keys.protection)
+                 policy: AccessPolicy | None = None, *, keys: KeyRing, audit: Any = None) -> None:
+        super().__init__(listeners, principal, policy, protection=keys.protection, audit=audit)
         self._keys = keys
         self._content_key: int | None = None  # the data key this transaction's new versions use
         self._conn = conn
@@ -576,6 +577,8 @@ class SqlRepository(RepositoryReads):
         # the master key is read now (a missing one fails at start-up); data keys at the first unit of work
         self.keys = keys if keys is not None else KeyRing.from_settings(engine.dialect.name)
         self._listeners: list[Listener] = []
+        # the audit trail: records buffered and appended by a background writer (careflow.audit.log)
+        self.audit: SqlAuditLog | None = SqlAuditLog(engine, self.keys) if audit_enabled() else None
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -584,26 +587,32 @@ class SqlRepository(RepositoryReads):
     def unit_of_work(self, principal: Principal) -> Iterator[SqlUnitOfWork]:
         with _translated(), self.engine.connect() as conn:
             self.keys.ensure(conn)
-            uow = SqlUnitOfWork(conn, self._listeners, principal, self.policy, keys=self.keys)
+            uow = SqlUnitOfWork(conn, self._listeners, principal, self.policy, keys=self.keys, audit=self.audit)
             try:
                 yield uow
                 uow.commit()
-            except BaseException:
+            except BaseException as exc:
                 uow.rollback()
+                uow.audit_finish(exc)
                 raise
             finally:
                 uow.close()
+            uow.audit_finish(None)
 
     @contextmanager
     def _reader(self) -> Iterator[SqlUnitOfWork]:
         with _translated(), self.engine.connect() as conn:
             self.keys.ensure(conn)
-            uow = SqlUnitOfWork(conn, [], SYSTEM, self.policy, keys=self.keys)
+            uow = SqlUnitOfWork(conn, [], SYSTEM, self.policy, keys=self.keys, audit=self.audit)
             try:
                 yield uow
+            except BaseException as exc:
+                uow.audit_finish(exc)
+                raise
             finally:
                 uow.rollback()
                 uow.close()
+            uow.audit_finish(None)
 
     def outbox_claim(self, limit: int = 100) -> list[OutboxEvent]:
         now = _naive(utc_now())
@@ -627,4 +636,6 @@ class SqlRepository(RepositoryReads):
             conn.execute(delete(outbox).where(outbox.c.id.in_(list(ids))))
 
     def close(self) -> None:
+        if self.audit is not None:
+            self.audit.close()  # nothing queued is lost on a clean shutdown
         self.engine.dispose()

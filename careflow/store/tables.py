@@ -177,3 +177,35 @@ data_key = Table(
     Column("active_for", String(16), nullable=True),
     UniqueConstraint("active_for"),
 )
+
+# The audit trail (careflow.audit): one row per AuditEvent, append-only and hash-chained.  ``seq`` is
+# contiguous from 1; ``mac`` is HMAC-SHA256 (the audit key) over seq, content and ``prev_mac`` (the
+# previous entry's mac).  ``content`` is the AuditEvent JSON (no search values in clear); the other
+# columns are copies of its fields for search, checked against it by ``careflow audit verify``.  On
+# PostgreSQL a trigger refuses UPDATE, DELETE and TRUNCATE (migration 0005).
+audit_event = Table(
+    "audit_event", metadata,
+    Column("seq", PK, primary_key=True, autoincrement=False),
+    Column("id", String(64), nullable=False),
+    Column("recorded", DateTime, nullable=False),  # naive UTC
+    Column("action", String(1), nullable=False),
+    Column("subtype", String(64), nullable=False),
+    Column("outcome", String(2), nullable=False),
+    Column("agent", String(140), nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    Column("prev_mac", LargeBinary, nullable=False),
+    Column("mac", LargeBinary, nullable=False),
+    UniqueConstraint("id"),
+    Index(None, "recorded"),
+    Index(None, "agent", "seq"),
+)
+
+# What each audit entry names (entity.what): role "p" the patient, "o" a resource returned or written
+audit_entity = Table(
+    "audit_entity", metadata,
+    Column("ref", String(140), nullable=False),
+    Column("role", String(1), nullable=False),
+    Column("seq", PK, nullable=False),
+    PrimaryKeyConstraint("ref", "role", "seq"),
+    Index(None, "seq"),
+)

@@ -8,6 +8,7 @@ same by construction.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -15,13 +16,16 @@ import uuid
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple
 
 from careflow.access import rules
 from careflow.access.compartment import patient_of
 from careflow.access.grants import Grant, derive_grants
 from careflow.access.policy import AccessPolicy, default_policy
 from careflow.access.principal import SYSTEM, Principal
+from careflow.audit import context as audit_context
+from careflow.audit.query import AuditQuery
+from careflow.audit.record import AuditRecord
 from careflow.errors import (
     Forbidden,
     Gone,
@@ -107,11 +111,103 @@ def stamp(resource: dict[str, Any], rtype: str, rid: str, version: int, when: da
     return Stored(rtype, rid, version, when, False, body)
 
 
+# --- the audit hook -----------------------------------------------------------------------------
+# Every read, vread, history, search and write of a unit of work is recorded on an AuditRecord (a
+# "frame"): the adapter opens one per interaction (``uow.audited``: the API does in ``execute``), and a
+# port call made outside any frame (the engine, the CLI, a transaction fix-up) gets one of its own.
+# Only the outermost call of the principal counts (reads a write makes to check itself, and
+# ``unrestricted`` bookkeeping, hand nothing to the caller); every write, a listener's included, is
+# recorded through ``_notify``.  Finished frames are handed to the repository's audit sink when the
+# unit of work ends: with outcome 0, or the failure that ended it ("rolled back").
+
+
+def _read_frame(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    if name == "search":
+        query = args[0] if args else kwargs["query"]
+        return {"subtype": "search-type", "rtype": query.type, "params": tuple(query.raw)}
+    rtype = args[0] if args else kwargs.get("type")
+    rid = args[1] if len(args) > 1 else kwargs.get("id")
+    if name == "history":
+        kind = "history-instance" if rid is not None else "history-type" if rtype is not None else "history-system"
+        return {"subtype": kind, "rtype": rtype, "rid": rid}
+    return {"subtype": name, "rtype": rtype, "rid": rid}
+
+
+def _record_result(frame: AuditRecord, name: str, result: Any) -> None:
+    if name in ("read", "vread"):
+        frame.add("r", result)
+    elif name == "history":
+        for s in result[1]:
+            frame.add("r", s)
+    elif name == "search":
+        for s in (*result.matches, *result.included):
+            frame.add("r", s)
+
+
+def _audited_read(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(self: "UnitOfWorkBase", *args: Any, **kwargs: Any) -> Any:
+        if self._audit_sink is None or self._unrestricted or self._audit_depth:
+            return fn(self, *args, **kwargs)
+        own = self._frame_start(**_read_frame(name, args, kwargs))
+        self._audit_depth += 1
+        try:
+            result = fn(self, *args, **kwargs)
+        except BaseException as exc:
+            self._audit_depth -= 1
+            self._frame_end(own, exc)
+            raise
+        self._audit_depth -= 1
+        if self._audit_frame is not None:
+            _record_result(self._audit_frame, name, result)
+        self._frame_end(own)
+        return result
+
+    wrapper._audited = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _audited_write(subtype: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def wrapper(self: "UnitOfWorkBase", *args: Any, **kwargs: Any) -> Any:
+            if self._audit_sink is None or self._audit_depth:
+                return fn(self, *args, **kwargs)
+            first = args[0] if args else None
+            rtype = first.get("resourceType") if isinstance(first, dict) else first
+            own = self._frame_start(subtype, rtype=rtype if isinstance(rtype, str) else None)
+            self._audit_depth += 1
+            try:
+                result = fn(self, *args, **kwargs)
+            except BaseException as exc:
+                self._audit_depth -= 1
+                self._frame_end(own, exc)
+                raise
+            self._audit_depth -= 1
+            frame = self._audit_frame
+            if frame is not None and isinstance(result, tuple) and len(result) == 2 and result[1] is False:
+                frame.add("r", result[0])  # a conditional create that found its match returns it
+            self._frame_end(own)
+            return result
+
+        return wrapper
+
+    return decorate
+
+
 class UnitOfWorkBase(ABC):
     """FHIR write semantics over backend primitives; reads and search are the backend's."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in ("read", "vread", "history", "search"):
+            fn = cls.__dict__.get(name)
+            if fn is not None and not getattr(fn, "_audited", False):
+                setattr(cls, name, _audited_read(name, fn))
+
     def __init__(self, listeners: list[Listener], principal: Principal = SYSTEM,
-                 policy: AccessPolicy | None = None, *, protection: Protection | None = None) -> None:
+                 policy: AccessPolicy | None = None, *, protection: Protection | None = None,
+                 audit: Any = None) -> None:
         self._listeners = listeners
         self.principal = principal
         # identifying index values and conditional-create keys are blinded on the way in, and queries
@@ -121,6 +217,69 @@ class UnitOfWorkBase(ABC):
         self._views: dict[tuple[str, str], rules.View] = {}
         self._unrestricted = 0
         self._grant_dirty: set[str] = set()
+        # the audit trail (careflow.audit.log): None when off
+        self._audit_sink = audit
+        self._audit_frame: AuditRecord | None = None
+        self._audit_depth = 0
+        self._audit_done: list[AuditRecord] = []
+
+    # --- audit --------------------------------------------------------------------------------
+    def _frame_start(self, subtype: str, *, rtype: str | None = None, rid: str | None = None,
+                     operation: str | None = None, params: tuple[tuple[str, str], ...] | None = None) -> AuditRecord | None:
+        """Open a frame unless one is open (the call then belongs to that one: None)."""
+        if self._audit_sink is None or self._audit_frame is not None:
+            return None
+        rec = AuditRecord(subtype, self.principal, utc_now(), audit_context.current(), rtype, rid, operation, params)
+        self._audit_frame = rec
+        return rec
+
+    def _frame_end(self, rec: AuditRecord | None, exc: BaseException | None = None) -> None:
+        if rec is None:
+            return
+        if exc is not None:
+            rec.fail(exc)
+        self._audit_frame = None
+        self._audit_done.append(rec)
+
+    @contextmanager
+    def audited(self, subtype: str, *, rtype: str | None = None, rid: str | None = None,
+                operation: str | None = None, params: tuple[tuple[str, str], ...] | None = None) -> Iterator[AuditRecord | None]:
+        """One interaction: everything the block reads and writes goes into one AuditEvent."""
+        rec = self._frame_start(subtype, rtype=rtype, rid=rid, operation=operation, params=params)
+        try:
+            yield rec
+        except BaseException as exc:
+            self._frame_end(rec, exc)
+            raise
+        self._frame_end(rec)
+
+    def audit_finish(self, exc: BaseException | None) -> None:
+        """The unit of work ended (committed when ``exc`` is None): hand its records to the log."""
+        done, self._audit_done = self._audit_done, []
+        if self._audit_frame is not None:  # a frame left open by an interrupted call
+            done.append(self._audit_frame)
+            self._audit_frame = None
+        if not done or self._audit_sink is None:
+            return
+        if exc is not None:
+            for rec in done:
+                if rec.outcome == "0":
+                    rec.fail(exc, "rolled back: ")
+        self._audit_sink.submit(done)
+
+    def audit_search(self, query: AuditQuery) -> tuple[int, list[bytes]]:
+        """AuditEvents (JSON, newest first) for an auditor or the system; a patient gets those whose
+        patient entity is themselves; anyone else is refused."""
+        p = self.principal
+        if p.kind == "patient" and p.patient:
+            mine = f"Patient/{p.patient}"
+            query.patients = [mine] if query.patients is None or mine in query.patients else []
+        elif p.kind not in ("auditor", "system"):
+            raise Forbidden("the audit trail is served to auditors, and to a patient for their own record")
+        if self._audit_sink is None:
+            return 0, []
+        self._audit_sink.flush()  # what happened up to now, this request's own earlier units of work included
+        return self._audit_sink.search(query)  # type: ignore[no-any-return]
 
     # --- access -------------------------------------------------------------------------------
     def view(self, rtype: str, interaction: str = "s") -> rules.View:
@@ -229,6 +388,7 @@ class UnitOfWorkBase(ABC):
                 consents = self._compartment("Consent", pid)
                 self._set_grants(pid, derive_grants(patient, teams, consents, self.policy, now))
 
+    @_audited_write("operation")
     def grant_emergency(self, patient_id: str, reason: str) -> Grant:
         """Break-the-glass: the calling practitioner may see the patient for ``emergency.max_hours``.
 
@@ -242,6 +402,10 @@ class UnitOfWorkBase(ABC):
             raise InvalidResource(f"break-the-glass needs a reason of at least {rules_.min_reason_length} characters",
                                   expression="reason")
         now = utc_now()
+        if self._audit_frame is not None:
+            self._audit_frame.purpose = "BTG"
+            self._audit_frame.operation = self._audit_frame.operation or "$break-the-glass"
+            self._audit_frame.patients.add(patient_id)
         with self.unrestricted():
             patient = self.read("Patient", patient_id).resource or {}  # NotFound / Gone
             grant = Grant(p.acts_as[0], "emergency", True,
@@ -329,6 +493,18 @@ class UnitOfWorkBase(ABC):
         return self._protection.index(stored.type, extract_index(stored.resource or {}))
 
     def _notify(self, action: Action, stored: Stored) -> None:
+        frame = self._audit_frame
+        if frame is not None:
+            if stored.deleted:  # the deleted version has no body: its patient is the one before
+                with self.unrestricted():
+                    try:
+                        before = self.vread(stored.type, stored.id, stored.version - 1).resource
+                    except (NotFound, Gone):
+                        before = None
+                pid = patient_of(before) if before is not None else None
+                frame.add("d", (stored.type, stored.id, stored.version, pid))
+            else:
+                frame.add(action[0], stored)
         for listener in self._listeners:
             listener(action, stored, self)  # type: ignore[arg-type]
 
@@ -342,6 +518,7 @@ class UnitOfWorkBase(ABC):
             )
         return ids[0] if ids else None
 
+    @_audited_write("create")
     def create(self, resource: dict[str, Any], *, if_none_exist: SearchQuery | None = None) -> tuple[Stored, bool]:
         rtype = resource_type_of(resource)
         rid = new_id()
@@ -375,6 +552,7 @@ class UnitOfWorkBase(ABC):
         self._notify("create", stored)
         return stored, True
 
+    @_audited_write("create")
     def create_if_absent(self, resource: dict[str, Any]) -> tuple[Stored, bool]:
         rtype = resource_type_of(resource)
         rid = check_id(resource.get("id"))
@@ -395,6 +573,7 @@ class UnitOfWorkBase(ABC):
         assert cur is not None
         return self.vread(rtype, rid, cur.version), False
 
+    @_audited_write("update")
     def update(self, resource: dict[str, Any], *, if_match: int | None = None) -> tuple[Stored, bool]:
         rtype = resource_type_of(resource)
         rid = check_id(resource.get("id"))
@@ -443,6 +622,7 @@ class UnitOfWorkBase(ABC):
         if problem:
             raise IllegalTransition(problem, allowed=task_states.allowed_next(str(old_status)))
 
+    @_audited_write("update")
     def conditional_update(
         self, resource: dict[str, Any], query: SearchQuery, *, if_match: int | None = None
     ) -> tuple[Stored, bool]:
@@ -462,6 +642,7 @@ class UnitOfWorkBase(ABC):
             return stored, True
         return self.update({**resource, "id": stored.id}, if_match=if_match)
 
+    @_audited_write("delete")
     def delete(self, type: str, id: str, *, if_match: int | None = None) -> Stored | None:
         try:
             self._before_write("delete", type, id, None)
@@ -484,6 +665,7 @@ class UnitOfWorkBase(ABC):
         self._notify("delete", stored)
         return stored
 
+    @_audited_write("delete")
     def conditional_delete(self, type: str, query: SearchQuery, *, multiple: bool = False) -> list[Stored]:
         if query.type != type:
             raise ResourceConflict(f"the condition searches {query.type}, not {type}")

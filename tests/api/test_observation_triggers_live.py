@@ -28,7 +28,7 @@ def _empty_schema(url: str) -> None:
 
     engine = make_engine(url)
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {', '.join(t.name for t in metadata.sorted_tables if t.name != 'data_key')} RESTART IDENTITY"))
+        conn.execute(text(f"TRUNCATE {', '.join(t.name for t in metadata.sorted_tables if t.name != 'data_key' and not t.name.startswith('audit_'))} RESTART IDENTITY"))
     engine.dispose()
 
 

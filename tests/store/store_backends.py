@@ -22,8 +22,9 @@ BACKENDS = ["memory", "sqlite", "postgres"]
 
 
 def empty_tables(repo: SqlRepository) -> None:
-    """Delete every row but the data keys (a repository object caches them for its lifetime)."""
-    names = [t.name for t in metadata.sorted_tables if t.name != "data_key"]
+    """Delete every row but the data keys (a repository object caches them for its lifetime) and the
+    append-only audit trail."""
+    names = [t.name for t in metadata.sorted_tables if t.name != "data_key" and not t.name.startswith("audit_")]
     with repo.engine.begin() as conn:
         for name in names:  # DELETE beats TRUNCATE on tables this small
             conn.execute(text(f"DELETE FROM {name}"))
