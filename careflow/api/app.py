@@ -7,6 +7,7 @@ from typing import Any, Callable, Iterable
 
 from fastapi import FastAPI
 
+from careflow.api.audit_context import RequestContextMiddleware
 from careflow.api.bearer import bearer_authenticator, discovery_router
 from careflow.api.capability import _software_version
 from careflow.api.error_mapping import install_error_handlers
@@ -59,6 +60,7 @@ def create_app(
     app.state.authenticator = auth if auth is not None else RefuseEveryone()
     app.add_middleware(AuthMiddleware, authenticator=lambda: app.state.authenticator,
                        public=PUBLIC_PATHS | DOCUMENTATION_PATHS)
+    app.add_middleware(RequestContextMiddleware)  # outermost: the audit trail's client address and request id
 
     def openapi() -> dict[str, Any]:
         """The FHIR description of the API (careflow.api.openapi), not the routes' generic one."""

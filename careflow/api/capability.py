@@ -93,6 +93,16 @@ def capability_statement(
             "conditionalDelete": "single",
             "searchParam": params,
         }
+        if rtype == "AuditEvent":  # the audit trail: read-only, its own parameters (careflow.audit.query)
+            from careflow.audit.query import SUPPORTED
+
+            entry = {"type": rtype, "profile": entry["profile"],
+                     "documentation": "The audit trail (IHE BALP), written by the server itself: served to "
+                                      "auditors, and to a patient for the events naming them.",
+                     "interaction": [{"code": "read"}, {"code": "search-type"}],
+                     "searchParam": [p for p in params if p["name"] in SUPPORTED]}
+            resources.append(entry)
+            continue
         inc, rev = includes_of(rtype), revincludes_of(rtype)
         if inc:
             entry["searchInclude"] = inc

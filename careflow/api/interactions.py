@@ -14,6 +14,8 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+import orjson
+
 from careflow.access.principal import Principal
 from careflow.api.errors import (
     Forbidden,
@@ -26,6 +28,7 @@ from careflow.api.errors import (
 )
 from careflow.api.headers import Prefer
 from careflow.errors import Gone, InvalidSearch
+from careflow.errors import NotFound as NotFoundError
 from careflow.fhir import bundles
 from careflow.fhir import operation_outcome as oo
 from careflow.fhir.search_params import searchable_types
@@ -327,11 +330,59 @@ def authorize(principal: Principal, req: FhirRequest) -> None:
 # ------------------------------------------------------------------------------------------ execute
 
 
+def interaction_code(req: FhirRequest) -> str:
+    """The restful-interaction code of ``req`` (the AuditEvent subtype)."""
+    m = req.method
+    if req.operation:
+        return "operation"
+    if req.type is None:
+        return "history-system" if req.history else "search-system"
+    if req.search or (req.id is None and m == "GET" and not req.history):
+        return "search-type"
+    if req.history:
+        return "history-instance" if req.id is not None else "history-type"
+    if req.version is not None:
+        return "vread"
+    return {"GET": "read", "POST": "create", "PUT": "update", "DELETE": "delete", "PATCH": "patch"}.get(m, "read")
+
+
+def _audit_params(req: FhirRequest) -> tuple[tuple[str, str], ...] | None:
+    """The query an interaction carries (kept redacted in the AuditEvent): search, history and
+    conditional interactions."""
+    if req.params or req.search or (req.id is None and req.method == "GET"):
+        return req.params
+    return None
+
+
+def audit_refusal(repository: Any, principal: Principal, req: FhirRequest, exc: BaseException) -> None:
+    """An interaction refused at the API edge, before any unit of work (its scopes do not cover it):
+    recorded straight in the repository's audit log."""
+    sink = getattr(repository, "audit", None)
+    if sink is None:
+        return
+    from careflow.audit import context as audit_context
+    from careflow.audit.record import AuditRecord
+
+    rec = AuditRecord(interaction_code(req), principal, datetime.now(timezone.utc), audit_context.current(),
+                      req.type, req.id, req.operation, _audit_params(req))
+    rec.fail(exc)
+    sink.submit([rec])
+
+
 def execute(uow: UnitOfWork, req: FhirRequest, ctx: Context) -> FhirResult:
     """Run one interaction in ``uow`` on behalf of ``uow.principal``: its scopes are checked first
     (every entry point, Bundle entries included, comes through here); store and request errors
-    propagate as exceptions."""
+    propagate as exceptions.  The interaction is one AuditEvent (``uow.audited``): whatever it reads
+    and writes, and how it ended."""
+    with uow.audited(interaction_code(req), rtype=req.type, rid=req.id, operation=req.operation,
+                     params=_audit_params(req)):
+        return _execute(uow, req, ctx)
+
+
+def _execute(uow: UnitOfWork, req: FhirRequest, ctx: Context) -> FhirResult:
     authorize(uow.principal, req)
+    if req.type == "AuditEvent":
+        return _audit_events(uow, req, ctx)
     if req.operation:
         return _operation(uow, req, ctx)
     if req.type is None:
@@ -382,6 +433,42 @@ def execute(uow: UnitOfWork, req: FhirRequest, ctx: Context) -> FhirResult:
     if m == "DELETE":
         return _deleted(req, uow.delete(rtype, rid, if_match=req.if_match), rtype, rid)
     raise MethodNotAllowed(f"{m} is not allowed on {rtype}/{rid}")
+
+
+def _audit_events(uow: UnitOfWork, req: FhirRequest, ctx: Context) -> FhirResult:
+    """AuditEvents come from the audit trail, read-only: search, read (and vread of version 1)."""
+    from careflow.audit.query import parse_audit_search
+
+    if req.method != "GET" or req.operation or req.history:
+        raise MethodNotAllowed("the audit trail is read-only: AuditEvents are written by the server itself")
+    if req.id is not None:
+        check_id(req.id)
+        if req.version not in (None, 1):
+            raise NotFoundError("AuditEvent", req.id, req.version)
+        total, page = uow.audit_search(parse_audit_search([("_id", req.id)]))
+        if not page:
+            raise NotFoundError("AuditEvent", req.id)
+        return FhirResult(200, orjson.loads(page[0]))
+    query = parse_audit_search(list(req.params))
+    total, page = uow.audit_search(query)
+    bundle = bundles.new_bundle("searchset", now=ctx.now())
+    bundle["total"] = total
+    kept = [(k, v) for k, v in req.params if k not in ("_count", "_offset", "_format", "_pretty")]
+
+    def link(offset: int) -> str:
+        pairs = [*kept, ("_count", str(query.count))] + ([("_offset", str(offset))] if offset else [])
+        return f"{ctx.base}/AuditEvent?{urlencode(pairs)}"
+
+    bundle["link"] = bundles.links(
+        link(query.offset),
+        next_url=link(query.offset + query.count) if query.count and query.offset + query.count < total else None,
+        previous_url=link(max(0, query.offset - query.count)) if query.offset else None,
+    )
+    events = [orjson.loads(c) for c in page]
+    if events:
+        bundle["entry"] = [{"fullUrl": f"{ctx.base}/AuditEvent/{e['id']}", "resource": e, "search": {"mode": "match"}}
+                           for e in events]
+    return FhirResult(200, bundle)
 
 
 def create(uow: UnitOfWork, rtype: str, req: FhirRequest) -> FhirResult:

@@ -15,12 +15,13 @@ import anyio.to_thread
 from fastapi import APIRouter, Request
 
 from careflow.api.capability import capability_statement
-from careflow.api.errors import InvalidRequest
+from careflow.api.errors import Forbidden, InvalidRequest
 from careflow.api.headers import parse_prefer, parse_version_tag, resource_headers
 from careflow.api.interactions import (
     Context,
     FhirRequest,
     FhirResult,
+    audit_refusal,
     authorize,
     check_id,
     check_type,
@@ -96,7 +97,11 @@ async def _run(request: Request, req: FhirRequest) -> FhirResponse:
     ctx = _context(request)
     repo = _state(request).repository
     principal = principal_of(request)
-    authorize(principal, req)  # 403 before a thread or the store is touched (execute checks again)
+    try:
+        authorize(principal, req)  # 403 before a thread or the store is touched (execute checks again)
+    except Forbidden as exc:
+        audit_refusal(repo, principal, req, exc)  # no unit of work: straight to the audit log
+        raise
 
     def work() -> FhirResult:
         with repo.unit_of_work(principal) as uow:

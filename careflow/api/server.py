@@ -153,7 +153,10 @@ def serve(url: str | None, host: str, port: int, *, engine: bool = True, insecur
                 on_ready()
 
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
-    _Server(config).run()
+    try:
+        _Server(config).run()
+    finally:
+        app.state.careflow.repository.close()  # the audit records still queued are written
 
 
 def main(argv: list[str] | None = None) -> None:

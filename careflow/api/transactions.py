@@ -31,6 +31,7 @@ from careflow.api.interactions import (
     Context,
     FhirRequest,
     FhirResult,
+    audit_refusal,
     authorize,
     check_type,
     execute,
@@ -140,6 +141,7 @@ def run_transaction(repository: Repository, bundle: dict[str, Any], ctx: Context
             authorize(principal, e.request)
         except CareflowError as exc:
             _name_entry(exc, e.index)
+            audit_refusal(repository, principal, e.request, exc)
             raise
     seen: set[str] = set()
     for e in entries:
