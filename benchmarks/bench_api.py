@@ -15,11 +15,14 @@ For each backend (SQLite file, PostgreSQL when a URL is given):
    the floor the API is measured against.
 
 With ``--encryption both`` steps 1-3 run twice, on a plaintext store (``CAREFLOW_ENCRYPTION=off``)
-and an encrypted one, so one run shows what encryption at rest and the blind index cost.
+and an encrypted one, so one run shows what encryption at rest and the blind index cost.  ``--audit
+both`` does the same without and with the audit trail (``CAREFLOW_AUDIT=off``), and ``--secure both``
+without any of token checks, encryption and audit, then with all three: their combined cost.
 
 Usage:
     python benchmarks/bench_api.py --resources 20000
     python benchmarks/bench_api.py --resources 3000 --seconds 5 --clients 4 --encryption both
+    python benchmarks/bench_api.py --resources 5000 --seconds 5 --clients 4 --secure both --no-sql-floor
     python benchmarks/bench_api.py --backend postgres --pg-url postgresql+psycopg://postgres@127.0.0.1:5432/test
 Only talks to 127.0.0.1. Prints one table per backend.
 """
@@ -159,9 +162,14 @@ def free_port() -> int:
 AUTH: dict[str, str] = {}
 
 
-def start_server(url: str, auth: bool = True, encryption: bool = True) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(url: str, auth: bool = True, encryption: bool = True,
+                 audit: bool = True) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = dict(os.environ)
+    if not audit:  # no audit trail (CAREFLOW_AUDIT=off): what recording every interaction costs
+        env["CAREFLOW_AUDIT"] = "off"
+    else:
+        env.pop("CAREFLOW_AUDIT", None)
     if not encryption:  # the plaintext baseline: contents and index rows as they were before encryption at rest
         env["CAREFLOW_ENCRYPTION"] = "off"
     elif not env.get("CAREFLOW_MASTER_KEY") and not env.get("CAREFLOW_MASTER_KEY_FILE"):
@@ -387,14 +395,17 @@ def fresh_database(backend: str, pg_url: str | None, tag: str) -> tuple[str, Cal
 
 
 def api_phase(backend: str, a: argparse.Namespace, groups: list[Any], patients: int, n_resources: int,
-              encryption: bool, label: bool) -> list[dict[str, Any]]:
+              encryption: bool, label: bool, *, auth: bool | None = None, audit: bool = True,
+              tag: str | None = None) -> list[dict[str, Any]]:
     """Load and query through a server on a fresh database; ``encryption`` False serves the plaintext
-    baseline (CAREFLOW_ENCRYPTION=off) so one run shows what encryption at rest costs."""
-    tag = (" [encrypted]" if encryption else " [plaintext]") if label else ""
+    baseline (CAREFLOW_ENCRYPTION=off), ``audit`` False no audit trail (CAREFLOW_AUDIT=off), ``auth``
+    False no token checks, so one run shows what each costs."""
+    if tag is None:
+        tag = (" [encrypted]" if encryption else " [plaintext]") if label else ""
     rows: list[dict[str, Any]] = []
     api_url, api_drop = fresh_database(backend, a.pg_url, "api")
     upgrade(api_url)
-    proc, base = start_server(api_url, auth=not a.no_auth, encryption=encryption)
+    proc, base = start_server(api_url, auth=not a.no_auth if auth is None else auth, encryption=encryption, audit=audit)
     try:
         load, ids = api_load(base, groups)
         load.name += tag
@@ -427,9 +438,22 @@ def run_backend(backend: str, a: argparse.Namespace) -> list[dict[str, Any]]:
     print(f"\n== {backend}: {n_resources} resources ({patients} patients) in {len(groups)} bundles", flush=True)
     rows: list[dict[str, Any]] = []
 
-    modes = {"both": [False, True], "on": [True], "off": [False]}[a.encryption]
-    for encryption in modes:
-        rows += api_phase(backend, a, groups, patients, n_resources, encryption, len(modes) > 1)
+    if a.secure == "both":  # the combined cost: nothing of issue 8, then auth + encryption + audit
+        rows += api_phase(backend, a, groups, patients, n_resources, False, True, auth=False, audit=False,
+                          tag=" [no auth/enc/audit]")
+        rows += api_phase(backend, a, groups, patients, n_resources, True, True, auth=True, audit=True,
+                          tag=" [auth+enc+audit]")
+    elif a.audit == "both":
+        for audit in (False, True):
+            rows += api_phase(backend, a, groups, patients, n_resources, a.encryption != "off", True, audit=audit,
+                              tag=" [audit on]" if audit else " [audit off]")
+    else:
+        modes = {"both": [False, True], "on": [True], "off": [False]}[a.encryption]
+        for encryption in modes:
+            rows += api_phase(backend, a, groups, patients, n_resources, encryption, len(modes) > 1,
+                              audit=a.audit == "on")
+    if a.no_sql_floor:
+        return rows
 
     sql_url, sql_drop = fresh_database(backend, a.pg_url, "sql")
     upgrade(sql_url)
@@ -466,6 +490,12 @@ def main() -> None:
     ap.add_argument("--encryption", choices=["on", "off", "both"], default="on",
                     help="encryption at rest of the served store; 'both' runs the API phase plaintext, then "
                          "encrypted, to measure what it costs")
+    ap.add_argument("--audit", choices=["on", "off", "both"], default="on",
+                    help="the audit trail (CAREFLOW_AUDIT); 'both' runs the API phase without, then with it")
+    ap.add_argument("--secure", choices=["as-set", "both"], default="as-set",
+                    help="'both': the API phase with none of auth, encryption and audit, then with all three "
+                         "(the combined cost); 'as-set' follows --no-auth, --encryption and --audit")
+    ap.add_argument("--no-sql-floor", action="store_true", help="skip the raw-SQL floor phase")
     a = ap.parse_args()
     backends = ["sqlite", "postgres"] if a.backend == "both" else [a.backend]
     if "postgres" in backends and not a.pg_url:
