@@ -144,20 +144,27 @@ def _record_result(frame: AuditRecord, name: str, result: Any) -> None:
             frame.add("r", s)
 
 
+def _inside_frame(uow: "UnitOfWorkBase", own: Any, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    """Run an audited port call one level deeper (nested port calls are part of its event); a
+    failure ends the call's frame with the exception, so a refused read is on record too."""
+    uow._audit_depth += 1
+    try:
+        result = fn(uow, *args, **kwargs)
+    except BaseException as exc:
+        uow._audit_depth -= 1
+        uow._frame_end(own, exc)
+        raise
+    uow._audit_depth -= 1
+    return result
+
+
 def _audited_read(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(self: "UnitOfWorkBase", *args: Any, **kwargs: Any) -> Any:
         if self._audit_sink is None or self._unrestricted or self._audit_depth:
             return fn(self, *args, **kwargs)
         own = self._frame_start(**_read_frame(name, args, kwargs))
-        self._audit_depth += 1
-        try:
-            result = fn(self, *args, **kwargs)
-        except BaseException as exc:
-            self._audit_depth -= 1
-            self._frame_end(own, exc)
-            raise
-        self._audit_depth -= 1
+        result = _inside_frame(self, own, fn, args, kwargs)
         if self._audit_frame is not None:
             _record_result(self._audit_frame, name, result)
         self._frame_end(own)
@@ -176,14 +183,7 @@ def _audited_write(subtype: str) -> Callable[[Callable[..., Any]], Callable[...,
             first = args[0] if args else None
             rtype = first.get("resourceType") if isinstance(first, dict) else first
             own = self._frame_start(subtype, rtype=rtype if isinstance(rtype, str) else None)
-            self._audit_depth += 1
-            try:
-                result = fn(self, *args, **kwargs)
-            except BaseException as exc:
-                self._audit_depth -= 1
-                self._frame_end(own, exc)
-                raise
-            self._audit_depth -= 1
+            result = _inside_frame(self, own, fn, args, kwargs)
             frame = self._audit_frame
             if frame is not None and isinstance(result, tuple) and len(result) == 2 and result[1] is False:
                 frame.add("r", result[0])  # a conditional create that found its match returns it

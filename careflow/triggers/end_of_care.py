@@ -17,6 +17,7 @@ from datetime import date
 from typing import Any, Iterable
 
 from careflow.planning import ids
+from careflow.planning.patient import is_deceased, replaced_by
 from careflow.triggers.actions import Action, CreateResource, UpdatePlan, UpdateTask, version_of
 from careflow.triggers.task_facts import FINAL_STATUSES
 
@@ -26,13 +27,12 @@ COMMUNICATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/communication-ca
 
 def end_reason(patient: dict[str, Any]) -> str | None:
     """Why care ends for this Patient record, in words for the team; None while it is a current patient."""
-    if patient.get("deceasedBoolean") is True or patient.get("deceasedDateTime"):
+    if is_deceased(patient):
         when = str(patient.get("deceasedDateTime") or "")[:10]
         return f"the patient died{' on ' + when if when else ''}"
-    for link in patient.get("link") or ():
-        if isinstance(link, dict) and link.get("type") == "replaced-by":
-            other = (link.get("other") or {}).get("reference")
-            return f"the record was merged into {other}" if other else "the record was merged into another record"
+    other = replaced_by(patient)
+    if other:
+        return f"the record was merged into {other}"
     if patient.get("active") is False:
         return "the Patient record was made inactive"
     return None
