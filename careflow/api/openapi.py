@@ -236,6 +236,8 @@ def _type_paths(rtype: str, operations: list[tuple[str, str, str, str]]) -> dict
                     "responses": _responses({"200": _resource_response("that version", rtype)}, "vread")},
         },
     }
+    if rtype == "AuditEvent":
+        return _audit_paths(paths)
     for t, name, definition, doc in operations:
         if t != rtype:
             continue
@@ -253,6 +255,24 @@ def _type_paths(rtype: str, operations: list[tuple[str, str, str, str]]) -> dict
                      "requestBody": {"required": False, "content": _content(_ref("Parameters"))}},
         }
     return paths
+
+
+def _audit_paths(paths: dict[str, Any]) -> dict[str, Any]:
+    """The audit trail is read-only and has its own parameters (``careflow.audit.query``): search,
+    read and vread of version 1 only, so a client generated from this document offers no write and no
+    history, and a fuzzer expects the 405 those answer."""
+    from careflow.audit.query import CONTROL, SUPPORTED
+
+    keep = {"/fhir/AuditEvent": ("get",), "/fhir/AuditEvent/_search": ("post",),
+            "/fhir/AuditEvent/{id}": ("parameters", "get"), "/fhir/AuditEvent/{id}/_history/{vid}": ("parameters", "get")}
+    out = {path: {k: v for k, v in paths[path].items() if k in allowed} for path, allowed in keep.items()}
+    search = out["/fhir/AuditEvent"]["get"]
+    search["description"] = "The audit trail (IHE BALP), written by the server itself; read-only."
+    search["parameters"] = [p for p in search["parameters"]
+                            if p.get("$ref", "").rsplit(".", 1)[-1] in SUPPORTED or p.get("name") in (*CONTROL, "Prefer")]
+    form = out["/fhir/AuditEvent/_search"]["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
+    form["properties"] = {k: v for k, v in form["properties"].items() if k in SUPPORTED}
+    return out
 
 
 _OPERATION_PARAMETERS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {

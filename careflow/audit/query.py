@@ -11,7 +11,7 @@ from careflow.fhir.search_params import get_param
 from careflow.fhir.search_query import DEFAULT_COUNT, MAX_COUNT
 
 SUPPORTED = ("_id", "patient", "entity", "agent", "date", "type", "subtype", "action", "outcome")
-_CONTROL = ("_count", "_offset", "_format", "_pretty")
+CONTROL = ("_count", "_offset", "_format", "_pretty")
 
 
 @dataclass

@@ -66,7 +66,7 @@ def test_openapi_fuzz_finds_no_server_error(case):
     case.validate_response(response, checks=CONFORMS)
 
 
-@pytest.mark.slow
+@pytest.mark.fuzz
 @schema.parametrize()
 @LONG
 def test_openapi_fuzz_every_operation(case):

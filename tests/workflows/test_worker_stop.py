@@ -19,9 +19,11 @@ from flow_helpers import ROOT
 HANGS_ON_STOP = """
 import subprocess, sys, time
 from workflows import running
-child = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(600)"])
-print(child.pid, flush=True)
+# the child does not hold the test's pipes, so a worker that left it behind fails the test, not hangs it
+child = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(600)"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 with running.stop_within(float(sys.argv[1])):
+    print(child.pid, flush=True)  # only now: a Ctrl-C before the handler is in place would be Python's own
     try:
         time.sleep(600)
     except KeyboardInterrupt:
