@@ -7,6 +7,7 @@ from typing import Any, Callable, Iterable
 
 from fastapi import FastAPI
 
+from careflow.api.asgi import HeadAsGet, PrettyJson
 from careflow.api.audit_context import RequestContextMiddleware
 from careflow.api.bearer import bearer_authenticator, discovery_router
 from careflow.api.capability import _software_version
@@ -60,7 +61,9 @@ def create_app(
     app.state.authenticator = auth if auth is not None else RefuseEveryone()
     app.add_middleware(AuthMiddleware, authenticator=lambda: app.state.authenticator,
                        public=PUBLIC_PATHS | DOCUMENTATION_PATHS)
-    app.add_middleware(RequestContextMiddleware)  # outermost: the audit trail's client address and request id
+    app.add_middleware(RequestContextMiddleware)  # the audit trail's client address and request id
+    app.add_middleware(PrettyJson)  # _pretty=true: the answer indented, digits unchanged
+    app.add_middleware(HeadAsGet)  # outermost: a HEAD is the GET it stands for, without the body
 
     def openapi() -> dict[str, Any]:
         """The FHIR description of the API (careflow.api.openapi), not the routes' generic one."""

@@ -91,10 +91,44 @@ def error_response(exc: BaseException) -> FhirResponse:
     return FhirResponse(body, status_code=status, headers=headers)
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """The methods the API's own OpenAPI document names for this request's path (Starlette's
+    ``Allow`` named only the first route's, so a PATCH to ``Patient/1`` was told only GET)."""
+    doc = request.app.openapi()
+    segments = request.url.path.rstrip("/").split("/")
+    best, methods = -1, set()
+    for template, item in doc.get("paths", {}).items():
+        parts = template.split("/")
+        if len(parts) != len(segments):
+            continue
+        if not all(p == s or (p.startswith("{") and p.endswith("}")) for p, s in zip(parts, segments)):
+            continue
+        literal = sum(p == s for p, s in zip(parts, segments))  # Patient/_search is _search, not an id
+        found = {m.upper() for m in item if m in ("get", "put", "post", "delete", "patch")}
+        if literal > best:
+            best, methods = literal, found
+        elif literal == best:
+            methods |= found
+    if "GET" in methods:
+        methods.add("HEAD")  # careflow.api.asgi answers HEAD wherever GET is served
+    return sorted(methods)
+
+
 async def _handle(request: Request, exc: Exception) -> FhirResponse:
-    if outcome_for(exc)[0] >= 500:
-        log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(exc)
+    status = outcome_for(exc)[0]
+    if status >= 500:
+        # what failed and where, never the exception's text or traceback: a database error's
+        # message carries the statement's values (names, national numbers)
+        segments = request.url.path.strip("/").split("/")
+        rtype = segments[1] if len(segments) > 1 and segments[1][:1].isupper() else "-"
+        log.error("unhandled %s on %s of %s (request %s)", type(exc).__name__, request.method, rtype,
+                  request.headers.get("x-request-id", "-"))
+    response = error_response(exc)
+    if status == 405:
+        allowed = allowed_methods(request)
+        if allowed:
+            response.headers["Allow"] = ", ".join(allowed)
+    return response
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -32,7 +32,7 @@ from careflow.errors import NotFound as NotFoundError
 from careflow.fhir import bundles
 from careflow.fhir import operation_outcome as oo
 from careflow.fhir.search_params import searchable_types
-from careflow.fhir.search_query import MAX_COUNT, SearchQuery, parse_search
+from careflow.fhir.search_query import MAX_COUNT, MAX_OFFSET, SearchQuery, check_request_size, parse_search
 from careflow.fhir.validation import (
     ID_RE,
     is_known_resource_type,
@@ -546,28 +546,42 @@ def search(uow: UnitOfWork, rtype: str, params: list[tuple[str, str]], prefer: P
 def _history_params(params: tuple[tuple[str, str], ...]) -> tuple[int, int, datetime | None, list[tuple[str, str]]]:
     count, offset, since = _HISTORY_COUNT, 0, None
     kept: list[tuple[str, str]] = []
+    check_request_size(params)
     for name, value in params:
         if name == "_count":
-            if not value.isdigit():
+            if not (value.isascii() and value.isdigit()):
                 raise InvalidSearch("_count", f"'{value}' is not a whole number")
             count = min(int(value), MAX_COUNT)
         elif name == "_offset":
-            if not value.isdigit():
+            if not (value.isascii() and value.isdigit()):
                 raise InvalidSearch("_offset", f"'{value}' is not a whole number")
             offset = int(value)
+            if offset > MAX_OFFSET:
+                raise InvalidSearch("_offset", f"must be at most {MAX_OFFSET}")
         elif name == "_since":
             try:
                 since = datetime.fromisoformat(value.replace("Z", "+00:00"))
             except ValueError:
                 raise InvalidSearch("_since", f"'{value}' is not a FHIR instant") from None
-            if since.tzinfo is None:
-                since = since.replace(tzinfo=timezone.utc)
+            since = _clamped_utc(since)
             kept.append((name, value))
         elif name in ("_format", "_pretty"):
             continue
         else:
             raise InvalidSearch(name, "history takes only _count, _offset and _since")
     return count, offset, since, kept
+
+
+def _clamped_utc(moment: datetime) -> datetime:
+    """``moment`` in UTC; one at the very edge of the calendar (0001-01-01T00:00:00+14:00) has no UTC
+    form, and is as early (or late) as anything stored can be."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:
+        edge = datetime.min if moment.year == 1 else datetime.max
+        return edge.replace(tzinfo=timezone.utc)
 
 
 def _history(uow: UnitOfWork, req: FhirRequest, ctx: Context) -> FhirResult:
@@ -587,4 +601,6 @@ def _operation(uow: UnitOfWork, req: FhirRequest, ctx: Context) -> FhirResult:
         raise UnknownOperation(f"operation {req.operation} is not defined on {req.type or 'the system'}")
     if req.method not in ("GET", "POST"):
         raise MethodNotAllowed(f"{req.operation} takes GET or POST")
+    if req.id is None:  # every operation careflow serves is about one resource
+        raise InvalidRequest(f"{req.operation} is an instance operation: {req.type}/[id]/{req.operation}")
     return handler(uow, req, ctx)

@@ -12,7 +12,7 @@ from careflow.api.interactions import SERVED_TYPES, Context, FhirRequest, FhirRe
 from careflow.errors import CareflowError, InvalidSearch
 from careflow.fhir import bundles
 from careflow.fhir.search_params import REGISTRY
-from careflow.fhir.search_query import MAX_COUNT, parse_search
+from careflow.fhir.search_query import MAX_COUNT, MAX_OFFSET, parse_search
 from careflow.store.port import Stored, UnitOfWork
 
 EVERYTHING_DEFINITION = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
@@ -33,8 +33,10 @@ def _int_param(params: dict[str, str], name: str, default: int) -> int:
     value = params.get(name)
     if value is None:
         return default
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise InvalidSearch(name, f"'{value}' is not a whole number")
+    if int(value) > MAX_OFFSET:
+        raise InvalidSearch(name, f"must be at most {MAX_OFFSET}")
     return int(value)
 
 

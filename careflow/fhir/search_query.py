@@ -57,6 +57,12 @@ _PLAIN_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
 DEFAULT_COUNT = 50
 MAX_COUNT = 1000
+# the work one search may ask for: a thousand OR'ed values or ANDed parameters made SQLite give up
+# ("Expression tree is too large") and would make any store slow; an offset beyond a 32-bit count
+# could never match anything and overflowed SQLite's integers
+MAX_PARAMS = 100
+MAX_VALUES = 100
+MAX_OFFSET = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -262,12 +268,13 @@ def parse_search(rtype: str, params: list[tuple[str, str]] | tuple[tuple[str, st
     ignored: list[str] = []
     raw: list[tuple[str, str]] = []
     passthrough: list[tuple[str, str]] = []
+    check_request_size(params)
     for name, value in params:
         if name in CONTROL_PARAMS:
             if name == "_count":
                 count = min(_non_negative_int(name, value), MAX_COUNT)
             elif name == "_offset":
-                offset = _non_negative_int(name, value)
+                offset = _non_negative_int(name, value, MAX_OFFSET)
             elif name == "_sort":
                 sort = _parse_sort(rtype, value)
             elif name in ("_include", "_include:iterate"):
@@ -306,13 +313,27 @@ def parse_search(rtype: str, params: list[tuple[str, str]] | tuple[tuple[str, st
     )
 
 
-def _non_negative_int(name: str, value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise InvalidSearch(name, f"'{value}' is not a whole number") from None
+def check_request_size(params: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> None:
+    """Refuse a search (or history) request that asks for more work than any client needs, or that
+    carries a NUL (PostgreSQL refuses it in text, SQLite compares it wrongly)."""
+    if len(params) > MAX_PARAMS:
+        raise InvalidSearch("_query", f"{len(params)} parameters: at most {MAX_PARAMS} are accepted")
+    for name, value in params:
+        if "\x00" in name or "\x00" in value:
+            raise InvalidSearch(name.replace("\x00", "") or "_query", "a NUL character is not allowed in a search")
+        values = value.count(",") + 1
+        if values > MAX_VALUES:
+            raise InvalidSearch(name, f"{values} values: at most {MAX_VALUES} per parameter are accepted")
+
+
+def _non_negative_int(name: str, value: str, upper: int | None = None) -> int:
+    if not (value.isascii() and value.isdigit()) and not (value[:1] == "-" and value[1:].isascii() and value[1:].isdigit()):
+        raise InvalidSearch(name, f"'{value}' is not a whole number")
+    n = int(value)
     if n < 0:
         raise InvalidSearch(name, "must not be negative")
+    if upper is not None and n > upper:
+        raise InvalidSearch(name, f"must be at most {upper}")
     return n
 
 

@@ -54,7 +54,10 @@ def resolve_url(url: str | None = None) -> str:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine configured for the store's transaction discipline (see module docstring)."""
+    """An engine configured for the store's transaction discipline (see module docstring).
+
+    ``hide_parameters``: a failed statement's error, and so any log line or traceback of it, never
+    carries the values bound to it (names, national numbers)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
@@ -67,13 +70,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
             pool_size=kwargs.pop("pool_size", 8), max_overflow=kwargs.pop("max_overflow", 56), pool_timeout=120,
-            **kwargs,
+            hide_parameters=True, **kwargs,
         )
         _tune_sqlite(engine)
         return engine
     return create_engine(
         url, pool_size=kwargs.pop("pool_size", 10), max_overflow=kwargs.pop("max_overflow", 40),
-        pool_pre_ping=True, pool_timeout=120, **kwargs,
+        pool_pre_ping=True, pool_timeout=120, hide_parameters=True, **kwargs,
     )
 
 
