@@ -78,13 +78,13 @@ MAX_DEPTH = 64
 
 
 def check_shape(doc: Any) -> None:
-    """Refuse a body with a list longer than MAX_ARRAY_ITEMS or nested deeper than MAX_DEPTH,
-    naming where (413: the request is too large, whatever its byte size)."""
+    """Refuse a body with a list longer than MAX_ARRAY_ITEMS (413: too large, whatever its byte
+    size) or nested deeper than MAX_DEPTH (400), naming where."""
     stack: list[tuple[Any, str, int]] = [(doc, "", 0)]
     while stack:
         node, path, depth = stack.pop()
         if depth > MAX_DEPTH:
-            raise PayloadTooLarge(f"{path or 'the body'} is nested more than {MAX_DEPTH} levels deep")
+            raise InvalidJson(f"{path or 'the body'} is nested more than {MAX_DEPTH} levels deep")
         if isinstance(node, dict):
             for key, value in node.items():
                 if isinstance(value, (dict, list)):

@@ -464,7 +464,7 @@ class SqlUnitOfWork(UnitOfWorkBase):
     def _any_type_narrowed(self, types: list[str] | None = None) -> list[Any]:
         """One term narrowing rows of any type: per type, that type's access term (system-wide
         history and ``*`` includes mix types)."""
-        if self._unrestricted or (self.principal.is_system and self.principal.scopes is None):
+        if self._unrestricted or self.principal.unlimited:
             return []
         if types is None:
             types = list(self._conn.execute(select(resource.c.type).distinct()).scalars())

@@ -305,7 +305,7 @@ class UnitOfWorkBase(ABC):
     @property
     def _checked(self) -> bool:
         """Are writes checked against the access and write rules? (Not for the system principal.)"""
-        return not self._unrestricted and not (self.principal.is_system and self.principal.scopes is None)
+        return not self._unrestricted and not self.principal.unlimited
 
     def _visible_current(self, rtype: str, rid: str) -> Stored | None:
         """The current version if it exists and the principal may see it; None when absent or

@@ -78,7 +78,7 @@ def test_huge_lists_and_deep_nesting_are_refused_before_validation(client):
     deep: dict = {"valueString": "x"}
     for _ in range(100):
         deep = {"extension": [{"url": "http://example.org/x", **deep}]}
-    _outcome(client.post("/fhir/Patient", content=json.dumps({"resourceType": "Patient", **deep})), 413, "nested")
+    _outcome(client.post("/fhir/Patient", content=json.dumps({"resourceType": "Patient", **deep})), 400, "nested")
     bundle = {"resourceType": "Bundle", "type": "batch",
               "entry": [{"request": {"method": "GET", "url": "metadata"}}] * 10_001}
     _outcome(client.post("/fhir", content=json.dumps(bundle)), 413, "entry")

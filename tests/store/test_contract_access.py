@@ -116,6 +116,24 @@ def test_granular_scopes_return_exactly_the_matching_resources_over_all_pages(wo
     assert _ids(world, system, "Patient") == []
 
 
+def test_only_an_unfiltered_all_type_system_scope_is_unlimited(world):
+    """``system/*.cruds`` is the engine's reach (the store skips its per-row checks); anything less
+    is still narrowed and checked, on reads and on writes."""
+    assert SYSTEM.unlimited and scoped(SYSTEM, "system/*.cruds").unlimited
+    for partial in ("system/*.rs", "system/Patient.cruds", "system/*.cruds?category=laboratory"):
+        assert not scoped(SYSTEM, partial).unlimited, partial
+    assert not scoped(NURSE, "user/*.cruds").unlimited
+    everything = scoped(SYSTEM, "system/*.cruds")
+    assert _ids(world, everything, "Patient") == _ids(world, SYSTEM, "Patient") == ["p1", "p2"]
+    with world.unit_of_work(everything) as uow:
+        uow.update({"resourceType": "Observation", "id": "by-service", "status": "final", "code": {"text": "x"},
+                    "subject": {"reference": "Patient/p2"}})
+    reader = scoped(SYSTEM, "system/*.rs")
+    with pytest.raises(Forbidden), world.unit_of_work(reader) as uow:
+        uow.update({"resourceType": "Observation", "id": "by-reader", "status": "final", "code": {"text": "x"},
+                    "subject": {"reference": "Patient/p2"}})
+
+
 def test_includes_chains_and_history_never_show_more_than_a_search(world):
     with world.unit_of_work(NURSE) as uow:
         res = uow.search(parse_search("Patient", [("_revinclude", "Observation:subject"),
