@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl
 
-import orjson
 from starlette.requests import Request
 
 from careflow.api.errors import InvalidJson, NotAcceptable, PayloadTooLarge, UnsupportedMediaType
+from careflow.fhir import exact_json
 
 DEFAULT_MAX_BODY_BYTES = 20 * 1024 * 1024
 
@@ -101,8 +101,8 @@ def parse_json(raw: bytes) -> Any:
     if not raw.strip():
         raise InvalidJson("the request has no body; a FHIR resource was expected")
     try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        doc = exact_json.loads(raw)  # decimals as written (careflow.fhir.exact_json)
+    except ValueError as exc:
         raise InvalidJson(f"body is not valid JSON: {exc}") from None
     check_shape(doc)
     return doc

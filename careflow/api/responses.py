@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from starlette.responses import Response
+
+from careflow.fhir import exact_json
 
 FHIR_JSON = "application/fhir+json"
 
@@ -18,7 +19,7 @@ def dumps(content: Any) -> bytes:
     """Serialise to compact JSON; ``bytes`` are assumed to be JSON already."""
     if isinstance(content, (bytes, bytearray, memoryview)):
         return bytes(content)
-    return orjson.dumps(content)
+    return exact_json.dumps(content)  # decimals with the digits they were written with
 
 
 class FhirResponse(Response):

@@ -213,13 +213,52 @@ def _field_kinds(cls: type) -> dict[str, tuple[str, Any]]:
     return out
 
 
+@lru_cache(maxsize=None)
+def _binding_facts(definition: str) -> tuple[dict[str, frozenset[str]], dict[str, str]]:
+    """For one R4 JSON Schema definition (a type or a backbone element such as ``CarePlan_Detail``):
+    element name -> the codes its *required* binding allows, and element name -> the definition of
+    a complex child.
+
+    The official schema spells out exactly the required bindings as ``enum`` (Task.status,
+    Patient.gender, Quantity.comparator ...), so no list is kept by hand."""
+    from careflow.fhir.r4_schema import definitions
+
+    spec_of = definitions().get(definition) or {}
+    codes: dict[str, frozenset[str]] = {}
+    children: dict[str, str] = {}
+    for name, spec in (spec_of.get("properties") or {}).items():
+        if name.startswith("_") or name == "resourceType" or not isinstance(spec, dict):
+            continue
+        item = spec.get("items") if isinstance(spec.get("items"), dict) else spec
+        enum = spec.get("enum") or item.get("enum")
+        if isinstance(enum, list) and enum:
+            codes[name] = frozenset(enum)
+        ref = item.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/definitions/"):
+            children[name] = ref[len("#/definitions/"):]
+    return codes, children
+
+
+def required_codes(definition: str) -> dict[str, frozenset[str]]:
+    """Element name -> allowed codes of its required binding, for one schema definition."""
+    return _binding_facts(definition)[0]
+
+
+def _not_in_binding(where: str, value: str, codes: frozenset[str]) -> tuple[str, str]:
+    shown = sorted(codes)
+    listed = ", ".join(shown[:20]) + (f" ... ({len(shown)} codes)" if len(shown) > 20 else "")
+    return where, f"'{value[:40]}' is not a code of the required binding (allowed: {listed})"
+
+
 def _json_type_problems(resource: dict[str, Any], rtype: str) -> list[tuple[str, str]]:
-    """Booleans must be JSON booleans, numbers JSON numbers, the other primitives JSON strings."""
+    """Booleans must be JSON booleans, numbers JSON numbers, the other primitives JSON strings; a
+    code under a required binding must be one of its codes."""
     problems: list[tuple[str, str]] = []
-    stack: list[tuple[dict[str, Any], Any, str]] = [(resource, _model_class(rtype), rtype)]
+    stack: list[tuple[dict[str, Any], Any, str, str]] = [(resource, _model_class(rtype), rtype, rtype)]
     while stack and len(problems) < _MAX_PROBLEMS:
-        node, cls, path = stack.pop()
+        node, cls, path, definition = stack.pop()
         kinds = _field_kinds(cls)
+        codes, children = _binding_facts(definition)
         for key, value in node.items():
             info = kinds.get(key)
             if info is None:
@@ -235,16 +274,19 @@ def _json_type_problems(resource: dict[str, Any], rtype: str) -> list[tuple[str,
                     problems.append((where, "must be a JSON boolean (true or false)"))
                 elif kind == "integer" and t is not int:
                     problems.append((where, "must be a JSON integer"))
-                elif kind == "decimal" and t not in (int, float):
+                elif kind == "decimal" and (t is bool or not isinstance(item, (int, float))):
                     problems.append((where, "must be a JSON number"))
                 elif kind == "string" and t is not str:
                     problems.append((where, "must be a JSON string"))
+                elif kind == "string" and key in codes and item not in codes[key]:
+                    problems.append(_not_in_binding(where, item, codes[key]))
                 elif kind == "complex" and t is dict:
-                    stack.append((item, sub, where))
+                    stack.append((item, sub, where, children.get(key, "")))
                 elif kind == "resource" and t is dict:
-                    inner = _model_class(item.get("resourceType", ""))
+                    inner_type = item.get("resourceType", "")
+                    inner = _model_class(inner_type)
                     if inner is not None:
-                        stack.append((item, inner, where))
+                        stack.append((item, inner, where, inner_type))
     return problems
 
 

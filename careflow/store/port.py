@@ -27,9 +27,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Literal, Protocol, runtime_checkable
 
-import orjson
-
 from careflow.access.principal import Principal
+from careflow.fhir import exact_json
 from careflow.fhir.search_query import SearchQuery
 
 Action = Literal["create", "update", "delete"]
@@ -63,13 +62,13 @@ class Stored:
     @property
     def resource(self) -> dict[str, Any] | None:
         if self._resource is None and self._raw is not None:
-            object.__setattr__(self, "_resource", orjson.loads(self._raw))
+            object.__setattr__(self, "_resource", exact_json.loads(self._raw))
         return self._resource
 
     @property
     def raw(self) -> bytes | None:
         if self._raw is None and self._resource is not None:
-            object.__setattr__(self, "_raw", orjson.dumps(self._resource))
+            object.__setattr__(self, "_raw", exact_json.dumps(self._resource))
         return self._raw
 
     @property

@@ -19,7 +19,6 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
-import orjson
 from sqlalchemy import Connection, Engine, Row, and_, delete, func, or_, select, update
 
 from careflow.access.compartment import patient_of
@@ -28,6 +27,7 @@ from careflow.access.policy import AccessPolicy
 from careflow.access.principal import SYSTEM, Principal
 from careflow.audit.log import SqlAuditLog, audit_enabled
 from careflow.errors import Gone, NotFound, TransientStoreError
+from careflow.fhir import exact_json
 from careflow.fhir.search_index import IndexRows
 from careflow.fhir.search_query import Include, SearchQuery
 from careflow.store.database import READ_ONLY
@@ -522,7 +522,7 @@ class SqlUnitOfWork(UnitOfWorkBase):
     # --- outbox -------------------------------------------------------------------------------
     def outbox_add(self, topic: str, payload: dict[str, Any]) -> None:
         self._begin("write")
-        self._pending["outbox"].append((topic, orjson.dumps(payload), self._hot.ts(utc_now())))
+        self._pending["outbox"].append((topic, exact_json.dumps(payload), self._hot.ts(utc_now())))
 
 
 def _transient_types() -> tuple[type[BaseException], ...]:
@@ -627,7 +627,7 @@ class SqlRepository(RepositoryReads):
                 conn.execute(
                     update(outbox).where(outbox.c.id.in_([r.id for r in rows])).values(claimed_until=now + OUTBOX_LEASE)
                 )
-        return [OutboxEvent(r.id, r.topic, orjson.loads(r.payload), _aware(r.created)) for r in rows]
+        return [OutboxEvent(r.id, r.topic, exact_json.loads(r.payload), _aware(r.created)) for r in rows]
 
     def outbox_done(self, ids: list[int]) -> None:
         if not ids:
