@@ -279,6 +279,7 @@ OPERATION_RIGHTS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ("Patient", "$everything"): (("Patient", "r"),),
     ("PlanDefinition", "$apply"): (("PlanDefinition", "r"), ("Patient", "r")),
     ("Patient", "$break-the-glass"): (("Patient", "r"),),
+    ("Patient", "$expunge"): (("Patient", "d"),),
 }
 
 

@@ -60,7 +60,7 @@ _INTERACTION_ERRORS: dict[str, tuple[str, ...]] = {
     "history-system": (),
     "transaction": ("404", "409", "412", "413", "415", "422"),
     "metadata": (),
-    "operation": ("404", "410", "413", "415", "422"),
+    "operation": ("404", "405", "410", "413", "415", "422"),
 }
 
 _PARAM_FORMAT: dict[str, str] = {

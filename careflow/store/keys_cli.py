@@ -1,4 +1,4 @@
-"""``careflow keys``: encryption-at-rest maintenance.  Registered by ``careflow.cli``."""
+"""``careflow keys`` (encryption-at-rest maintenance) and ``careflow purge`` (erasure); registered by ``careflow.cli``."""
 
 from __future__ import annotations
 
@@ -112,5 +112,29 @@ def _system() -> Any:
     return SYSTEM
 
 
+def purge(target: str = typer.Argument(..., metavar="TYPE/ID", help="Patient/ID (the whole record) or any Type/ID"),
+          db: Optional[str] = DbOpt,
+          yes: bool = typer.Option(False, "--yes", help="erase without asking (there is no undo)")) -> None:
+    """Erase for good (GDPR art. 17): a patient and every resource of their record, or one resource;
+    every version, index row and outbox event. The audit trail keeps that it happened."""
+    from careflow.errors import CareflowError
+
+    rtype, _, rid = target.partition("/")
+    if not rtype or not rid or "/" in rid:
+        raise CareflowError(f"{target!r} is not TYPE/ID (e.g. Patient/123)")
+    if not yes and not typer.confirm(f"erase {target} for good? there is no undo", err=True):
+        raise typer.Exit(1)
+    repo = _open(db)
+    try:
+        with repo.unit_of_work(_system()) as uow:
+            removed = uow.expunge(rtype, rid)
+    finally:
+        repo.close()
+    if not removed:
+        raise CareflowError(f"{target} is not in the store")
+    typer.echo(f"erased {target}: {len(removed)} resources, every version")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(keys_app, name="keys")
+    app.command("purge")(purge)

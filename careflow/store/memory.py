@@ -28,6 +28,7 @@ from careflow.access.principal import SYSTEM, Principal
 from careflow.access.rules import View
 from careflow.audit.log import MemoryAuditLog, audit_enabled
 from careflow.errors import Gone, NotFound
+from careflow.fhir import exact_json
 from careflow.fhir.identifying import Protection, hmac_blind
 from careflow.fhir.search_index import IndexRows
 from careflow.fhir.search_match import Candidate, matches_all, sort_candidates
@@ -333,6 +334,37 @@ class MemoryUnitOfWork(UnitOfWorkBase):
     def _live(self, rtype: str, rid: str) -> Stored | None:
         e = self._entry(rtype, rid)
         return None if e is None or e.current.deleted or not self._visible(rtype, e) else e.current
+
+    def _expunge(self, targets: list[tuple[str, str]], patient: str | None) -> list[tuple[str, str]]:
+        self._write()
+        wanted = set(targets)
+        gone: list[tuple[str, str, _Entry]] = []
+        for rtype, by_id in self._s.entries.items():
+            for rid, e in list(by_id.items()):
+                if (rtype, rid) in wanted or (patient is not None and e.patient == patient):
+                    gone.append((rtype, rid, by_id.pop(rid)))
+        removed = [(t, i) for t, i, _ in gone]
+        ids = {(t, i) for t, i in removed}
+        keys = {k: v for k, v in self._s.keys.items() if (k[0], v) in ids}
+        for k in keys:
+            del self._s.keys[k]
+        grants = self._s.grants.pop(patient, None) if patient is not None else None
+        names = {f'"{i}"' for _, i in removed} | {f"{t}/{i}" for t, i in removed}
+        events = {eid: item for eid, item in self._s.outbox.items()
+                  if names and any(n in exact_json.dumps(item[0].payload).decode() for n in names)}
+        for eid in events:
+            del self._s.outbox[eid]
+
+        def undo() -> None:
+            for rtype, rid, e in gone:
+                self._s.entries.setdefault(rtype, {})[rid] = e
+            self._s.keys.update(keys)
+            if grants is not None and patient is not None:
+                self._s.grants[patient] = grants
+            self._s.outbox.update(events)
+
+        self._undo.append(undo)
+        return removed
 
     # --- outbox -------------------------------------------------------------------------------
     def outbox_add(self, topic: str, payload: dict[str, Any]) -> None:

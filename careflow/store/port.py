@@ -153,6 +153,11 @@ class UnitOfWork(Protocol):
         is absent or already deleted (DELETE is idempotent)."""
         ...
 
+    def expunge(self, type: str, id: str) -> list[tuple[str, str]]:
+        """Erase for good: every version of one resource, or a Patient's whole record (system only).
+        Returns the (type, id) of every resource removed."""
+        ...
+
     def conditional_delete(self, type: str, query: SearchQuery, *, multiple: bool = False) -> list[Stored]:
         """DELETE Type?query: deletes the match; several matches -> PreconditionFailed unless
         ``multiple``.  Returns the deletion versions written."""

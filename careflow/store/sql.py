@@ -352,6 +352,33 @@ class SqlUnitOfWork(UnitOfWorkBase):
         self._conn.execute(access_grant.insert().values(
             patient_id=patient_id, grantee=grant.grantee, reason=grant.reason, full=grant.full, expires=grant.expires))
 
+    def _expunge(self, targets: list[tuple[str, str]], patient: str | None) -> list[tuple[str, str]]:
+        self._begin("write")
+        self.flush()
+        which = or_(*(and_(resource.c.type == t, resource.c.id == i) for t, i in targets))
+        if patient is not None:
+            which = or_(which, resource.c.patient == patient)
+        rows = self._conn.execute(select(resource.c.pk, resource.c.type, resource.c.id).where(which)).all()
+        pks = [r.pk for r in rows]
+        removed = [(r.type, r.id) for r in rows]
+        for start in range(0, len(pks), 500):
+            chunk = pks[start:start + 500]
+            for table in INDEX_TABLES.values():
+                self._conn.execute(delete(table).where(table.c.res_pk.in_(chunk)))
+            self._conn.execute(delete(resource_version).where(resource_version.c.res_pk.in_(chunk)))
+            self._conn.execute(delete(resource).where(resource.c.pk.in_(chunk)))
+        for rtype, rid in removed:
+            self._conn.execute(delete(condition_key).where(condition_key.c.rtype == rtype, condition_key.c.res_id == rid))
+        if patient is not None:
+            self._conn.execute(delete(access_grant).where(access_grant.c.patient_id == patient))
+        names = {f'"{i}"'.encode() for _, i in removed} | {f"{t}/{i}".encode() for t, i in removed}
+        if names:
+            naming = [r.id for r in self._conn.execute(select(outbox.c.id, outbox.c.payload))
+                      if any(n in bytes(r.payload) for n in names)]
+            if naming:
+                self._conn.execute(delete(outbox).where(outbox.c.id.in_(naming)))
+        return removed
+
     # --- reads --------------------------------------------------------------------------------
     def read(self, type: str, id: str) -> Stored:
         self._begin("read")

@@ -476,6 +476,12 @@ class UnitOfWorkBase(ABC):
         """Add or extend one grant (break-the-glass)."""
 
     @abstractmethod
+    def _expunge(self, targets: list[tuple[str, str]], patient: str | None) -> list[tuple[str, str]]:
+        """Remove for good every version and index row of ``targets`` and, when ``patient`` is
+        given, of every resource in that patient's compartment, with their conditional-create keys,
+        the patient's grants and the outbox events naming any of them; returns what was removed."""
+
+    @abstractmethod
     def read(self, type: str, id: str) -> Stored: ...
 
     @abstractmethod
@@ -643,6 +649,21 @@ class UnitOfWorkBase(ABC):
         return self.update({**resource, "id": stored.id}, if_match=if_match)
 
     @_audited_write("delete")
+    @_audited_write("delete")
+    def expunge(self, type: str, id: str) -> list[tuple[str, str]]:
+        """Erase for good (GDPR art. 17), unlike ``delete``, which keeps history: one resource, or
+        for a Patient the whole record (every resource of their compartment, which holds everything
+        the engine derived for them). Only the system may; the audit trail keeps that it happened
+        (this call is one event naming the target) and nothing of the content."""
+        if not self.principal.unlimited:
+            raise Forbidden("only the system (or a system/*.cruds service) may expunge")
+        check_id(id)
+        removed = self._expunge([(type, id)], id if type == "Patient" else None)
+        frame = self._audit_frame
+        if frame is not None and frame.rid is None:
+            frame.rid = id
+        return removed
+
     def delete(self, type: str, id: str, *, if_match: int | None = None) -> Stored | None:
         try:
             self._before_write("delete", type, id, None)
