@@ -229,7 +229,8 @@ def _binding_facts(definition: str) -> tuple[dict[str, frozenset[str]], dict[str
     for name, spec in (spec_of.get("properties") or {}).items():
         if name.startswith("_") or name == "resourceType" or not isinstance(spec, dict):
             continue
-        item = spec.get("items") if isinstance(spec.get("items"), dict) else spec
+        items = spec.get("items")
+        item: dict[str, Any] = items if isinstance(items, dict) else spec
         enum = spec.get("enum") or item.get("enum")
         if isinstance(enum, list) and enum:
             codes[name] = frozenset(enum)
