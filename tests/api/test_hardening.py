@@ -130,3 +130,31 @@ def test_a_failed_statement_never_carries_its_values(tmp_path):
         conn.execute(text("INSERT INTO no_such_table VALUES (:v)"), {"v": "ssin-85073003328"})
     assert "85073003328" not in str(failure.value)
     engine.dispose()
+
+
+def test_a_500_tells_neither_the_log_nor_the_client_what_the_request_carried(caplog, monkeypatch):
+    """A store failure's message may carry the values it was given (a database error quoting a row);
+    the log line names the exception class, method, type and request id only."""
+    from fastapi.testclient import TestClient
+
+    from careflow.access.principal import SYSTEM
+    from careflow.api.app import create_app
+    from careflow.api.security import TrustEveryone
+    from careflow.store.memory import MemoryUnitOfWork
+
+    def broken(self, query):
+        raise RuntimeError(f"statement failed for {query.raw}")
+
+    monkeypatch.setattr(MemoryUnitOfWork, "search", broken)
+    from careflow.store.memory import MemoryRepository
+
+    client = TestClient(create_app(MemoryRepository(), auth=TrustEveryone(SYSTEM)), raise_server_exceptions=False)
+    with caplog.at_level("DEBUG"):
+        r = client.get("/fhir/Patient", params={"family": "Canaryvanderberg", "identifier": "urn:ssin|85073003328"},
+                       headers={"X-Request-ID": "req-42"})
+    assert r.status_code == 500 and r.json()["resourceType"] == "OperationOutcome"
+    server = [rec for rec in caplog.records if not rec.name.startswith("httpx")]  # not the test client's own log
+    logged = "\n".join(rec.getMessage() + (str(rec.exc_info[1]) if rec.exc_info else "") for rec in server)
+    assert "RuntimeError" in logged and "Patient" in logged and "req-42" in logged
+    for secret in ("Canaryvanderberg", "85073003328"):
+        assert secret not in logged and secret not in r.text
