@@ -1,6 +1,8 @@
 """Fuzzing: no input, however malformed, makes the server answer 5xx.
 
-Two generators, both bounded (a few hundred requests, well under a minute):
+Two generators, both bounded in the default run (a few hundred requests, well under a minute);
+``-m fuzz`` is the long run: every operation of every type, and the FHIR-shaped strategies,
+``CAREFLOW_FUZZ_EXAMPLES`` cases each (``CAREFLOW_FUZZ_EXAMPLES=1000 ./dev test -m fuzz -n 2``):
 * schemathesis over the app's own OpenAPI document (every route, random path segments, random
   JSON bodies, random headers it knows about);
 * hand-written hypothesis strategies for FHIR-shaped abuse the OpenAPI cannot describe: valid
@@ -50,6 +52,9 @@ schema.config.phases.update(phases=["examples", "fuzzing"])
 # same code with another registry row); the slow run below covers all of them
 CORE = schema.include(path_regex=r"^/fhir(/(metadata|_history|Task)(/.*)?)?$")
 
+# the long run (-m fuzz) of the FHIR-shaped strategies: not derandomised, so each one explores anew
+_LONG_SHAPED = settings(max_examples=int(os.environ.get("CAREFLOW_FUZZ_EXAMPLES", "200")), deadline=None,
+                        suppress_health_check=list(HealthCheck))
 FAST = settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 LONG = settings(max_examples=int(os.environ.get("CAREFLOW_FUZZ_EXAMPLES", "200")), deadline=None,
                 suppress_health_check=list(HealthCheck), derandomize=True)
@@ -122,10 +127,7 @@ HEADERS = st.dictionaries(
 )
 
 
-@given(rtype=TYPES, body=st.one_of(mutated_resource(), JSON), method=st.sampled_from(["POST", "PUT"]),
-       rid=st.sampled_from(["known", "new-1", "", "a" * 70]), headers=HEADERS)
-@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-def test_writes_never_5xx(rtype, body, method, rid, headers):
+def _writes_never_5xx(rtype, body, method, rid, headers):
     if isinstance(body, dict) and method == "PUT" and rid and "id" not in body:
         body = {**body, "id": rid}
     url = f"/fhir/{rtype}" + (f"/{rid}" if method == "PUT" else "")
@@ -135,11 +137,37 @@ def test_writes_never_5xx(rtype, body, method, rid, headers):
     assert r.status_code in (200, 201, 204) or r.json()["resourceType"] == "OperationOutcome"
 
 
+@given(rtype=TYPES, body=st.one_of(mutated_resource(), JSON), method=st.sampled_from(["POST", "PUT"]),
+       rid=st.sampled_from(["known", "new-1", "", "a" * 70]), headers=HEADERS)
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+def test_writes_never_5xx(rtype, body, method, rid, headers):
+    _writes_never_5xx(rtype, body, method, rid, headers)
+
+
+@pytest.mark.fuzz
+@given(rtype=TYPES, body=st.one_of(mutated_resource(), JSON), method=st.sampled_from(["POST", "PUT"]),
+       rid=st.sampled_from(["known", "new-1", "", "a" * 70]), headers=HEADERS)
+@_LONG_SHAPED
+def test_long_writes_never_5xx(rtype, body, method, rid, headers):
+    _writes_never_5xx(rtype, body, method, rid, headers)
+
+
+def _searches_never_5xx(rtype, params, headers):
+    r = CLIENT.get(f"/fhir/{rtype}", params=params, headers=headers)
+    assert r.status_code < 500, (rtype, params, r.text[:300])
+
+
 @given(rtype=TYPES, params=st.lists(st.tuples(PARAM_NAMES, SEARCH_VALUES), max_size=4), headers=HEADERS)
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_searches_never_5xx(rtype, params, headers):
-    r = CLIENT.get(f"/fhir/{rtype}", params=params, headers=headers)
-    assert r.status_code < 500, (rtype, params, r.text[:300])
+    _searches_never_5xx(rtype, params, headers)
+
+
+@pytest.mark.fuzz
+@given(rtype=TYPES, params=st.lists(st.tuples(PARAM_NAMES, SEARCH_VALUES), max_size=4), headers=HEADERS)
+@_LONG_SHAPED
+def test_long_searches_never_5xx(rtype, params, headers):
+    _searches_never_5xx(rtype, params, headers)
 
 
 ENTRY = st.fixed_dictionaries({}, optional={
@@ -155,9 +183,7 @@ ENTRY = st.fixed_dictionaries({}, optional={
 })
 
 
-@given(kind=st.sampled_from(["transaction", "batch", "collection", None]), entries=st.lists(ENTRY, max_size=4))
-@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-def test_bundles_never_5xx(kind, entries):
+def _bundles_never_5xx(kind, entries):
     bundle: dict[str, Any] = {"resourceType": "Bundle", "entry": entries}
     if kind:
         bundle["type"] = kind
@@ -165,3 +191,16 @@ def test_bundles_never_5xx(kind, entries):
     assert r.status_code < 500, (bundle, r.text[:300])
     if kind == "batch" and r.status_code == 200:
         assert all(e["response"]["status"][:1] != "5" for e in r.json()["entry"]), r.text[:500]
+
+
+@given(kind=st.sampled_from(["transaction", "batch", "collection", None]), entries=st.lists(ENTRY, max_size=4))
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+def test_bundles_never_5xx(kind, entries):
+    _bundles_never_5xx(kind, entries)
+
+
+@pytest.mark.fuzz
+@given(kind=st.sampled_from(["transaction", "batch", "collection", None]), entries=st.lists(ENTRY, max_size=4))
+@_LONG_SHAPED
+def test_long_bundles_never_5xx(kind, entries):
+    _bundles_never_5xx(kind, entries)
