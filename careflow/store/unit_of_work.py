@@ -649,7 +649,6 @@ class UnitOfWorkBase(ABC):
         return self.update({**resource, "id": stored.id}, if_match=if_match)
 
     @_audited_write("delete")
-    @_audited_write("delete")
     def expunge(self, type: str, id: str) -> list[tuple[str, str]]:
         """Erase for good (GDPR art. 17), unlike ``delete``, which keeps history: one resource, or
         for a Patient the whole record (every resource of their compartment, which holds everything
@@ -664,6 +663,7 @@ class UnitOfWorkBase(ABC):
             frame.rid = id
         return removed
 
+    @_audited_write("delete")
     def delete(self, type: str, id: str, *, if_match: int | None = None) -> Stored | None:
         try:
             self._before_write("delete", type, id, None)
