@@ -72,3 +72,34 @@ def test_examples_in_a_transaction(client, path):
     assert r.status_code == 200, r.text
     got = client.get(f"/fhir/{original['resourceType']}/{original['id']}").json()
     assert without_stamps(got) == without_stamps(original)
+
+
+CRAFTED = {
+    "resourceType": "Patient", "id": "crafted-1",
+    "name": [{"family": "Çelik-Öztürk", "given": ["Zoë", "Jürgen", "李", "O'Brien \"Jr\""], "text": "tab\there ✓ 🩺"}],
+    "birthDate": "1970-03",
+    "_birthDate": {"extension": [{"url": "http://hl7.org/fhir/StructureDefinition/patient-birthTime",
+                                  "valueDateTime": "1970-03-01T04:05:06+01:00"}]},
+    "deceasedDateTime": "2020",
+    "extension": [{"url": "http://example.org/fhir/StructureDefinition/outer", "extension": [
+        {"url": "ratio", "valueDecimal": "@RATIO@"},
+        {"url": "precise", "valueDecimal": "@PRECISE@"},
+        {"url": "note", "valueString": "line one\nline two \\ backslash \u00e9"}]}],
+    "modifierExtension": [{"url": "http://example.org/fhir/StructureDefinition/flag", "valueBoolean": False}],
+    "address": [{"line": ["Naamsestraat 1 bus 2"], "city": "Leuven", "period": {"start": "2019-02-28"}}],
+}
+
+
+def test_crafted_unicode_extensions_partial_dates_and_decimals_come_back_exactly(client):
+    """Besides the official examples: what a real GP system sends that they seldom show."""
+    raw = json.dumps(CRAFTED, ensure_ascii=False).replace('"@RATIO@"', "0.10").replace(
+        '"@PRECISE@"', "3.14159265358979323846264338327950288")
+    assert '"valueDecimal": 0.10' in raw and "3.14159265358979323846264338327950288" in raw
+    put = client.put("/fhir/Patient/crafted-1", content=raw.encode("utf-8"), headers={"Content-Type": "application/fhir+json"})
+    assert put.status_code == 201, put.text
+    for got in (client.get("/fhir/Patient/crafted-1"), client.get("/fhir/Patient/crafted-1/_history/1")):
+        text = got.content.decode("utf-8")
+        assert '"valueDecimal":0.10' in text and '"valueDecimal":3.14159265358979323846264338327950288' in text
+        assert without_stamps(json.loads(text)) == without_stamps(json.loads(raw))  # every other element too
+    found = client.get("/fhir/Patient", params={"family": "Çelik-Öztürk", "birthdate": "1970-03"}).json()
+    assert found["total"] == 1
