@@ -8,8 +8,7 @@ for (authenticated, audited, narrowed like any read) and the body is dropped on 
 ``Content-Length`` and ``ETag`` say what a GET would get.
 
 **``_pretty=true``**: the JSON answer indented for a human, errors included. The bytes are
-re-indented as they are, without parsing them into numbers, so a decimal keeps the digits it was
-written with.
+read with ``careflow.fhir.exact_json``, so a decimal keeps the digits it was written with.
 """
 
 from __future__ import annotations
@@ -17,7 +16,10 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from careflow.fhir import exact_json
 
 
 class HeadAsGet:
@@ -41,41 +43,8 @@ class HeadAsGet:
 
 
 def indented(raw: bytes) -> bytes:
-    """Compact JSON re-laid with two-space indentation, token text unchanged."""
-    text = raw.decode("utf-8")
-    out: list[str] = []
-    depth = 0
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch == '"':
-            j = i + 1
-            while j < n and text[j] != '"':
-                j += 2 if text[j] == "\\" else 1
-            out.append(text[i:j + 1])
-            i = j + 1
-            continue
-        if ch in "{[":
-            k = i + 1
-            while k < n and text[k] in " \t\r\n":
-                k += 1
-            if k < n and text[k] in "}]":
-                out.append(ch + text[k])
-                i = k + 1
-                continue
-            depth += 1
-            out.append(ch + "\n" + "  " * depth)
-        elif ch in "}]":
-            depth -= 1
-            out.append("\n" + "  " * depth + ch)
-        elif ch == ",":
-            out.append(",\n" + "  " * depth)
-        elif ch == ":":
-            out.append(": ")
-        elif ch not in " \t\r\n":
-            out.append(ch)
-        i += 1
-    return "".join(out).encode("utf-8")
+    """JSON re-laid with two-space indentation, each decimal with its own digits."""
+    return exact_json.dumps(exact_json.loads(raw), option=orjson.OPT_INDENT_2)
 
 
 class PrettyJson:
@@ -110,8 +79,8 @@ class PrettyJson:
             if json and body:
                 try:
                     body = indented(body)
-                except (UnicodeDecodeError, IndexError):
-                    pass
+                except ValueError:
+                    pass  # not JSON after all: sent as it is
             headers.append((b"content-length", str(len(body)).encode()))
             await send({**start, "headers": headers})
             await send({"type": "http.response.body", "body": body, "more_body": False})

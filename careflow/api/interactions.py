@@ -32,7 +32,7 @@ from careflow.errors import NotFound as NotFoundError
 from careflow.fhir import bundles
 from careflow.fhir import operation_outcome as oo
 from careflow.fhir.search_params import searchable_types
-from careflow.fhir.search_query import MAX_COUNT, MAX_OFFSET, SearchQuery, check_request_size, parse_search
+from careflow.fhir.search_query import MAX_COUNT, MAX_OFFSET, SearchQuery, check_request_size, parse_search, whole_number
 from careflow.fhir.validation import (
     ID_RE,
     is_known_resource_type,
@@ -550,15 +550,9 @@ def _history_params(params: tuple[tuple[str, str], ...]) -> tuple[int, int, date
     check_request_size(params)
     for name, value in params:
         if name == "_count":
-            if not (value.isascii() and value.isdigit()):
-                raise InvalidSearch("_count", f"'{value}' is not a whole number")
-            count = min(int(value), MAX_COUNT)
+            count = min(whole_number(name, value), MAX_COUNT)
         elif name == "_offset":
-            if not (value.isascii() and value.isdigit()):
-                raise InvalidSearch("_offset", f"'{value}' is not a whole number")
-            offset = int(value)
-            if offset > MAX_OFFSET:
-                raise InvalidSearch("_offset", f"must be at most {MAX_OFFSET}")
+            offset = whole_number(name, value, MAX_OFFSET)
         elif name == "_since":
             try:
                 since = datetime.fromisoformat(value.replace("Z", "+00:00"))

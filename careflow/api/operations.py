@@ -12,7 +12,7 @@ from careflow.api.interactions import SERVED_TYPES, Context, FhirRequest, FhirRe
 from careflow.errors import CareflowError, InvalidSearch
 from careflow.fhir import bundles
 from careflow.fhir.search_params import REGISTRY
-from careflow.fhir.search_query import MAX_COUNT, MAX_OFFSET, parse_search
+from careflow.fhir.search_query import MAX_COUNT, MAX_OFFSET, parse_search, whole_number
 from careflow.store.port import Stored, UnitOfWork
 
 EVERYTHING_DEFINITION = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
@@ -33,11 +33,7 @@ def _int_param(params: dict[str, str], name: str, default: int) -> int:
     value = params.get(name)
     if value is None:
         return default
-    if not (value.isascii() and value.isdigit()):
-        raise InvalidSearch(name, f"'{value}' is not a whole number")
-    if int(value) > MAX_OFFSET:
-        raise InvalidSearch(name, f"must be at most {MAX_OFFSET}")
-    return int(value)
+    return whole_number(name, value, MAX_OFFSET)
 
 
 def everything(uow: UnitOfWork, req: FhirRequest, ctx: Context) -> FhirResult:

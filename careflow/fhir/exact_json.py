@@ -20,9 +20,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["ExactDecimal", "JSONDecodeError", "dumps", "loads"]
-
-JSONDecodeError = ValueError  # what both parsers raise (orjson.JSONDecodeError is a ValueError)
+__all__ = ["ExactDecimal", "dumps", "loads"]
 
 # a number with a fraction or an exponent, or with more digits than 64 bits hold (orjson would make
 # a float of it), right after ':' '[' or ',' (whitespace allowed)
@@ -50,7 +48,8 @@ class ExactDecimal(float):
 
 
 def loads(raw: bytes | str) -> Any:
-    """Parse JSON; decimals (and integers beyond 64 bits) become :class:`ExactDecimal`."""
+    """Parse JSON; decimals (and integers beyond 64 bits) become :class:`ExactDecimal`. Bad JSON
+    raises ``ValueError`` (both parsers' error is one)."""
     data = raw.encode("utf-8") if isinstance(raw, str) else raw
     if not _MAYBE_DECIMAL.search(data):
         try:

@@ -272,9 +272,9 @@ def parse_search(rtype: str, params: list[tuple[str, str]] | tuple[tuple[str, st
     for name, value in params:
         if name in CONTROL_PARAMS:
             if name == "_count":
-                count = min(_non_negative_int(name, value), MAX_COUNT)
+                count = min(whole_number(name, value), MAX_COUNT)
             elif name == "_offset":
-                offset = _non_negative_int(name, value, MAX_OFFSET)
+                offset = whole_number(name, value, MAX_OFFSET)
             elif name == "_sort":
                 sort = _parse_sort(rtype, value)
             elif name in ("_include", "_include:iterate"):
@@ -326,8 +326,11 @@ def check_request_size(params: list[tuple[str, str]] | tuple[tuple[str, str], ..
             raise InvalidSearch(name, f"{values} values: at most {MAX_VALUES} per parameter are accepted")
 
 
-def _non_negative_int(name: str, value: str, upper: int | None = None) -> int:
-    if not (value.isascii() and value.isdigit()) and not (value[:1] == "-" and value[1:].isascii() and value[1:].isdigit()):
+def whole_number(name: str, value: str, upper: int | None = None) -> int:
+    """A paging parameter's value (``_count``, ``_offset``): ASCII digits only (``int`` also takes
+    ``²``-like digits, ``1_000`` and spaces), at most ``upper``; else InvalidSearch naming it."""
+    digits = value[1:] if value[:1] == "-" else value
+    if not (digits.isascii() and digits.isdigit()):
         raise InvalidSearch(name, f"'{value}' is not a whole number")
     n = int(value)
     if n < 0:
