@@ -47,11 +47,12 @@ class Entry:
 
 def columns_of(content: bytes) -> tuple[Any, ...]:
     """The search columns an entry's content implies (compared with the stored ones)."""
-    event = orjson.loads(content)
-    who = next((a.get("who") or {} for a in event.get("agent") or () if a.get("requestor")), {})
-    subtype = next((s.get("code") for s in event.get("subtype") or () if s.get("system", "").endswith("restful-interaction")), "")
-    return (event.get("id"), event.get("recorded"), event.get("action"), subtype, event.get("outcome"),
-            who.get("reference") or who.get("display") or "")
+    from careflow.audit.record import columns
+
+    found = orjson.loads(content)
+    if not isinstance(found, dict):
+        raise orjson.JSONDecodeError("an audit entry is a JSON object", "", 0)
+    return columns(found)
 
 
 @dataclass

@@ -5,8 +5,10 @@ only appends them to an in-memory queue, so a read never waits for a write lock 
 background writer thread takes the queue every ``FLUSH_SECONDS`` (or at ``BATCH`` records) and
 appends it in one transaction of its own connection: it reads the chain head (seq, mac) inside that
 transaction (PostgreSQL: under an advisory lock; SQLite: under the write lock ``BEGIN IMMEDIATE``
-takes), so several processes may share one log, builds each AuditEvent, computes its MAC and
-inserts the batch.  :meth:`flush` does the same synchronously; :meth:`close` (``repository.close()``,
+takes), so several processes may share one log, builds each entry (the compact record of
+``careflow.audit.record.compact_record``: the AuditEvent is expanded from it when read, so a search
+that returned fifty resources costs fifty short pairs, not fifty BALP elements), computes its MAC
+and inserts the batch.  :meth:`flush` does the same synchronously; :meth:`close` (``repository.close()``,
 and an ``atexit`` hook for logs nobody closed) flushes what is left, so a clean shutdown loses
 nothing.  A crash (kill -9, power loss) loses the records still queued: at most the last
 ``FLUSH_SECONDS`` of interactions, whose responses may already have been sent.
@@ -35,7 +37,7 @@ from sqlalchemy import Connection, Engine, and_, func, select
 
 from careflow.audit.chain import GENESIS, Entry, Report, entry_mac, verify
 from careflow.audit.query import AuditQuery
-from careflow.audit.record import AuditRecord, audit_event
+from careflow.audit.record import AuditRecord, compact_record, expand
 
 log = logging.getLogger("careflow.audit")
 
@@ -71,7 +73,7 @@ class MemoryAuditLog:
     def submit(self, records: list[AuditRecord]) -> None:
         with self._lock:
             for r in records:
-                event, rows = audit_event(r, str(uuid.uuid4()), self.key)
+                event, rows = compact_record(r, str(uuid.uuid4()), self.key)
                 content = _canonical(event)
                 seq = len(self.entries) + 1
                 prev = self.entries[-1][0].mac if self.entries else GENESIS
@@ -91,7 +93,7 @@ class MemoryAuditLog:
         if q.none:
             return 0, []
         found = [(e, ev) for e, ev, rows in reversed(self.entries) if _matches(q, e, ev, rows)]
-        return len(found), [e.content for e, _ in found[q.offset:q.offset + q.count]]
+        return len(found), [_served(e.content) for e, _ in found[q.offset:q.offset + q.count]]
 
 
 def _matches(q: AuditQuery, e: Entry, ev: dict[str, Any], rows: list[tuple[str, str]]) -> bool:
@@ -208,31 +210,40 @@ class SqlAuditLog:
         return self._key
 
     def _append(self, batch: list[AuditRecord]) -> None:
-        from careflow.store.tables import audit_entity
-        from careflow.store.tables import audit_event as table
+        # driver-level statements (as the store's ingest does, ``careflow.store.sql.HotSql``): a batch
+        # is thousands of entity rows, and SQLAlchemy's per-row parameter handling would hold the GIL
+        # that the request threads need
+        from careflow.store.sql import HOT_SQL
 
+        hot = HOT_SQL["postgresql" if self.pg else "sqlite"]
+        p = "%s" if self.pg else "?"
         with self.engine.connect() as conn, conn.begin():
             key = self.key(conn, create=True)
             assert key is not None
             if self.pg:
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({AUDIT_LOCK})")
-            head = conn.execute(select(table.c.seq, table.c.mac).order_by(table.c.seq.desc()).limit(1)).first()
+            head = conn.exec_driver_sql("SELECT seq, mac FROM audit_event ORDER BY seq DESC LIMIT 1").first()
             seq, prev = (int(head[0]), bytes(head[1])) if head is not None else (0, GENESIS)
-            events: list[dict[str, Any]] = []
-            entities: list[dict[str, Any]] = []
+            events: list[tuple[Any, ...]] = []
+            entities: list[tuple[str, str, int]] = []
             for r in batch:
-                event, rows = audit_event(r, str(uuid.uuid4()), key)
+                event, rows = compact_record(r, str(uuid.uuid4()), key)
                 content = _canonical(event)
                 seq += 1
                 mac = entry_mac(key, seq, content, prev)
-                events.append({"seq": seq, "id": event["id"], "recorded": _naive(r.recorded), "action": event["action"],
-                               "subtype": r.subtype, "outcome": r.outcome,
-                               "agent": r.principal.id[:140], "content": content, "prev_mac": prev, "mac": mac})
-                entities.extend({"ref": ref[:140], "role": role, "seq": seq} for ref, role in rows)
+                events.append((seq, event["id"], hot.ts(r.recorded), r.action, r.subtype, r.outcome,
+                               r.principal.id[:140], content, prev, mac))
+                entities.extend((ref[:140], role, seq) for ref, role in rows)
                 prev = mac
-            conn.execute(table.insert(), events)
-            if entities:
-                conn.execute(audit_entity.insert(), entities)
+            cursor = conn.connection.cursor()
+            try:
+                cursor.executemany(
+                    "INSERT INTO audit_event (seq, id, recorded, action, subtype, outcome, agent, content, prev_mac, "
+                    f"mac) VALUES ({', '.join([p] * 10)})", events)
+                if entities:
+                    cursor.executemany(f"INSERT INTO audit_entity (ref, role, seq) VALUES ({p}, {p}, {p})", entities)
+            finally:
+                cursor.close()
         self.appended += len(batch)
 
     # --- reading ---------------------------------------------------------------------------------
@@ -289,12 +300,17 @@ class SqlAuditLog:
             if cond is not None:
                 count_q, page_q = count_q.where(cond), page_q.where(cond)
             total = c.execute(count_q).scalar() or 0
-            return total, [bytes(r[0]) for r in c.execute(page_q)]
+            return total, [_served(bytes(r[0])) for r in c.execute(page_q)]
 
         if conn is not None:
             return run(conn)
         with self.engine.connect() as c:
             return run(c)
+
+
+def _served(content: bytes) -> bytes:
+    """The AuditEvent JSON of a stored entry (the log keeps the compact form, see ``compact_record``)."""
+    return orjson.dumps(expand(orjson.loads(content)))
 
 
 def _bytes(value: Any) -> bytes:
@@ -310,10 +326,6 @@ def _table() -> Any:
     from careflow.store.tables import audit_event
 
     return audit_event
-
-
-def _naive(moment: Any) -> Any:
-    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo is not None else moment
 
 
 def load_audit_key(conn: Connection, master: bytes | None, *, create: bool) -> bytes | None:

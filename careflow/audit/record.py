@@ -28,6 +28,7 @@ from careflow.audit.context import RequestContext
 from careflow.fhir.identifying import is_identifying
 from careflow.fhir.search_params import get_param, is_resource_type_name
 from careflow.fhir.search_values import instant_text
+from careflow.store.port import UNKNOWN
 
 BALP = "https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit."
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
@@ -146,7 +147,12 @@ def _resolved(record: AuditRecord) -> list[tuple[str, str, int | None, str | Non
             rtype, rid, version, pid = item
         else:
             rtype, rid, version = item.type, item.id, item.version
-            pid = patient_of(item.resource) if not item.deleted else None
+            if item.deleted:
+                pid = None
+            elif item.compartment is not UNKNOWN:
+                pid = item.compartment  # read with the row: no second parse of the JSON
+            else:
+                pid = patient_of(item.resource)
         out.append((letter, f"{rtype}/{rid}", version, pid if pid != ORPHAN else None))
     return out
 
@@ -170,90 +176,139 @@ def patients_of(record: AuditRecord, resolved: list[tuple[str, str, int | None, 
                 out.add(one)
     return {p for p in out if p and "/" not in p}
 
-def audit_event(record: AuditRecord, event_id: str, key: bytes) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """The AuditEvent for ``record`` and its entity index rows ((reference, "p"|"o"))."""
+def compact_record(record: AuditRecord, event_id: str, key: bytes) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """What the log stores (and chains) for ``record``, and its entity index rows ((reference, "p"|"o")).
+
+    Only the facts, in a few short keys: a search that returned fifty Tasks is fifty (reference,
+    version) pairs, not fifty BALP entity elements.  :func:`expand` builds the AuditEvent from it when
+    it is read (auditors read far less often than everyone else writes).  The search values are
+    redacted here, with the key (see the module docstring)."""
     p = record.principal
-    action = record.action
     resolved = _resolved(record)
     patients = sorted(patients_of(record, resolved))
+    out: dict[str, Any] = {
+        "v": 1, "id": event_id, "t": instant_text(record.recorded), "s": record.subtype, "outcome": record.outcome,
+        "who": p.id, "kind": p.kind, "site": SITE,
+    }
+    optional = {
+        "op": record.operation, "desc": record.outcome_desc, "purpose": record.purpose,
+        "role": p.discipline, "alt": p.acts_as[-1] if p.acts_as else None, "for": p.on_behalf_of,
+        "client": p.client_id,
+        "ip": record.request.client_address if record.request is not None else None,
+        "rid": record.request.request_id if record.request is not None else None,
+    }
+    out.update((k, v) for k, v in optional.items() if v)
+    if patients:
+        out["pt"] = patients
+    if resolved:
+        out["e"] = [[ref, version] for _letter, ref, version, _pid in resolved]
+    if record.params is not None and record.action == "E" and record.operation is None:
+        out["q"] = redacted_query(key, record.rtype, record.params)
+    rows = [(f"Patient/{pid}", "p") for pid in patients]
+    seen: set[str] = set()
+    for _letter, ref, _version, _pid in resolved:
+        if ref not in seen:
+            seen.add(ref)
+            rows.append((ref, "o"))
+    return out, rows
+
+
+def columns(compact: dict[str, Any]) -> tuple[Any, ...]:
+    """(id, recorded, action, subtype, outcome, agent): the search columns a stored entry implies."""
+    if compact.get("resourceType") == "AuditEvent":  # an entry written before the compact form
+        event = compact
+        who = next((a.get("who") or {} for a in event.get("agent") or () if a.get("requestor")), {})
+        subtype = next((s.get("code") for s in event.get("subtype") or ()
+                        if s.get("system", "").endswith("restful-interaction")), "")
+        return (event.get("id"), event.get("recorded"), event.get("action"), subtype, event.get("outcome"),
+                who.get("reference") or who.get("display") or "")
+    subtype = compact.get("s")
+    return (compact.get("id"), compact.get("t"), ACTIONS.get(str(subtype), "E"), subtype, compact.get("outcome"),
+            str(compact.get("who", ""))[:140])
+
+
+def expand(compact: dict[str, Any]) -> dict[str, Any]:
+    """The AuditEvent (IHE BALP) of a stored entry (pure; an entry already stored as one is returned as is)."""
+    if compact.get("resourceType") == "AuditEvent":
+        return compact
+    subtype_code = compact["s"]
+    action = ACTIONS.get(subtype_code, "E")
+    patients = compact.get("pt") or []
     profile = ("Patient" if patients else "") + _PROFILE[action]
-    subtype = [_coding(INTERACTION, record.subtype, record.subtype)]
-    if record.operation:
-        subtype.append(_coding(OPERATION_SYSTEM, record.operation, record.operation))
-    network = None
-    if record.request is not None and record.request.client_address:
-        network = {"address": record.request.client_address, "type": "2"}  # 2: IP address
+    subtype = [_coding(INTERACTION, subtype_code, subtype_code)]
+    if compact.get("op"):
+        subtype.append(_coding(OPERATION_SYSTEM, compact["op"], compact["op"]))
+    network = {"address": compact["ip"], "type": "2"} if compact.get("ip") else None  # 2: IP address
     user: dict[str, Any] = {
         "type": {"coding": [_coding("http://terminology.hl7.org/CodeSystem/extra-security-role-type",
-                                    "humanuser" if p.kind in ("practitioner", "patient", "auditor") else "dataprocessor")]},
-        "who": _who(p.id), "requestor": True,
+                                    "humanuser" if compact.get("kind") in ("practitioner", "patient", "auditor")
+                                    else "dataprocessor")]},
+        "who": _who(compact["who"]), "requestor": True,
     }
-    if p.discipline:
-        user["role"] = [{"coding": [_coding("https://careflow.dev/fhir/CodeSystem/role", p.discipline)]}]
-    if p.acts_as:
-        user["altId"] = p.acts_as[-1]
+    if compact.get("role"):
+        user["role"] = [{"coding": [_coding("https://careflow.dev/fhir/CodeSystem/role", compact["role"])]}]
+    if compact.get("alt"):
+        user["altId"] = compact["alt"]
     if network:
         user["network"] = network
     agents = [user]
-    if p.on_behalf_of:
+    if compact.get("for"):
         agents.append({"type": {"coding": [_coding("http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
                                                    "PRF", "performer")]},
-                       "who": _who(p.on_behalf_of), "requestor": False})
-    if p.client_id:
+                       "who": _who(compact["for"]), "requestor": False})
+    if compact.get("client"):
         client: dict[str, Any] = {"type": {"coding": [_coding(DCM, "110153", "Source Role ID")]},
-                                  "who": {"identifier": {"value": p.client_id}}, "requestor": False}
+                                  "who": {"identifier": {"value": compact["client"]}}, "requestor": False}
         if network:
             client["network"] = network
         agents.append(client)
     agents.append({"type": {"coding": [_coding(DCM, "110152", "Destination Role ID")]},
                    "who": {"display": "careflow FHIR server"}, "requestor": False})
     entities: list[dict[str, Any]] = []
-    rows: list[tuple[str, str]] = []
     for pid in patients:
-        ref = f"Patient/{pid}"
-        entities.append({"what": {"reference": ref},
+        entities.append({"what": {"reference": f"Patient/{pid}"},
                          "type": _coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "1", "Person"),
                          "role": _coding("http://terminology.hl7.org/CodeSystem/object-role", "1", "Patient")})
-        rows.append((ref, "p"))
-    seen: set[tuple[str, str]] = set()
-    for _letter, ref, version, _pid in resolved:
-        if (ref, "o") not in seen:
-            seen.add((ref, "o"))
-            rows.append((ref, "o"))
+    for ref, version in compact.get("e") or ():
         what = f"{ref}/_history/{version}" if version is not None else ref
         entities.append({"what": {"reference": what},
                          "type": _coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "2", "System Object"),
                          "role": _coding("http://terminology.hl7.org/CodeSystem/object-role", "4", "Domain Resource")})
-    if record.params is not None and action == "E" and record.operation is None:
-        query = redacted_query(key, record.rtype, record.params)
+    if "q" in compact:
         entities.append({"type": _coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "2", "System Object"),
                          "role": _coding("http://terminology.hl7.org/CodeSystem/object-role", "24", "Query"),
-                         "query": base64.b64encode(query.encode()).decode()})
+                         "query": base64.b64encode(compact["q"].encode()).decode()})
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
-        "id": event_id,
+        "id": compact["id"],
         "meta": {"profile": [BALP + profile]},
         "type": _coding("http://terminology.hl7.org/CodeSystem/audit-event-type", "rest",
                         "Restful Operation"),
         "subtype": subtype,
         "action": action,
-        "recorded": instant_text(record.recorded),
-        "outcome": record.outcome,
+        "recorded": compact["t"],
+        "outcome": compact["outcome"],
         "agent": agents,
-        "source": {"site": SITE, "observer": {"display": "careflow FHIR server"},
+        "source": {"site": compact.get("site") or SITE, "observer": {"display": "careflow FHIR server"},
                    "type": [_coding("http://terminology.hl7.org/CodeSystem/security-source-type", "4",
                                     "Application Server")]},
     }
-    if record.outcome_desc:
-        event["outcomeDesc"] = record.outcome_desc
-    if record.purpose:
+    if compact.get("desc"):
+        event["outcomeDesc"] = compact["desc"]
+    if compact.get("purpose"):
         event["purposeOfEvent"] = [{"coding": [_coding("http://terminology.hl7.org/CodeSystem/v3-ActReason",
-                                                       record.purpose)]}]
-    if record.request is not None and record.request.request_id:
+                                                       compact["purpose"])]}]
+    if compact.get("rid"):
         event["extension"] = [{"url": "https://careflow.dev/fhir/StructureDefinition/request-id",
-                               "valueString": record.request.request_id}]
+                               "valueString": compact["rid"]}]
     if entities:
         event["entity"] = entities
-    return event, rows
+    return event
+
+
+def audit_event(record: AuditRecord, event_id: str, key: bytes) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The AuditEvent for ``record`` and its entity index rows (what a reader gets from the log)."""
+    compact, rows = compact_record(record, event_id, key)
+    return expand(compact), rows
 
 Redactor = Callable[[str | None, tuple[tuple[str, str], ...]], str]

@@ -34,6 +34,10 @@ from careflow.fhir.search_query import SearchQuery
 Action = Literal["create", "update", "delete"]
 
 
+UNKNOWN: Any = object()
+"""``Stored.compartment`` when the store did not read it (work it out from the resource)."""
+
+
 class Stored:
     """One version of one resource as the store holds it (immutable).
 
@@ -41,9 +45,13 @@ class Stored:
     Treat it as read-only (copy before mutating).  ``raw`` is the same resource as JSON bytes: the SQL
     store hands out what it read and parses ``resource`` only when asked, so an adapter that writes
     JSON (e.g. ``orjson.Fragment(stored.raw)`` inside a Bundle) skips a parse/serialise round trip.
+    ``compartment`` is the patient the SQL store's ``resource.patient`` column holds for the current
+    version (``careflow.access.compartment.patient_of``: an id, ``None`` for directory data, ``""``
+    otherwise), or ``UNKNOWN``: the audit trail names the patient of each returned resource without
+    parsing its JSON again.
     """
 
-    __slots__ = ("type", "id", "version", "last_updated", "deleted", "_resource", "_raw")
+    __slots__ = ("type", "id", "version", "last_updated", "deleted", "_resource", "_raw", "compartment")
 
     type: str
     id: str
@@ -53,10 +61,11 @@ class Stored:
 
     def __init__(
         self, type: str, id: str, version: int, last_updated: datetime, deleted: bool,
-        resource: dict[str, Any] | None = None, *, raw: bytes | None = None,
+        resource: dict[str, Any] | None = None, *, raw: bytes | None = None, compartment: object = UNKNOWN,
     ) -> None:
         for name, value in (("type", type), ("id", id), ("version", version), ("last_updated", last_updated),
-                            ("deleted", deleted), ("_resource", resource), ("_raw", raw)):
+                            ("deleted", deleted), ("_resource", resource), ("_raw", raw),
+                            ("compartment", compartment)):
             object.__setattr__(self, name, value)
 
     @property

@@ -32,7 +32,7 @@ from careflow.fhir.search_index import IndexRows
 from careflow.fhir.search_query import Include, SearchQuery
 from careflow.store.database import READ_ONLY
 from careflow.store.keyring import KeyRing
-from careflow.store.port import Listener, OutboxEvent, SearchResult, Stored
+from careflow.store.port import UNKNOWN, Listener, OutboxEvent, SearchResult, Stored
 from careflow.store.sql_access import access_clause
 from careflow.store.sql_search import filter_clause, order_by
 from careflow.store.tables import (
@@ -53,6 +53,7 @@ _TABLES = {"resource_version": resource_version, "outbox": outbox, **{f"idx_{k}"
 _COLUMNS = (
     resource.c.pk, resource.c.type, resource.c.id, resource_version.c.version,
     resource_version.c.last_updated, resource_version.c.deleted, resource_version.c.content,
+    resource.c.version.label("current_version"), resource.c.patient,
 )
 _CURRENT = resource.join(
     resource_version, and_(resource_version.c.res_pk == resource.c.pk, resource_version.c.version == resource.c.version)
@@ -189,13 +190,16 @@ class SqlUnitOfWork(UnitOfWorkBase):
     def _stored(self, row: Row[Any]) -> Stored:
         """Row of ``_COLUMNS`` -> Stored, content decrypted; the JSON is parsed only if someone reads
         ``resource``."""
-        pk, rtype, rid, version, last_updated, deleted, content = row
+        pk, rtype, rid, version, last_updated, deleted, content, current_version, patient = row
         raw = None
         if content is not None:
             raw = bytes(content)
             if self._keys.enabled:
                 raw = self._keys.open(pk, version, raw, self._conn)
-        return Stored(rtype, rid, version, last_updated.replace(tzinfo=timezone.utc), bool(deleted), None, raw=raw)
+        # the patient column is the current version's: an older version may have been another patient's
+        compartment = patient if version == current_version and not deleted else UNKNOWN
+        return Stored(rtype, rid, version, last_updated.replace(tzinfo=timezone.utc), bool(deleted), None, raw=raw,
+                      compartment=compartment)
 
     def _insert_ignoring_conflict(self, table: Any) -> Any:
         if self._pg:
