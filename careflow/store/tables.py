@@ -207,5 +207,4 @@ audit_entity = Table(
     Column("role", String(1), nullable=False),
     Column("seq", PK, nullable=False),
     PrimaryKeyConstraint("ref", "role", "seq"),
-    Index(None, "seq"),
 )
