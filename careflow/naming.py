@@ -9,6 +9,7 @@ BASE = "https://careflow.dev/fhir"
 # identifier systems
 TASK_IDENTIFIER = f"{BASE}/sid/task"  # value: "<careplan id>/<activity id>/<occurrence>"
 CAREPLAN_IDENTIFIER = f"{BASE}/sid/careplan"  # value: "<patient id>/<programme id>"
+SHARED_CAREPLAN_IDENTIFIER = f"{BASE}/sid/shared-careplan"  # value: "<patient id>" (one shared plan per patient)
 SSIN = "https://www.ehealth.fgov.be/standards/fhir/core/NamingSystem/ssin"
 NIHDI = "https://www.ehealth.fgov.be/standards/fhir/core/NamingSystem/nihdi"
 
@@ -26,6 +27,7 @@ EXT_TRIGGER = f"{BASE}/StructureDefinition/task-trigger"  # valueString: the pro
 
 # profiles
 PROFILE_CAREPLAN = f"{BASE}/StructureDefinition/careflow-careplan"
+PROFILE_SHARED_CAREPLAN = f"{BASE}/StructureDefinition/careflow-shared-careplan"
 PROFILE_TASK = f"{BASE}/StructureDefinition/careflow-task"
 PROFILE_GOAL = f"{BASE}/StructureDefinition/careflow-goal"
 PROFILE_CARETEAM = f"{BASE}/StructureDefinition/careflow-careteam"

@@ -94,7 +94,7 @@ def _program(uow: UnitOfWork, pd: dict[str, Any], programs: dict[tuple[str, str]
 def _contained(result: Any) -> dict[str, Any]:
     """The CarePlan with Goals, CareTeam and Tasks contained and references pointing inside it."""
     careplan = dict(result.careplan)
-    others = [r for r in result.resources if r is not result.careplan and r.get("resourceType") != "CarePlan"]
+    others = [r for r in result.resources if r is not result.careplan]
     local = {f"{r['resourceType']}/{r['id']}": f"#{r['id']}" for r in others}
     local[f"CarePlan/{careplan['id']}"] = "#"
 

@@ -4,7 +4,10 @@ Atomic per patient (one unit of work writes the patient's CareTeam, Goals, CareP
 Tasks, or nothing), idempotent by the planner's deterministic ids: a patient already holding a
 programme's CarePlan is left alone, and re-running enrolment changes nothing. A patient who later
 qualifies for another programme gets that plan, sharing the existing CareTeam, to which the new
-programme's roles are added (existing participants are never changed).
+programme's roles are added (existing participants are never changed), and the new part joins the
+patient's one shared plan: its goals are added to the whole, and an activity the patient already has
+open through another programme (the flu vaccination, the care-planning conversation) is not opened
+again (``careflow.planning.shared``).
 """
 
 from __future__ import annotations
@@ -14,18 +17,22 @@ from datetime import date
 from typing import Any, Mapping, Sequence
 
 from careflow.access.principal import SYSTEM
-from careflow.engine.context import load_contexts
+from careflow.engine.context import load_contexts, program_of
 from careflow.engine.counts import Counts
 from careflow.engine.reading import by_ids, chunks, ref_id, search_pages
 from careflow.engine.team import TeamDirectory, stable_hash
 from careflow.errors import VersionConflict
+from careflow.naming import EXT_SHARED_ACTIVITY
 from careflow.planning import ids
 from careflow.planning.eligibility import eligible_programs, qualifying_conditions, record_problem
 from careflow.planning.patient import ConditionFact, PatientContext, condition_fact
 from careflow.planning.planner import plan_all
+from careflow.planning.shared import Part, is_shared_plan
 from careflow.programs.codes import ICD10, ICPC2
 from careflow.programs.model import Program
 from careflow.store.port import Repository, Stored
+from careflow.triggers.schedule import plan_period
+from careflow.triggers.task_facts import FINAL_STATUSES
 
 
 def _code_params(programs: Mapping[str, Program]) -> str:
@@ -82,7 +89,20 @@ def _goal_codes(programs: Mapping[str, Program]) -> list[str]:
     return sorted({f"{t.measure.system}|{t.measure.code}" for p in programs.values() for g in p.goals for t in g.targets})
 
 
-def _write(uow: Any, result: Any, current: Stored | None) -> tuple[int, bool]:
+def _merged_shared_plan(existing: dict[str, Any], planned: dict[str, Any]) -> dict[str, Any] | None:
+    """The existing shared plan plus the new part's goals and conditions; None if nothing is new."""
+    out = dict(existing)
+    changed = False
+    for element in ("goal", "addresses"):
+        have = list(existing.get(element) or [])
+        new = [r for r in planned.get(element) or () if r not in have]
+        if new:
+            out[element] = have + new
+            changed = True
+    return out if changed else None
+
+
+def _write(uow: Any, result: Any, current: Stored | None, whole: Stored | None) -> tuple[int, bool]:
     """Write one patient's plan in ``uow``: (resources created, whether the CareTeam was merged)."""
     created = 0
     merged_team = False
@@ -93,9 +113,31 @@ def _write(uow: Any, result: Any, current: Stored | None) -> tuple[int, bool]:
         if merged is not None:
             uow.update(merged, if_match=current.version)
             merged_team = True
+    if whole is None or whole.resource is None:
+        created += uow.create_if_absent(result.shared)[1]
+    else:
+        grown = _merged_shared_plan(whole.resource, result.shared)
+        if grown is not None:
+            uow.update(grown, if_match=whole.version)
     for r in [*result.goals, *result.careplans, *result.tasks]:
         created += uow.create_if_absent(r)[1]
     return created, merged_team
+
+
+def _open_shared_keys(repo: Repository, patient_ids: list[str]) -> dict[str, set[str]]:
+    """Per patient, the shared-activity keys of their open Tasks."""
+    out: dict[str, set[str]] = {}
+    if not patient_ids:
+        return out
+    for s in by_ids(repo, "Task", patient_ids, "patient"):
+        task = s.resource or {}
+        if task.get("status") in FINAL_STATUSES:
+            continue
+        key = next((e.get("valueId") for e in task.get("extension") or () if e.get("url") == EXT_SHARED_ACTIVITY), None)
+        pid = ref_id(task.get("for"), "Patient")
+        if key and pid:
+            out.setdefault(pid, set()).add(key)
+    return out
 
 
 def enrol(
@@ -111,10 +153,21 @@ def enrol(
     directory = TeamDirectory(repo)
     goal_codes = _goal_codes(programs)
     for batch in chunks(sorted(set(patient_ids)), max(1, batch_size)):
-        plans = {s.id for s in by_ids(repo, "CarePlan", batch, "patient")}
+        stored_plans = by_ids(repo, "CarePlan", batch, "patient")
+        plans = {s.id for s in stored_plans}
+        wholes = {s.id: s for s in stored_plans if s.resource and is_shared_plan(s.resource)}
+        active_parts: dict[str, list[Part]] = {}
+        for s in stored_plans:
+            cp = s.resource or {}
+            program = None if is_shared_plan(cp) else program_of(cp, programs)
+            pid = ref_id(cp.get("subject"), "Patient")
+            begun = plan_period(cp)[0]
+            if program is not None and pid and begun and cp.get("status") == "active":
+                active_parts.setdefault(pid, []).append(Part(program, s.id, begun))
         careteams = {s.id: s for s in by_ids(repo, "CareTeam", [ids.careteam_id(p) for p in batch]) if s.resource}
         contexts, patients = load_contexts(repo, batch, programs, observation_codes=goal_codes, teams={})
-        planned: list[tuple[Any, Any, list[Program], Stored | None]] = []  # (ctx, result, new programmes, careteam)
+        open_keys = _open_shared_keys(repo, sorted(active_parts))
+        planned: list[tuple[Any, Any, list[Program], Stored | None, Stored | None]] = []
         for pid in batch:
             ctx0 = contexts.get(pid)
             if ctx0 is None:
@@ -134,7 +187,8 @@ def enrol(
                 continue
             team, org = directory.team_for(patients[pid])
             ctx = replace(ctx0, team=team, organization=org)
-            planned.append((ctx, plan_all(new, ctx, start), new, careteams.get(ids.careteam_id(pid))))
+            result = plan_all(new, ctx, start, existing=active_parts.get(pid, ()), open_shared=open_keys.get(pid, ()))
+            planned.append((ctx, result, new, careteams.get(ids.careteam_id(pid)), wholes.get(ids.shared_careplan_id(pid))))
 
         def done(ctx: Any, new: list[Program], created: int, merged_team: bool) -> None:
             if merged_team:
@@ -147,15 +201,15 @@ def enrol(
         try:
             outcomes = []
             with repo.unit_of_work(SYSTEM) as uow:
-                for ctx, result, new, current in planned:
-                    outcomes.append((ctx, new, *_write(uow, result, current)))
+                for ctx, result, new, current, whole in planned:
+                    outcomes.append((ctx, new, *_write(uow, result, current, whole)))
             for outcome in outcomes:
                 done(*outcome)
         except VersionConflict:
-            for ctx, result, new, current in planned:
+            for ctx, result, new, current, whole in planned:
                 try:
                     with repo.unit_of_work(SYSTEM) as uow:
-                        created, merged_team = _write(uow, result, current)
+                        created, merged_team = _write(uow, result, current, whole)
                 except VersionConflict:
                     counts.add("conflict", neighbourhood=ctx.neighbourhood)
                     continue

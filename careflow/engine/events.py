@@ -25,11 +25,13 @@ from careflow.engine.counts import Counts
 from careflow.engine.reading import ref_id, search_all
 from careflow.engine.sweep import count_applied
 from careflow.errors import Gone, NotFound, VersionConflict
+from careflow.planning.shared import Part, sharing
 from careflow.programs.model import Program
 from careflow.store.port import Action, Repository, Stored, UnitOfWork
 from careflow.triggers.actions import Action as RuleAction
 from careflow.triggers.end_of_care import end_of_care_actions, end_reason
 from careflow.triggers.observations import history_codes, history_since, observation_actions
+from careflow.triggers.schedule import plan_period
 from careflow.triggers.task_events import task_event_actions
 
 OBSERVATION_CREATED = "observation.created"
@@ -155,7 +157,10 @@ def handle_task(repo: Repository, programs: Mapping[str, Program], task_id: str,
         counts.add("skipped")
         return
     current = next((t for t in tasks if t.get("id") == task_id), task)
-    _apply(repo, task_event_actions(program, careplan, tasks, current, ctx, now), counts, program.id, ctx.neighbourhood)
+    parts = [Part(p, str(cp["id"]), plan_period(cp)[0] or now.date()) for p, cp in _active_plans(repo, pid, programs)]
+    share = sharing(parts, ctx, now.date())
+    _apply(repo, task_event_actions(program, careplan, tasks, current, ctx, now, share), counts, program.id,
+           ctx.neighbourhood)
 
 
 def handle_patient_end(repo: Repository, patient_id: str, now: datetime, counts: Counts) -> None:

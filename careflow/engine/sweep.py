@@ -9,7 +9,7 @@ nothing.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Mapping, Sequence
 
 from careflow.access.principal import SYSTEM
@@ -18,9 +18,12 @@ from careflow.engine.context import load_contexts, program_of
 from careflow.engine.counts import Counts, Escalation
 from careflow.engine.reading import chunks, ref_id, search_pages
 from careflow.errors import NotFound, VersionConflict
+from careflow.naming import EXT_SHARED_ACTIVITY
+from careflow.planning.shared import NO_SHARING, Part, is_shared_plan, sharing
 from careflow.programs.model import Program
 from careflow.store.port import Repository, Stored
-from careflow.triggers.sweep import sweep_plan
+from careflow.triggers.schedule import plan_period
+from careflow.triggers.sweep import day_of, sweep_plan
 
 
 def plan_patients(repo: Repository, *, page_size: int = 500) -> list[str]:
@@ -70,31 +73,68 @@ def sweep(
     """Sweep the active plans of ``patient_ids`` (all patients with an active plan when None)."""
     counts = Counts()
     wanted = plan_patients(repo) if patient_ids is None else sorted(set(patient_ids))
+    today = day_of(now)
     for batch in chunks(wanted, max(1, min(page_size, 100))):
         plans, tasks_of = _plans_with_tasks(repo, batch)
         contexts, _ = load_contexts(repo, batch, programs)
+        per_patient: dict[str, list[tuple[Stored, Program | None]]] = {}
         for stored in plans:
             careplan = stored.resource or {}
-            program = program_of(careplan, programs)
-            pid = ref_id(careplan.get("subject"), "Patient")
-            ctx = contexts.get(pid or "")
-            if program is None or ctx is None:
-                counts.add("skipped-unknown-program" if program is None else "missing-patient")
+            pid = ref_id(careplan.get("subject"), "Patient") or ""
+            per_patient.setdefault(pid, []).append((stored, None if is_shared_plan(careplan) else program_of(careplan, programs)))
+        for pid, patient_plans in per_patient.items():
+            ctx = contexts.get(pid)
+            parts = [(s, p) for s, p in patient_plans if not is_shared_plan(s.resource or {})]
+            whole = next((s for s, _ in patient_plans if is_shared_plan(s.resource or {})), None)
+            if ctx is not None and whole is not None and not parts:
+                _close_shared_plan(repo, whole, today, counts, ctx.neighbourhood)
                 continue
-            hood = ctx.neighbourhood
-            counts.add("plans", program=program.id, neighbourhood=hood)
-            tasks = sorted(tasks_of.get(stored.id, []), key=lambda t: str(t.get("id")))
-            actions = sweep_plan(program, careplan, tasks, ctx, now)
-            if not actions:
-                continue
-            try:
-                with repo.unit_of_work(SYSTEM) as uow:
-                    done = apply_actions(uow, actions)
-            except (VersionConflict, NotFound):
-                counts.add("conflict", program=program.id, neighbourhood=hood)
-                continue
-            count_applied(counts, done, program.id, hood)
+            share = sharing([Part(p, s.id, plan_period(s.resource or {})[0] or today) for s, p in parts if p is not None],
+                            ctx, today) if ctx is not None else NO_SHARING
+            shared_tasks = _shared_tasks([tasks_of.get(s.id, []) for s, _ in parts])
+            for stored, program in parts:
+                careplan = stored.resource or {}
+                if program is None or ctx is None:
+                    counts.add("skipped-unknown-program" if program is None else "missing-patient")
+                    continue
+                hood = ctx.neighbourhood
+                counts.add("plans", program=program.id, neighbourhood=hood)
+                tasks = sorted(tasks_of.get(stored.id, []), key=lambda t: str(t.get("id")))
+                actions = sweep_plan(program, careplan, tasks, ctx, now, share=share, shared_tasks=shared_tasks)
+                if not actions:
+                    continue
+                try:
+                    with repo.unit_of_work(SYSTEM) as uow:
+                        done = apply_actions(uow, actions)
+                except (VersionConflict, NotFound):
+                    counts.add("conflict", program=program.id, neighbourhood=hood)
+                    continue
+                count_applied(counts, done, program.id, hood)
     return counts
+
+
+def _shared_tasks(task_lists: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The patient's Tasks of shared activities, once each (a shared Task is based on several parts)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for tasks in task_lists:
+        for t in tasks:
+            if any(e.get("url") == EXT_SHARED_ACTIVITY for e in t.get("extension") or ()):
+                seen.setdefault(str(t.get("id")), t)
+    return [seen[k] for k in sorted(seen)]
+
+
+def _close_shared_plan(repo: Repository, whole: Stored, today: date, counts: Counts, hood: str | None) -> None:
+    """A shared plan none of whose parts is active any more is completed: the whole ends with its parts."""
+    plan = dict(whole.resource or {})
+    plan["status"] = "completed"
+    plan["period"] = {**(plan.get("period") or {}), "end": today.isoformat()}
+    try:
+        with repo.unit_of_work(SYSTEM) as uow:
+            uow.update(plan, if_match=whole.version)
+    except (VersionConflict, NotFound):
+        counts.add("conflict", neighbourhood=hood)
+        return
+    counts.add("plans-completed", program="shared", neighbourhood=hood)
 
 
 

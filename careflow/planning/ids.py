@@ -29,6 +29,11 @@ def careplan_id(patient_id: str, program_id: str) -> str:
     return _hashed(f"careplan|{patient_id}|{program_id}")
 
 
+def shared_careplan_id(patient_id: str) -> str:
+    """The patient's one shared care plan, of which each programme's CarePlan is a part."""
+    return _id("shared-careplan", patient_id)
+
+
 @lru_cache(maxsize=4096)
 def careteam_id(patient_id: str) -> str:
     """One CareTeam per patient, shared by all of the patient's plans."""

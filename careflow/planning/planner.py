@@ -20,12 +20,15 @@ from careflow.errors import NotEligible
 from careflow.naming import (
     CAREPLAN_IDENTIFIER,
     EXT_OCCURRENCE,
+    EXT_SHARED_ACTIVITY,
     GOAL_CATEGORY,
     GOAL_CATEGORY_HL7,
     PROFILE_CAREPLAN,
     PROFILE_CARETEAM,
     PROFILE_GOAL,
+    PROFILE_SHARED_CAREPLAN,
     PROFILE_TASK,
+    SHARED_CAREPLAN_IDENTIFIER,
     TASK_IDENTIFIER,
     activity_definition_url,
 )
@@ -33,6 +36,7 @@ from careflow.planning import ids
 from careflow.planning.eligibility import ineligibility, qualifying_conditions
 from careflow.planning.only_if import restriction_holds
 from careflow.planning.patient import ConditionFact, PatientContext
+from careflow.planning.shared import NO_SHARING, Part, Sharing, sharing
 from careflow.programs.codes import SNOMED, UCUM
 from careflow.programs.durations import Duration, parse_duration
 from careflow.programs.model import Activity, Coding, Goal, Program, Quantity, Target
@@ -51,12 +55,14 @@ COMPARATORS = {"below": "<", "at_most": "<=", "above": ">", "at_least": ">="}
 
 @dataclass(frozen=True)
 class PlanResult:
-    """What planning one patient produced; ``careplans`` has one entry per programme."""
+    """What planning one patient produced: ``careplans`` has one part per programme, ``shared`` the
+    patient's shared plan they are parts of (``careflow.planning.shared``)."""
 
     careplans: list[dict[str, Any]]
     careteam: dict[str, Any]
     goals: list[dict[str, Any]] = field(default_factory=list)
     tasks: list[dict[str, Any]] = field(default_factory=list)
+    shared: dict[str, Any] | None = None
 
     @property
     def careplan(self) -> dict[str, Any]:
@@ -64,7 +70,8 @@ class PlanResult:
 
     @property
     def resources(self) -> list[dict[str, Any]]:
-        return [self.careteam, *self.goals, *self.careplans, *self.tasks]
+        head = [self.careteam] if self.shared is None else [self.careteam, self.shared]
+        return [*head, *self.goals, *self.careplans, *self.tasks]
 
     def bundle(self) -> dict[str, Any]:
         """A transaction Bundle of create-if-absent PUTs (``ifNoneMatch: *``).
@@ -248,8 +255,12 @@ def build_task(
     occurrence: int,
     opens: date,
     authored: date,
+    based_on: list[str] | None = None,
 ) -> dict[str, Any]:
     """One Task for one occurrence of an activity; shared by the planner and the follow-up sweep.
+
+    ``based_on``: the CarePlan ids it serves (its own part first) when the activity is shared by
+    several of the patient's programmes; just ``careplan_id`` otherwise.
 
     Nested template parts are shared between Tasks: treat the result as read-only (copy to change).
     """
@@ -266,7 +277,8 @@ def build_task(
         dated = c.days[key] = (
             day,
             {"period": {"start": opens.isoformat(), "end": t.due_within.after(opens).isoformat()}},
-            [{"url": EXT_OCCURRENCE, "valuePositiveInt": occurrence}],
+            [{"url": EXT_OCCURRENCE, "valuePositiveInt": occurrence}]
+            + ([{"url": EXT_SHARED_ACTIVITY, "valueId": activity.shared}] if activity.shared else []),
         )
     day, restriction, occurrence_ext = dated
     return {
@@ -276,7 +288,7 @@ def build_task(
         "extension": occurrence_ext,
         "identifier": [{"system": TASK_IDENTIFIER, "value": ids.task_identifier_value(careplan_id, activity.id, occurrence)}],
         "instantiatesCanonical": t.instantiates,
-        "basedOn": [{"reference": f"CarePlan/{careplan_id}"}],
+        "basedOn": [{"reference": f"CarePlan/{c}"} for c in based_on or (careplan_id,)],
         "status": "requested",
         "intent": "order",
         "priority": activity.priority,
@@ -368,19 +380,24 @@ def _roles_in_use(program: Program) -> list[str]:
 
 
 def first_tasks(
-    program: Program, ctx: PatientContext, careplan_id: str, start: date, qualifying: list[ConditionFact] | None = None
+    program: Program, ctx: PatientContext, careplan_id: str, start: date, qualifying: list[ConditionFact] | None = None,
+    share: Sharing = NO_SHARING, covered: frozenset[str] = frozenset(),
 ) -> list[dict[str, Any]]:
     """Tasks for activities whose first window is open at the start and that wait on nothing (a
-    seasonal one only when the plan starts inside its season)."""
+    seasonal one only when the plan starts inside its season). A shared activity is opened by the
+    programme leading its key only, and not at all when ``covered`` (a Task of the key is open)."""
     out = []
     for t in compiled(program).at_start:
         activity = t.activity
         season = activity.timing.season
         if season is not None and current_season(season, start, start, None, activity.timing.times) is None:
             continue  # the plan starts between seasons: the sweep opens it when the season comes
+        if activity.shared and (activity.shared in covered or not share.leads(program, activity)):
+            continue
         if activity.only_if and not applies(activity, program, ctx, start, qualifying):
             continue
-        out.append(build_task(program, activity, ctx, careplan_id, 1, start, start))
+        based_on = share.based_on(activity, careplan_id) if activity.shared else None
+        out.append(build_task(program, activity, ctx, careplan_id, 1, start, start, based_on))
     return out
 
 
@@ -410,6 +427,7 @@ def _careplan(
         "period": {"start": day, "end": c.plan_period.after(start).isoformat()},
         "created": day,
         "careTeam": [{"reference": f"CareTeam/{ids.careteam_id(ctx.id)}"}],
+        "partOf": [{"reference": f"CarePlan/{ids.shared_careplan_id(ctx.id)}"}],
     }
     if program.description:
         out["description"] = program.description.en
@@ -422,8 +440,48 @@ def _careplan(
     return out
 
 
-def plan_all(programs: Iterable[Program], ctx: PatientContext, start: date) -> PlanResult:
-    """Plan every programme given for one patient, sharing one CareTeam; NotEligible if any does not apply.
+SHARED_TITLE = _translated("Shared care plan", "Gedeeld zorgplan")
+
+
+def shared_careplan(ctx: PatientContext, start: date, goals: list[dict[str, Any]],
+                    addresses: list[dict[str, str]]) -> dict[str, Any]:
+    """The patient's one shared care plan: the whole the programme parts belong to (``partOf``), with
+    every goal, the conditions it addresses and the one CareTeam. Open-ended: it lasts while a part
+    does. Its activities live in the parts."""
+    day = start.isoformat()
+    title, title_ext = SHARED_TITLE
+    out: dict[str, Any] = {
+        "resourceType": "CarePlan",
+        "id": ids.shared_careplan_id(ctx.id),
+        "meta": {"profile": [PROFILE_SHARED_CAREPLAN]},
+        "identifier": [{"system": SHARED_CAREPLAN_IDENTIFIER, "value": ctx.id}],
+        "status": "active",
+        "intent": "plan",
+        "category": [{"coding": [CARE_PLAN_CATEGORY], "text": title}],
+        "title": title,
+        "_title": title_ext,
+        "subject": {"reference": f"Patient/{ctx.id}"},
+        "period": {"start": day},
+        "created": day,
+        "careTeam": [{"reference": f"CareTeam/{ids.careteam_id(ctx.id)}"}],
+    }
+    if addresses:
+        out["addresses"] = addresses
+    if goals:
+        out["goal"] = [{"reference": f"Goal/{g['id']}"} for g in goals]
+    return out
+
+
+def plan_all(
+    programs: Iterable[Program], ctx: PatientContext, start: date, *,
+    existing: Iterable[Part] = (), open_shared: Iterable[str] = (),
+) -> PlanResult:
+    """Plan every programme given for one patient as parts of one shared plan, sharing one CareTeam;
+    NotEligible if any does not apply.
+
+    ``existing``: the patient's active parts from earlier enrolments (they take part in choosing who
+    leads a shared activity); ``open_shared``: shared keys of which the patient has an open Task, so
+    no second one is opened beside it.
 
     The output's nested template parts are shared between resources: treat it as read-only.
     """
@@ -433,19 +491,33 @@ def plan_all(programs: Iterable[Program], ctx: PatientContext, start: date) -> P
     careplans: list[dict[str, Any]] = []
     all_goals: list[dict[str, Any]] = []
     all_tasks: list[dict[str, Any]] = []
+    all_addresses: list[dict[str, str]] = []
+    qualifying_of = {}
     for program in progs:
-        qualifying = qualifying_conditions(program, ctx)
+        qualifying = qualifying_of[program.id] = qualifying_conditions(program, ctx)
         reason = ineligibility(program, ctx, start, qualifying)
         if reason:
             raise NotEligible(f"Patient/{ctx.id} is not eligible for {program.id}: {reason}")
+    share = sharing([*existing, *(Part(p, ids.careplan_id(ctx.id, p.id), start) for p in progs)], ctx, start)
+    covered = frozenset(open_shared)
+    for program in progs:
+        qualifying = qualifying_of[program.id]
         addresses = [{"reference": c.id} for c in qualifying if c.id]
         goals = [_goal(program, g, ctx, start, addresses) for g in program.goals]
         cid = ids.careplan_id(ctx.id, program.id)
-        tasks = first_tasks(program, ctx, cid, start, qualifying)
+        tasks = first_tasks(program, ctx, cid, start, qualifying, share, covered)
         careplans.append(_careplan(program, ctx, start, addresses, goals, tasks))
         all_goals += goals
         all_tasks += tasks
-    return PlanResult(careplans, _careteam(progs, ctx, start), all_goals, all_tasks)
+        all_addresses += [a for a in addresses if a not in all_addresses]
+    for task in all_tasks:  # a shared Task is an activity of every part it serves
+        for ref in task["basedOn"][1:]:
+            part = next((cp for cp in careplans if f"CarePlan/{cp['id']}" == ref["reference"]), None)
+            if part is not None:
+                part["activity"] = [*part.get("activity", ()),
+                                    {"reference": {"reference": f"Task/{task['id']}", "display": task["code"]["text"]}}]
+    return PlanResult(careplans, _careteam(progs, ctx, start), all_goals, all_tasks,
+                      shared_careplan(ctx, start, all_goals, all_addresses))
 
 
 def plan(program: Program, ctx: PatientContext, start: date) -> PlanResult:

@@ -513,3 +513,10 @@ class Program(Strict):
             if a.id == activity_id:
                 return a
         raise KeyError(activity_id)
+
+    def shared_activity(self, key: str) -> Activity | None:
+        """The activity carrying this shared key (a programme has at most one)."""
+        for a in self.activities:
+            if a.shared == key:
+                return a
+        return None

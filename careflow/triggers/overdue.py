@@ -11,6 +11,11 @@
   ``escalated`` and never goes back to ``overdue``.
 * An escalation Task is itself marked overdue when late but never escalated again (an ``any``
   trigger would otherwise chain escalations of escalations to the same coach).
+* One overdue Task is escalated once, however many rules match: the first matching trigger in the
+  programme's order raises the escalation, and a Task already ``escalated`` raises none.
+* A Task of a shared activity is judged by the programme that leads its key for the patient only
+  (``careflow.planning.shared``), whichever programme opened it: a Task three programmes share is
+  not escalated three times, and one whose programme the patient left is still followed up.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from datetime import date
 from typing import Any
 
 from careflow.planning.patient import PatientContext
+from careflow.planning.shared import NO_SHARING, Sharing
 from careflow.programs.durations import parse_duration
 from careflow.programs.model import Program
 from careflow.triggers.actions import Action, CreateTask, UpdateTask
@@ -48,6 +54,14 @@ def _escalation(program: Program, ctx: PatientContext, careplan_id: str, task: d
     )
 
 
+def _judges(program: Program, f: TaskFacts, share: Sharing) -> bool:
+    """Whether ``program``'s rules judge this Task: its own, or a shared one whose key it leads."""
+    if f.shared is None:
+        return f.own
+    local = program.shared_activity(f.shared)
+    return local is not None and share.leads(program, local) if share.leader else f.own
+
+
 def overdue_actions(
     program: Program,
     careplan: dict[str, Any],
@@ -55,16 +69,17 @@ def overdue_actions(
     facts: list[TaskFacts],
     ctx: PatientContext,
     today: date,
+    share: Sharing = NO_SHARING,
 ) -> list[Action]:
     """Mark late Tasks overdue and raise the escalations their lateness calls for."""
     existing = {f.id for f in facts}
     careplan_id = str(careplan["id"])
     out: list[Action] = []
     for task, f in zip(tasks, facts):
-        if not is_overdue(f, today):
+        if not is_overdue(f, today) or not _judges(program, f, share):
             continue
         escalated = f.business_status == "escalated"
-        if f.reason != "escalation":
+        if f.reason != "escalation" and not escalated:
             for trigger in program.triggers:
                 rule = trigger.when.overdue
                 if rule is None or trigger.then.escalate_to is None or rule.activity not in ("any", f.activity):
@@ -77,6 +92,7 @@ def overdue_actions(
                 if esc["id"] not in existing:
                     existing.add(esc["id"])
                     out.append(CreateTask(esc, "escalation", trigger.then.escalate_to, trigger.id, f"Task/{f.id}"))
+                break
         target = "escalated" if escalated else "overdue"
         if f.business_status != target:
             out.append(UpdateTask(with_business_status(task, target), f.version, target))

@@ -24,7 +24,11 @@ Rules (``today`` is the injected day; nothing here reads the clock):
   whose facts only come to hold later (the patient starts smoking) opens its current occurrence on the
   day it does, never in the past, so it is not overdue on creation;
 * days are the calendar days of ``now`` as given: pass it in the region's time zone (the flows pass
-  an early-morning instant, the same day in UTC and in Belgium).
+  an early-morning instant, the same day in UTC and in Belgium);
+* a shared activity (``careflow.planning.shared``) is opened only by the programme that leads its key
+  for this patient, based on every part that needs it; the leader skips a window that another
+  programme's Task of the key already covers (one opened on or after the window's opening), so a
+  change of leader never doubles the work.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from typing import Any, Iterable
 
 from careflow.planning.patient import PatientContext
 from careflow.planning.planner import applies, build_task
+from careflow.planning.shared import NO_SHARING, Sharing
 from careflow.programs.durations import Duration, parse_duration
 from careflow.programs.model import Activity, Program, Timing
 from careflow.programs.seasons import current_season, season_opening
@@ -119,8 +124,9 @@ def _gate_opened(activity: Activity, program: Program, ctx: PatientContext, star
 
 
 def _create(program: Program, activity: Activity, ctx: PatientContext, careplan_id: str, n: int, opens: date,
-            today: date, reason: str | None) -> CreateTask:
-    task = build_task(program, activity, ctx, careplan_id, n, opens, today)
+            today: date, reason: str | None, share: Sharing) -> CreateTask:
+    based_on = share.based_on(activity, careplan_id) if activity.shared else None
+    task = build_task(program, activity, ctx, careplan_id, n, opens, today, based_on)
     if reason:
         task["reasonCode"] = reason_concept(reason)
     return CreateTask(task, reason or "scheduled", activity.role)
@@ -134,8 +140,11 @@ def openings(
     today: date,
     *,
     only_dependent: bool = False,
+    share: Sharing = NO_SHARING,
 ) -> list[CreateTask]:
-    """Tasks whose window has opened by ``today`` and that the plan does not hold yet."""
+    """Tasks whose window has opened by ``today`` and that the plan does not hold yet.
+
+    ``facts`` may include other programmes' Tasks of shared activities (``own`` False), for coverage."""
     start, end = plan_period(careplan)
     if start is None:
         return []
@@ -145,10 +154,11 @@ def openings(
     for activity in program.activities:
         if only_dependent and not activity.after:
             continue
-        if not applies(activity, program, ctx, start, today=today):
+        if not share.leads(program, activity) or not applies(activity, program, ctx, start, today=today):
             continue
         gated = activity.only_if is not None and activity.only_if.has_facts
-        regular = {f.occurrence: f for f in tasks.get(activity.id, ()) if f.regular}
+        regular = {f.occurrence: f for f in tasks.get(activity.id, ()) if f.regular and f.own}
+        covered = [f.opens for f in tasks.get(activity.id, ()) if not f.own and f.opens is not None]
         if activity.after:
             if not regular:
                 anchor = dependency_anchor(program, activity, tasks, ctx, start, today)
@@ -157,8 +167,8 @@ def openings(
                 opens = parse_duration(activity.timing.start).after(anchor)
                 if gated:
                     opens = max(opens, _gate_opened(activity, program, ctx, start, opens, today))
-                if opens <= today and (end is None or opens < end):
-                    out.append(_create(program, activity, ctx, careplan_id, 1, opens, today, "dependency"))
+                if opens <= today and (end is None or opens < end) and not any(c >= opens for c in covered):
+                    out.append(_create(program, activity, ctx, careplan_id, 1, opens, today, "dependency", share))
                 continue
             first = regular.get(1)
             if first is None or first.opens is None:
@@ -170,8 +180,10 @@ def openings(
         if n is None or max((k for k in regular if k is not None), default=0) >= n:
             continue
         opens = opening(activity.timing, base, n)
+        if any(c >= opens for c in covered):
+            continue  # another programme's Task of this shared activity already serves the window
         if gated:
             opens = max(opens, _gate_opened(activity, program, ctx, start, opens, today))
-        out.append(_create(program, activity, ctx, careplan_id, n, opens, today, "recurring" if n > 1 else None))
+        out.append(_create(program, activity, ctx, careplan_id, n, opens, today, "recurring" if n > 1 else None, share))
     return out
 

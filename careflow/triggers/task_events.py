@@ -25,6 +25,7 @@ from careflow.naming import EXT_OCCURRENCE, EXT_TRIGGER, TASK_IDENTIFIER
 from careflow.planning import ids
 from careflow.planning.patient import PatientContext
 from careflow.planning.planner import applies, build_task
+from careflow.planning.shared import NO_SHARING, Sharing
 from careflow.programs.durations import parse_duration
 from careflow.programs.model import Program
 from careflow.triggers.actions import Action, CreateTask
@@ -75,6 +76,7 @@ def task_event_actions(
     task: dict[str, Any],
     ctx: PatientContext,
     now: datetime | date,
+    share: Sharing = NO_SHARING,
 ) -> list[Action]:
     """Actions for ``task`` (one of ``tasks``, as now stored) having become completed or rejected."""
     if careplan.get("status") != "active":
@@ -85,7 +87,7 @@ def task_event_actions(
     known = {x.id for x in facts}
     created: list[CreateTask] = []
     if f.status == "completed":
-        created = [c for c in openings(program, careplan, facts, ctx, today, only_dependent=True) if c.id not in known]
+        created = [c for c in openings(program, careplan, facts, ctx, today, only_dependent=True, share=share) if c.id not in known]
         opened_ids = {a for c in created if (a := task_facts(c.resource, program).activity) is not None}
         for trigger in program.triggers:
             if trigger.when.completed is None or trigger.when.completed != f.activity or not trigger.then.start:

@@ -4,6 +4,11 @@ Which activity a Task belongs to is read from ``instantiatesCanonical`` (the com
 ActivityDefinition of ``<programme>-<activity>``), so regular occurrences, triggered starts and
 reassigned copies of an activity are all recognised; the occurrence number from the
 task-occurrence extension; a triggered task carries the task-trigger extension.
+
+A Task of a shared activity (``careflow.planning.shared``) carries the shared-activity key. Read for
+a programme that shares the key but does not own the Task (another programme's activity definition
+leads it), it stands for that programme's activity with the same key (``own`` False): prerequisites
+and coverage see it, while the owner's rules alone mark it overdue or escalate it.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from careflow.naming import EXT_OCCURRENCE, EXT_TRIGGER, TASK_BUSINESS_STATUS, TASK_REASON, activity_definition_url
+from careflow.naming import EXT_OCCURRENCE, EXT_SHARED_ACTIVITY, EXT_TRIGGER, TASK_BUSINESS_STATUS, TASK_REASON, activity_definition_url
 from careflow.programs.model import Program
 from careflow.triggers.actions import version_of
 
@@ -32,6 +37,8 @@ class TaskFacts:
     completed_on: date | None
     business_status: str | None
     version: int | None
+    shared: str | None = None  # the shared-activity key
+    own: bool = True  # False: another programme's Task of a shared activity this programme also has
 
     @property
     def final(self) -> bool:
@@ -89,10 +96,18 @@ def task_facts(task: dict[str, Any], program: Program) -> TaskFacts:
         done = done or parse_date((task.get("meta") or {}).get("lastUpdated"))
     occurrence = _extension(task, EXT_OCCURRENCE)
     trigger = _extension(task, EXT_TRIGGER)
+    shared = _extension(task, EXT_SHARED_ACTIVITY)
+    shared = shared if isinstance(shared, str) else None
+    activity = activity_of(task, program)
+    own = True
+    if activity is None and shared is not None:
+        local = program.shared_activity(shared)
+        if local is not None:
+            activity, own = local.id, False
     return TaskFacts(
         id=str(task.get("id")),
         status=str(task.get("status")),
-        activity=activity_of(task, program),
+        activity=activity,
         occurrence=occurrence if isinstance(occurrence, int) else None,
         trigger=trigger if isinstance(trigger, str) else None,
         reason=coded(task.get("reasonCode"), TASK_REASON),
@@ -101,4 +116,6 @@ def task_facts(task: dict[str, Any], program: Program) -> TaskFacts:
         completed_on=done,
         business_status=coded(task.get("businessStatus"), TASK_BUSINESS_STATUS),
         version=version_of(task),
+        shared=shared,
+        own=own,
     )

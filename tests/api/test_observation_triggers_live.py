@@ -69,7 +69,8 @@ def test_weight_gain_posted_to_the_api_raises_an_urgent_task(db, tmp_path: Path,
         assert len(tasks) == 1, "one urgent Task points at the Observation that raised it"
         task = tasks[0]["resource"]
         assert task["priority"] in ("urgent", "asap", "stat") and task["status"] == "requested"
-        plan = client.get("/fhir/CarePlan?patient=Patient/hf1").json()["entry"][0]["resource"]
+        plan = client.get("/fhir/CarePlan?patient=Patient/hf1&instantiates-canonical=https://careflow.dev/fhir/PlanDefinition/heart-failure"
+                          ).json()["entry"][0]["resource"]  # the heart-failure part of the shared plan
         assert any(e.get("valueBoolean") is True for e in plan.get("extension", [])), "the plan's attention flag is raised"
         # the first weight alone raised nothing
         assert client.get("/fhir/Task?focus=Observation/" + client.get("/fhir/Observation?value-quantity=80").json()["entry"][0]["resource"]["id"]).json().get("entry", []) == []

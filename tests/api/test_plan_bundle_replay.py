@@ -38,7 +38,8 @@ def test_a_replayed_plan_bundle_never_moves_anything_back(client, programs) -> N
     assert {e["response"]["status"] for e in first.json()["entry"]} == {"201 Created"}
 
     tasks = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Task"]
-    careplan = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "CarePlan")
+    careplan = next(e["resource"] for e in bundle["entry"]
+                    if e["resource"]["resourceType"] == "CarePlan" and "instantiatesCanonical" in e["resource"])
     _walk(client, tasks[0]["id"], "accepted", "in-progress", "completed")
     grown = client.get(f"/fhir/CarePlan/{careplan['id']}").json()
     extra = {"reference": {"reference": "Task/added-later", "display": "added by the sweep"}}

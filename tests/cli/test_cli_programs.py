@@ -75,7 +75,10 @@ def test_plan_prints_transaction_bundle(capsys, tmp_path):
     code, out, _ = run(capsys, "plan", "--program", "mini-hf", "--patient", str(pat), "--start", "2026-01-01")
     bundle = json.loads(out)
     assert code == 0 and bundle["type"] == "transaction"
-    assert [e["resource"]["resourceType"] for e in bundle["entry"]].count("CarePlan") == 1
+    plans = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "CarePlan"]
+    (part,) = [p for p in plans if "instantiatesCanonical" in p]  # the programme's part of the shared plan
+    (whole,) = [p for p in plans if "instantiatesCanonical" not in p]
+    assert part["partOf"] == [{"reference": f"CarePlan/{whole['id']}"}]
 
 
 @pytest.mark.parametrize("content, message", [

@@ -111,6 +111,17 @@ class TestEnrolmentIsIdempotentAndDrawsTheTeamFromTheNeighbourhood:
         assert role_concept(heart_failure, "hf-educator")["coding"] in have  # the heart-failure educator joins
         educator = next(p for p in after["participant"] if p["role"][0]["coding"] == role_concept(heart_failure, "hf-educator")["coding"])
         assert educator["member"]["reference"].startswith("PractitionerRole/role-hf-educator-")
-        plans = {p["id"]: p for p in all_of(repo, "CarePlan")}
+        every = all_of(repo, "CarePlan")
+        plans = {p["id"]: p for p in every if "instantiatesCanonical" in p}
         assert set(plans) == {ids.careplan_id("p2", heart_failure.id), ids.careplan_id("p2", copd.id)}
         assert all(p["careTeam"] == [{"reference": f"CareTeam/{ids.careteam_id('p2')}"}] for p in plans.values())
+        # the new programme joins the one shared plan: its goals are added to the whole
+        (whole,) = [p for p in every if "instantiatesCanonical" not in p]
+        assert whole["id"] == ids.shared_careplan_id("p2")
+        assert all(p["partOf"] == [{"reference": f"CarePlan/{whole['id']}"}] for p in plans.values())
+        part_goals = [g for p in plans.values() for g in p.get("goal", ())]
+        assert sorted(g["reference"] for g in whole["goal"]) == sorted(g["reference"] for g in part_goals)
+        # and an activity both programmes share that COPD already opened is not opened a second time
+        open_keys = [e["valueId"] for t in all_of(repo, "Task") if t["status"] not in ("completed", "cancelled")
+                     for e in t.get("extension", ()) if e["url"].endswith("/shared-activity")]
+        assert len(open_keys) == len(set(open_keys))

@@ -85,13 +85,23 @@ class TestEscalationHappensOnceAtTheRightDay:
         mine = [t for t in _escalations(state) if t["focus"]["reference"] == f"Task/{overdue['id']}"]
         assert len(mine) == 1
 
-    def test_a_second_trigger_escalates_further_with_its_own_priority(self, program) -> None:
+    def test_a_second_matching_trigger_does_not_escalate_the_task_again(self, program) -> None:
+        # the weight-overdue rule and the later `any` rule both match the same late Task: one escalation
         state = PlanState(program, patient_context())
         overdue = _first_weight_check(state)
         state.run(START, START + timedelta(days=75))
-        mine = sorted((t for t in _escalations(state) if t["focus"]["reference"] == f"Task/{overdue['id']}"),
-                      key=lambda t: t["priority"])
-        assert [t["priority"] for t in mine] == ["asap", "urgent"]
+        mine = [t for t in _escalations(state) if t["focus"]["reference"] == f"Task/{overdue['id']}"]
+        assert [(t["priority"], occurrence(t)) for t in mine] == [("urgent", None)]
+        assert {"url": EXT_TRIGGER, "valueString": "weight-overdue"} in mine[0]["extension"]
+
+    def test_rules_matching_on_the_same_day_escalate_once(self, program) -> None:
+        # a sweep after a long downtime finds the Task late past every rule's delay at once
+        state = PlanState(program, patient_context())
+        overdue = _first_weight_check(state)
+        state.sweep(START)
+        state.sweep(START + timedelta(days=120))
+        mine = [t for t in _escalations(state) if t["focus"]["reference"] == f"Task/{overdue['id']}"]
+        assert len(mine) == 1
 
     def test_escalations_are_not_escalated_again(self, program) -> None:
         state = PlanState(program, patient_context())

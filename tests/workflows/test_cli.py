@@ -55,8 +55,10 @@ def test_demo_builds_an_enrolled_region_and_reruns_idempotently(tmp_path, prefec
     match = re.match(r"careflow: demo region ready: 700 inhabitants, ([\d,]+) patients enrolled", lines[0])
     assert match, lines[0]
     enrolled = int(match.group(1).replace(",", ""))
-    plans = all_resources(db, "CarePlan")
+    every_plan = all_resources(db, "CarePlan")
+    plans = [p for p in every_plan if "instantiatesCanonical" in p]  # each programme's part of a shared plan
     assert enrolled == len({p["subject"]["reference"] for p in plans}) > 0
+    assert len(every_plan) - len(plans) == enrolled  # one shared plan per enrolled patient
     assert "enrol: partition 3/3 done" in first.stderr  # progress, one line per partition
     patients = count(db, "Patient")
     assert patients == 700
@@ -70,7 +72,7 @@ def test_demo_builds_an_enrolled_region_and_reruns_idempotently(tmp_path, prefec
     report = json.loads(second.stdout)
     assert report["inhabitants"] == 700 and report["enrolled"] == enrolled and report["care_plans"] == len(plans)
     assert report["store"] == f"SQLite file {tmp_path / 'demo.db'}" and report["reset"] == "careflow demo --reset"
-    assert count(db, "Patient") == patients and len(all_resources(db, "CarePlan")) == len(plans)
+    assert count(db, "Patient") == patients and len(all_resources(db, "CarePlan")) == len(every_plan)
     assert not duplicates(all_resources(db, "Task"))
 
     enrol = run_careflow(["enrol", "--db", db, "--partitions", "2", "--json"], env)

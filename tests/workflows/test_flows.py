@@ -83,9 +83,11 @@ def test_enrolment_writes_a_summary_artifact(first_enrolment):
 def test_every_enrolled_patient_has_one_plan_per_programme(store, first_enrolment):
     result = first_enrolment.result()
     plans = all_resources(store, "CarePlan", [("status", "active")])
-    keys = Counter((p["subject"]["reference"], p["instantiatesCanonical"][0]) for p in plans)
+    keys = Counter((p["subject"]["reference"], p["instantiatesCanonical"][0]) for p in plans if "instantiatesCanonical" in p)
     assert keys and max(keys.values()) == 1
     assert len({subject for subject, _ in keys}) == result["total"]["enrolled"]
+    wholes = Counter(p["subject"]["reference"] for p in plans if "instantiatesCanonical" not in p)
+    assert set(wholes) == {subject for subject, _ in keys} and max(wholes.values()) == 1  # one shared plan each
 
 
 def test_rerun_enrols_nobody_twice(store, first_enrolment):
