@@ -18,9 +18,14 @@ TASK_BUSINESS_STATUS = f"{BASE}/CodeSystem/task-business-status"  # on-time | ov
 CAREPLAN_FLAG = f"{BASE}/CodeSystem/careplan-flag"  # attention
 TASK_REASON = f"{BASE}/CodeSystem/task-reason"  # recurring | dependency | escalation | observation | reassignment
 POPULATION_GROUP = f"{BASE}/CodeSystem/population-group"  # A | B | C | D
+TASK_KIND = f"{BASE}/CodeSystem/task-kind"  # inclusion-proposal
+SELF_MANAGEMENT = f"{BASE}/CodeSystem/self-management-level"  # high | moderate | low (zelfregie)
+COORDINATION_STEP = f"{BASE}/CodeSystem/coordination-step"  # self | care-team | care-coach | case-manager
 
 # extensions
 EXT_ATTENTION = f"{BASE}/StructureDefinition/careplan-attention"  # valueBoolean on CarePlan
+EXT_SELF_MANAGEMENT = f"{BASE}/StructureDefinition/self-management-level"  # valueCodeableConcept on the shared CarePlan
+EXT_COORDINATION_STEP = f"{BASE}/StructureDefinition/coordination-step"  # valueCodeableConcept on the shared CarePlan
 EXT_NEIGHBOURHOOD = f"{BASE}/StructureDefinition/neighbourhood"  # valueString on Patient / CareTeam / Task
 EXT_OCCURRENCE = f"{BASE}/StructureDefinition/task-occurrence"  # valuePositiveInt on Task
 EXT_TRIGGER = f"{BASE}/StructureDefinition/task-trigger"  # valueString: the programme trigger id that raised it

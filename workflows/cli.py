@@ -69,19 +69,25 @@ def _summary(result: dict, keys: tuple[str, ...]) -> str:
 
 def enrol_command(db: Optional[str] = DbOpt,
                   start: Optional[str] = typer.Option(None, "--start", help="plan start date (YYYY-MM-DD), default today"),
-                  partitions: int = PartitionsOpt, as_json: bool = JsonOpt) -> None:
+                  partitions: int = PartitionsOpt, as_json: bool = JsonOpt,
+                  mode: str = typer.Option("active", "--mode", envvar="CAREFLOW_ENROLMENT",
+                                           help="active: plans straight from the diagnosis codes; proposals: an "
+                                                "inclusion proposal for each patient's GP instead")) -> None:
     """Enrol every eligible patient in the store in their care programmes (safe to rerun)."""
     day = _day(start, "--start")
+    if mode not in ("active", "proposals"):
+        raise CareflowError(f"--mode {mode!r} is not active or proposals")
     _engine()
     from workflows import flows, running
 
     running.use_database(db)
     with running.stop_on_interrupt():
-        result = running.run(flows.enrol_region, db_url=None, start=day, partitions=partitions)
+        result = running.run(flows.enrol_region, db_url=None, start=day, partitions=partitions, mode=mode)
     if as_json:
         return _print_json(result)
-    typer.echo("careflow: enrolment done: " + _summary(result, ("enrolled", "already-enrolled", "not-eligible",
-                                                                  "deceased", "resources-created", "conflict")))
+    keys = ("proposed", "already-proposed-or-enrolled") if mode == "proposals" else ("enrolled", "already-enrolled")
+    typer.echo("careflow: enrolment done: " + _summary(result, (*keys, "not-eligible", "deceased", "resources-created",
+                                                                  "conflict")))
 
 
 def sweep_command(db: Optional[str] = DbOpt,

@@ -19,12 +19,14 @@ from typing import Any, Mapping, Sequence
 from careflow.access.principal import SYSTEM
 from careflow.engine.context import load_contexts, program_of
 from careflow.engine.counts import Counts
+from careflow.engine.inclusion import open_proposals
 from careflow.engine.reading import by_ids, chunks, ref_id, search_pages
 from careflow.engine.team import TeamDirectory, stable_hash
 from careflow.errors import VersionConflict
 from careflow.naming import EXT_SHARED_ACTIVITY
 from careflow.planning import ids
 from careflow.planning.eligibility import eligible_programs, qualifying_conditions, record_problem
+from careflow.planning.inclusion import proposal_task
 from careflow.planning.patient import ConditionFact, PatientContext, condition_fact
 from careflow.planning.planner import plan_all
 from careflow.planning.shared import Part, is_shared_plan
@@ -140,19 +142,33 @@ def _open_shared_keys(repo: Repository, patient_ids: list[str]) -> dict[str, set
     return out
 
 
+MODES = ("active", "proposals", "draft")
+
+
 def enrol(
-    repo: Repository, programs: Mapping[str, Program], patient_ids: Sequence[str], start: date, *, batch_size: int = 50
+    repo: Repository, programs: Mapping[str, Program], patient_ids: Sequence[str], start: date, *, batch_size: int = 50,
+    mode: str = "active",
 ) -> Counts:
     """Plan every programme each patient qualifies for on ``start`` and is not enrolled in yet.
+
+    ``mode`` is the region's choice (``careflow.planning.inclusion``): ``active`` plans straight from
+    the diagnosis codes; ``proposals`` writes one inclusion proposal per patient for the GP instead
+    (never for programmes an open or rejected proposal already names); ``draft`` is the inclusion
+    itself, a draft plan with only the care-planning conversation open.
 
     A batch of patients is written in one unit of work (one commit, not one per patient: commits
     dominate otherwise); each patient's resources are all in it, so every patient is atomic. If a
     CareTeam changed under us (VersionConflict), the batch is rolled back and written patient by
     patient, so only the conflicting patient is skipped (and picked up by the next run)."""
+    if mode not in MODES:
+        raise ValueError(f"enrolment mode {mode!r} is not one of {', '.join(MODES)}")
     counts = Counts()
     directory = TeamDirectory(repo)
     goal_codes = _goal_codes(programs)
     for batch in chunks(sorted(set(patient_ids)), max(1, batch_size)):
+        if mode == "proposals":
+            _propose(repo, programs, batch, start, directory, goal_codes, counts)
+            continue
         stored_plans = by_ids(repo, "CarePlan", batch, "patient")
         plans = {s.id for s in stored_plans}
         wholes = {s.id: s for s in stored_plans if s.resource and is_shared_plan(s.resource)}
@@ -187,7 +203,8 @@ def enrol(
                 continue
             team, org = directory.team_for(patients[pid])
             ctx = replace(ctx0, team=team, organization=org)
-            result = plan_all(new, ctx, start, existing=active_parts.get(pid, ()), open_shared=open_keys.get(pid, ()))
+            result = plan_all(new, ctx, start, existing=active_parts.get(pid, ()), open_shared=open_keys.get(pid, ()),
+                              draft=mode == "draft")
             planned.append((ctx, result, new, careteams.get(ids.careteam_id(pid)), wholes.get(ids.shared_careplan_id(pid))))
 
         def done(ctx: Any, new: list[Program], created: int, merged_team: bool) -> None:
@@ -215,3 +232,33 @@ def enrol(
                     continue
                 done(ctx, new, created, merged_team)
     return counts
+
+
+def _propose(repo: Repository, programs: Mapping[str, Program], batch: list[str], start: date,
+             directory: TeamDirectory, goal_codes: list[str], counts: Counts) -> None:
+    """One batch in ``proposals`` mode: an inclusion proposal for each patient who qualifies."""
+    plans = {s.id for s in by_ids(repo, "CarePlan", batch, "patient")}
+    contexts, patients = load_contexts(repo, batch, programs, observation_codes=goal_codes, teams={})
+    proposed = open_proposals(repo, batch)
+    tasks = []
+    for pid in batch:
+        ctx0 = contexts.get(pid)
+        if ctx0 is None:
+            counts.add("missing-patient")
+            continue
+        if record_problem(ctx0):
+            counts.add("deceased" if ctx0.deceased else "inactive-record", neighbourhood=ctx0.neighbourhood)
+            continue
+        eligible = eligible_programs(programs.values(), ctx0, start)
+        new = [p for p in eligible if ids.careplan_id(pid, p.id) not in plans and p.url not in proposed.get(pid, ())]
+        if not eligible:
+            counts.add("not-eligible", neighbourhood=ctx0.neighbourhood)
+        elif not new:
+            counts.add("already-proposed-or-enrolled", neighbourhood=ctx0.neighbourhood)
+        else:
+            team, org = directory.team_for(patients[pid])
+            tasks.append((ctx0.neighbourhood, proposal_task(replace(ctx0, team=team, organization=org), new, start)))
+    with repo.unit_of_work(SYSTEM) as uow:
+        for hood, task in tasks:
+            if uow.create_if_absent(task)[1]:
+                counts.add("proposed", neighbourhood=hood)

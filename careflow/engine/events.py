@@ -19,12 +19,14 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from careflow.access.principal import SYSTEM
+from careflow.engine import inclusion
 from careflow.engine.apply import apply_actions
 from careflow.engine.context import load_contexts, program_of
 from careflow.engine.counts import Counts
 from careflow.engine.reading import ref_id, search_all
 from careflow.engine.sweep import count_applied
 from careflow.errors import Gone, NotFound, VersionConflict
+from careflow.planning.inclusion import is_proposal
 from careflow.planning.shared import Part, sharing
 from careflow.programs.model import Program
 from careflow.store.port import Action, Repository, Stored, UnitOfWork
@@ -140,6 +142,14 @@ def handle_observation(repo: Repository, programs: Mapping[str, Program], observ
 
 def handle_task(repo: Repository, programs: Mapping[str, Program], task_id: str, now: datetime, counts: Counts) -> None:
     task = repo.read("Task", task_id).resource or {}
+    if is_proposal(task):  # completed: the patient is included; rejected: the proposal ends there
+        if task.get("status") == "completed":
+            inclusion.include(repo, programs, task, now, counts)
+        else:
+            counts.add("proposals-rejected")
+        return
+    if inclusion.is_conversation(task) and inclusion.activate(repo, programs, task, now, counts):
+        return
     cid = next((c for ref in task.get("basedOn") or () if (c := ref_id(ref, "CarePlan"))), None)
     if cid is None:
         counts.add("skipped")

@@ -53,6 +53,11 @@ def triggered_task_id(patient_id: str, program_id: str, trigger: str, cause: str
     return _id("triggered", patient_id, program_id, trigger, cause)
 
 
+def proposal_id(patient_id: str, program_ids: list[str]) -> str:
+    """The one proposal to include a patient in a set of programmes."""
+    return _id("proposal", patient_id, ",".join(sorted(program_ids)))
+
+
 def end_of_care_id(patient_id: str) -> str:
     """The one Communication telling the team that a patient's care ended."""
     return _id("end-of-care", patient_id)

@@ -36,7 +36,7 @@ from careflow.planning import ids
 from careflow.planning.eligibility import ineligibility, qualifying_conditions
 from careflow.planning.only_if import restriction_holds
 from careflow.planning.patient import ConditionFact, PatientContext
-from careflow.planning.shared import NO_SHARING, Part, Sharing, sharing
+from careflow.planning.shared import CONVERSATION_KEY, NO_SHARING, Part, Sharing, sharing
 from careflow.programs.codes import SNOMED, UCUM
 from careflow.programs.durations import Duration, parse_duration
 from careflow.programs.model import Activity, Coding, Goal, Program, Quantity, Target
@@ -408,6 +408,7 @@ def _careplan(
     addresses: list[dict[str, str]],
     goals: list[dict[str, Any]],
     tasks: list[dict[str, Any]],
+    status: str = "active",
 ) -> dict[str, Any]:
     c = compiled(program)
     cid = ids.careplan_id(ctx.id, program.id)
@@ -418,7 +419,7 @@ def _careplan(
         "meta": {"profile": [PROFILE_CAREPLAN]},
         "identifier": [{"system": CAREPLAN_IDENTIFIER, "value": f"{ctx.id}/{program.id}"}],
         "instantiatesCanonical": [program.canonical],
-        "status": "active",
+        "status": status,
         "intent": "plan",
         "category": c.category,
         "title": c.title,
@@ -474,14 +475,16 @@ def shared_careplan(ctx: PatientContext, start: date, goals: list[dict[str, Any]
 
 def plan_all(
     programs: Iterable[Program], ctx: PatientContext, start: date, *,
-    existing: Iterable[Part] = (), open_shared: Iterable[str] = (),
+    existing: Iterable[Part] = (), open_shared: Iterable[str] = (), draft: bool = False,
 ) -> PlanResult:
     """Plan every programme given for one patient as parts of one shared plan, sharing one CareTeam;
     NotEligible if any does not apply.
 
     ``existing``: the patient's active parts from earlier enrolments (they take part in choosing who
     leads a shared activity); ``open_shared``: shared keys of which the patient has an open Task, so
-    no second one is opened beside it.
+    no second one is opened beside it. ``draft``: the plan of an inclusion (``careflow.planning.
+    inclusion``): parts and whole in ``draft`` with only the care-planning conversation opened (a
+    plan whose programmes have no such conversation is active at once).
 
     The output's nested template parts are shared between resources: treat it as read-only.
     """
@@ -500,13 +503,16 @@ def plan_all(
             raise NotEligible(f"Patient/{ctx.id} is not eligible for {program.id}: {reason}")
     share = sharing([*existing, *(Part(p, ids.careplan_id(ctx.id, p.id), start) for p in progs)], ctx, start)
     covered = frozenset(open_shared)
+    draft = draft and any(p.shared_activity(CONVERSATION_KEY) is not None for p in progs)
     for program in progs:
         qualifying = qualifying_of[program.id]
         addresses = [{"reference": c.id} for c in qualifying if c.id]
         goals = [_goal(program, g, ctx, start, addresses) for g in program.goals]
         cid = ids.careplan_id(ctx.id, program.id)
         tasks = first_tasks(program, ctx, cid, start, qualifying, share, covered)
-        careplans.append(_careplan(program, ctx, start, addresses, goals, tasks))
+        if draft:
+            tasks = [t for t in tasks if _shared_key(t) == CONVERSATION_KEY]
+        careplans.append(_careplan(program, ctx, start, addresses, goals, tasks, "draft" if draft else "active"))
         all_goals += goals
         all_tasks += tasks
         all_addresses += [a for a in addresses if a not in all_addresses]
@@ -516,8 +522,14 @@ def plan_all(
             if part is not None:
                 part["activity"] = [*part.get("activity", ()),
                                     {"reference": {"reference": f"Task/{task['id']}", "display": task["code"]["text"]}}]
-    return PlanResult(careplans, _careteam(progs, ctx, start), all_goals, all_tasks,
-                      shared_careplan(ctx, start, all_goals, all_addresses))
+    whole = shared_careplan(ctx, start, all_goals, all_addresses)
+    if draft:
+        whole["status"] = "draft"
+    return PlanResult(careplans, _careteam(progs, ctx, start), all_goals, all_tasks, whole)
+
+
+def _shared_key(task: dict[str, Any]) -> str | None:
+    return next((e["valueId"] for e in task.get("extension", ()) if e.get("url") == EXT_SHARED_ACTIVITY), None)
 
 
 def plan(program: Program, ctx: PatientContext, start: date) -> PlanResult:

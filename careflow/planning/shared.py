@@ -29,6 +29,7 @@ from careflow.programs.durations import parse_duration
 from careflow.programs.model import Activity, Program
 
 SEASON_DAYS = 365.0  # a seasonal activity recurs once a season
+CONVERSATION_KEY = "care-plan-conversation"  # the care-planning conversation that opens a drafted plan
 
 
 @dataclass(frozen=True)

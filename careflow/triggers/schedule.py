@@ -164,7 +164,9 @@ def openings(
                 anchor = dependency_anchor(program, activity, tasks, ctx, start, today)
                 if anchor is None:
                     continue
-                opens = parse_duration(activity.timing.start).after(anchor)
+                # never before the plan's start: a plan activated after its care-planning
+                # conversation runs from that day, whenever the conversation was marked done
+                opens = max(parse_duration(activity.timing.start).after(anchor), start)
                 if gated:
                     opens = max(opens, _gate_opened(activity, program, ctx, start, opens, today))
                 if opens <= today and (end is None or opens < end) and not any(c >= opens for c in covered):

@@ -26,6 +26,7 @@ def test_bad_arguments_are_one_line(tmp_path):
     _one_error_line(run_careflow(["enrol", "--db", "mysql://nobody@nowhere/db"], env), "unsupported database")
     _one_error_line(run_careflow(["enrol", "--start", "31/01/2026"], env), "is not a date")
     _one_error_line(run_careflow(["sweep", "--now", "tomorrow"], env), "is not a date")
+    _one_error_line(run_careflow(["enrol", "--mode", "sometimes"], env), "is not active or proposals")
     _one_error_line(run_careflow(["import", str(tmp_path / "missing"), "--db", f"sqlite:///{tmp_path}/x.db"], env),
                     f"{tmp_path / 'missing'}: no such file or directory")  # the path as given, leading slash too
 
