@@ -49,6 +49,8 @@ def count_applied(counts: Counts, done: Applied, program: str, neighbourhood: st
             counts.add("observation-tasks", program=program, neighbourhood=neighbourhood)
         elif c.reason == "reassignment":
             counts.add("tasks-reassigned", program=program, neighbourhood=neighbourhood)
+        elif c.reason == "review":
+            counts.add("plan-reviews", program=program, neighbourhood=neighbourhood)
         elif c.trigger is not None:
             counts.add("tasks-started", program=program, neighbourhood=neighbourhood)
         else:

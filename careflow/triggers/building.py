@@ -32,6 +32,7 @@ REASON_DISPLAY = {
     "escalation": "Escalation of an overdue task",
     "observation": "A measurement crossed a programme threshold",
     "reassignment": "Reassigned after the task was declined",
+    "review": "Review of the plan at the end of its period",
 }
 BUSINESS_STATUS_DISPLAY = {"on-time": "On time", "overdue": "Overdue", "escalated": "Escalated"}
 

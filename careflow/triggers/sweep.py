@@ -18,6 +18,7 @@ from careflow.programs.model import Program
 from careflow.triggers.actions import Action, CreateTask, UpdateTask
 from careflow.triggers.overdue import overdue_actions
 from careflow.triggers.plan_status import plan_update
+from careflow.triggers.renewal import review_actions
 from careflow.triggers.schedule import openings
 from careflow.triggers.task_facts import task_facts
 
@@ -59,8 +60,9 @@ def sweep_plan(
         fresh[a.id] = replace(fresh[a.id], resource=a.resource)
         late.remove(a)
     opened = [fresh[c.id] for c in opened]
-    created = [a.resource for a in (*opened, *late) if isinstance(a, CreateTask)]
-    out: list[Action] = [*opened, *late]
+    review = review_actions(program, careplan, facts, ctx, today)
+    created = [a.resource for a in (*opened, *late, *review) if isinstance(a, CreateTask)]
+    out: list[Action] = [*opened, *late, *review]
     update = plan_update(careplan, today, new_tasks=created, all_tasks=[*tasks, *created])
     if update is not None:
         out.append(update)

@@ -18,6 +18,7 @@ hands the work to someone else.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
@@ -31,6 +32,7 @@ from careflow.programs.model import Program
 from careflow.triggers.actions import Action, CreateTask
 from careflow.triggers.building import reason_concept, reassigned_copy, role_of
 from careflow.triggers.plan_status import plan_update
+from careflow.triggers.renewal import is_review, renewal
 from careflow.triggers.schedule import openings, plan_period
 from careflow.triggers.sweep import day_of
 from careflow.triggers.task_facts import task_facts
@@ -95,7 +97,7 @@ def task_event_actions(
             created += [c for c in starts(program, careplan, ctx, trigger.id, trigger.then.start, cause=f.id,
                                           focus=f"Task/{f.id}", opens=f.completed_on or today, today=today,
                                           skip=opened_ids) if c.id not in known]
-    elif f.status == "rejected":
+    elif f.status == "rejected" and not is_review(task):  # a rejected review means: let the plan end
         for trigger in program.triggers:
             rule = trigger.when.rejected
             role = trigger.then.reassign_to
@@ -111,7 +113,12 @@ def task_event_actions(
                 created.append(CreateTask(copy, "reassignment", role, trigger.id, f"Task/{f.id}"))
     out: list[Action] = list(created)
     new = [c.resource for c in created]
-    update = plan_update(careplan, today, new_tasks=new, all_tasks=[*tasks, *new])
+    renewed = renewal(program, careplan, task, ctx, today) if f.status == "completed" and is_review(task) else None
+    plan = renewed.resource if renewed is not None else careplan
+    update = plan_update(plan, today, new_tasks=new, all_tasks=[*tasks, *new])
+    if update is not None and renewed is not None:
+        update = replace(update, changes=(*renewed.changes, *update.changes))
+    update = update or renewed
     if update is not None:
         out.append(update)
     return out

@@ -61,6 +61,7 @@ class Team:
     def __init__(self, repo: Any, program_id: str) -> None:
         self.repo, self.program_id = repo, program_id
         self.visit_late_until: date | None = None
+        self.reviews: list[str] = []
 
     def work(self, day: date) -> None:
         for task in all_of(self.repo, "Task"):
@@ -70,6 +71,10 @@ class Team:
             if opens > day:
                 continue
             reason = _reason(task)
+            if reason == "review":  # the GP decides the year was enough: the plan is not renewed
+                self.reviews.append(task["id"])
+                edit_task(self.repo, task["id"], status="rejected", lastModified=day.isoformat())
+                continue
             if reason in ("escalation", "observation"):
                 created = date.fromisoformat(task["authoredOn"])
                 if day < created + timedelta(days=1):
@@ -171,6 +176,8 @@ def test_a_year_of_heart_failure_follow_up(repo: Any, heart_failure: Any) -> Non
         cause = next(r for r in reviews if s["focus"]["reference"] == f"Task/{r['id']}")
         assert _window(s)[0] == date.fromisoformat(cause["executionPeriod"]["end"])
 
+    # a month before the end the GP was asked to review the plan, once, and chose not to renew it
+    assert len(team.reviews) == 1
     # the plan ran its period, everything was done: completed, never revoked
     plan = repo.read("CarePlan", careplan_id).resource or {}
     assert plan["status"] == "completed"
