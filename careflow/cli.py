@@ -122,7 +122,8 @@ def _register_optional_commands() -> None:
     """Commands of the server and the engine live in their adapters; they register themselves here."""
     import importlib
 
-    for module in ("careflow.api.cli", "careflow.store.keys_cli", "careflow.audit.cli", "workflows.cli"):
+    for module in ("careflow.api.cli", "careflow.store.keys_cli", "careflow.audit.cli", "careflow.engine.cli",
+                   "workflows.cli"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
