@@ -16,7 +16,7 @@ NIHDI = "https://www.ehealth.fgov.be/standards/fhir/core/NamingSystem/nihdi"
 # local code systems
 TASK_BUSINESS_STATUS = f"{BASE}/CodeSystem/task-business-status"  # on-time | overdue | escalated
 CAREPLAN_FLAG = f"{BASE}/CodeSystem/careplan-flag"  # attention
-TASK_REASON = f"{BASE}/CodeSystem/task-reason"  # recurring | dependency | escalation | observation | reassignment | review
+TASK_REASON = f"{BASE}/CodeSystem/task-reason"  # recurring | dependency | escalation | observation | reassignment | review | discharge
 POPULATION_GROUP = f"{BASE}/CodeSystem/population-group"  # A | B | C | D
 TASK_KIND = f"{BASE}/CodeSystem/task-kind"  # inclusion-proposal
 SELF_MANAGEMENT = f"{BASE}/CodeSystem/self-management-level"  # high | moderate | low (zelfregie)

@@ -31,6 +31,7 @@ from careflow.planning.shared import Part, sharing
 from careflow.programs.model import Program
 from careflow.store.port import Action, Repository, Stored, UnitOfWork
 from careflow.triggers.actions import Action as RuleAction
+from careflow.triggers.discharge import discharge_actions, is_discharge
 from careflow.triggers.end_of_care import end_of_care_actions, end_reason
 from careflow.triggers.observations import history_codes, history_since, observation_actions
 from careflow.triggers.schedule import plan_period
@@ -39,6 +40,7 @@ from careflow.triggers.task_events import task_event_actions
 OBSERVATION_CREATED = "observation.created"
 TASK_STATUS = "task.status"
 PATIENT_ENDED = "patient.ended"
+DISCHARGED = "encounter.discharged"
 WATCHED_TASK_STATUSES = frozenset({"completed", "rejected"})
 _INSTALLED_ATTR = "_careflow_engine_events"
 
@@ -56,6 +58,15 @@ def outbox_listener(action: Action, stored: Stored, uow: UnitOfWork) -> None:
             before = {}
         if end_reason(before) is None:
             uow.outbox_add(PATIENT_ENDED, {"id": stored.id})
+    elif stored.type == "Encounter" and action in ("create", "update"):
+        before: dict[str, Any] | None = None
+        if action == "update":
+            try:
+                before = uow.vread("Encounter", stored.id, stored.version - 1).resource or {}
+            except NotFound:
+                before = None
+        if is_discharge(stored.resource, before):
+            uow.outbox_add(DISCHARGED, {"id": stored.id})
     elif stored.type == "Task" and action == "update":
         status = stored.resource.get("status")
         if status not in WATCHED_TASK_STATUSES:
@@ -140,6 +151,29 @@ def handle_observation(repo: Repository, programs: Mapping[str, Program], observ
         _apply(repo, acts, counts, program_id, ctx.neighbourhood)
 
 
+def handle_discharge(repo: Repository, programs: Mapping[str, Program], encounter_id: str, now: datetime,
+                     counts: Counts) -> None:
+    """Transitional care: the follow-up the patient's programmes ask for after a hospital stay."""
+    encounter = repo.read("Encounter", encounter_id).resource or {}
+    pid = ref_id(encounter.get("subject"), "Patient")
+    plans = _active_plans(repo, pid, programs) if pid else []
+    contexts, _ = load_contexts(repo, [pid], programs) if plans and pid else ({}, {})
+    ctx = contexts.get(pid or "")
+    if ctx is None:
+        counts.add("skipped")
+        return
+    actions = discharge_actions(encounter, plans, ctx, now)
+    plan_program = {str(cp["id"]): p.id for p, cp in plans}
+    by_program: dict[str, list[RuleAction]] = {}
+    for a in actions:
+        cid = (ref_id((a.resource.get("basedOn") or [{}])[0], "CarePlan") if a.resource.get("resourceType") == "Task"
+               else a.resource.get("id"))
+        by_program.setdefault(plan_program.get(str(cid), "?"), []).append(a)
+    for program_id, acts in by_program.items():
+        _apply(repo, acts, counts, program_id, ctx.neighbourhood)
+    counts.add("discharges")
+
+
 def handle_task(repo: Repository, programs: Mapping[str, Program], task_id: str, now: datetime, counts: Counts) -> None:
     task = repo.read("Task", task_id).resource or {}
     if is_proposal(task):  # completed: the patient is included; rejected: the proposal ends there
@@ -203,6 +237,8 @@ def process_events(repo: Repository, programs: Mapping[str, Program], now: datet
                     handle_observation(repo, programs, rid, now, counts)
                 elif event.topic == TASK_STATUS:
                     handle_task(repo, programs, rid, now, counts)
+                elif event.topic == DISCHARGED:
+                    handle_discharge(repo, programs, rid, now, counts)
                 elif event.topic == PATIENT_ENDED:
                     handle_patient_end(repo, rid, now, counts)
                 else:

@@ -47,6 +47,8 @@ def count_applied(counts: Counts, done: Applied, program: str, neighbourhood: st
             ))
         elif c.reason == "observation":
             counts.add("observation-tasks", program=program, neighbourhood=neighbourhood)
+        elif c.reason == "discharge":
+            counts.add("discharge-tasks", program=program, neighbourhood=neighbourhood)
         elif c.reason == "reassignment":
             counts.add("tasks-reassigned", program=program, neighbourhood=neighbourhood)
         elif c.reason == "review":

@@ -419,22 +419,28 @@ class ObservationRule(Strict):
         return codes_of(self.code)
 
 
+WHEN_KINDS = ("overdue", "completed", "rejected", "observation", "discharged")
+
+
 class When(Strict):
     overdue: Overdue | None = None
     completed: Id | None = None
     rejected: Id | Literal["any"] | None = None
     observation: ObservationRule | None = None
+    discharged: Literal["hospital"] | None = Field(
+        default=None, description="the patient went home after a hospital stay (an inpatient Encounter finished)"
+    )
 
     @model_validator(mode="after")
     def _one_event(self) -> When:
-        given = [k for k in ("overdue", "completed", "rejected", "observation") if getattr(self, k) is not None]
+        given = [k for k in WHEN_KINDS if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("`when` needs exactly one of overdue, completed, rejected, observation")
+            raise ValueError("`when` needs exactly one of " + ", ".join(WHEN_KINDS))
         return self
 
     @property
-    def kind(self) -> Literal["overdue", "completed", "rejected", "observation"]:
-        return next(k for k in ("overdue", "completed", "rejected", "observation") if getattr(self, k) is not None)
+    def kind(self) -> Literal["overdue", "completed", "rejected", "observation", "discharged"]:
+        return next(k for k in WHEN_KINDS if getattr(self, k) is not None)  # type: ignore[return-value]
 
 
 class NewTask(Strict):

@@ -6,6 +6,7 @@ TriggerDefinition and whose nested ``action``s are the steps of its ``then``:
 * when overdue   -> ``periodic`` (checked daily); activity and ``by`` in extensions
 * when completed -> ``named-event`` ``task-completed``; activity in an extension
 * when rejected  -> ``named-event`` ``task-rejected``; activity (or ``any``) in an extension
+* when discharged -> ``named-event`` ``hospital-discharge`` with a DataRequirement on Encounter
 * when observation -> ``data-changed`` with a DataRequirement on Observation filtered by the rule's
   code(s); the test (threshold, change, baseline, coded value, persistence) in an ``observation-rule``
   extension and, where FHIRPath on one resource can say it, a ``condition``
@@ -52,6 +53,7 @@ from careflow.programs.pd_roles import participant, read_participant_role
 TRIGGER_PREFIX = "trigger-"
 _DAILY = {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}}
 _EVENTS = {"completed": "task-completed", "rejected": "task-rejected"}
+_DISCHARGE = "hospital-discharge"
 _RULE_QUANTITIES = (
     ("above", "above"), ("below", "below"), ("at_least", "at-least"), ("at_most", "at-most"),
     ("rises_by", "rises-by"), ("falls_by", "falls-by"),
@@ -135,6 +137,8 @@ def trigger_definition(when: Any) -> Json:
             "name": "task-overdue",
             "timingTiming": _DAILY,
         }
+    if kind == "discharged":
+        return {"type": "named-event", "name": _DISCHARGE, "data": [{"type": "Encounter"}]}
     if kind in _EVENTS:
         return {
             "extension": [{"url": EXT_TRIGGER_ACTIVITY, "valueCode": getattr(when, kind)}],
@@ -248,15 +252,17 @@ def read_when(td: Node) -> Json:
         if by is None:
             raise td.fail(f"an overdue trigger needs a {EXT_OVERDUE_BY} extension", "extension")
         return {"overdue": {"activity": _activity_ref(td), "by": read_duration(by.req_child("valueDuration"))}}
+    if kind == "named-event" and name == _DISCHARGE:
+        return {"discharged": "hospital"}
     if kind == "named-event":
         for when_kind, event in _EVENTS.items():
             if name == event:
                 return {when_kind: _activity_ref(td)}
-        raise td.fail(f"careflow knows the named events {', '.join(_EVENTS.values())}, not {name!r}", "name")
+        raise td.fail(f"careflow knows the named events {', '.join([*_EVENTS.values(), _DISCHARGE])}, not {name!r}", "name")
     if kind in ("data-changed", "data-added", "data-modified"):
         return {"observation": _read_rule(td)}
     raise td.fail(
-        "careflow reads periodic task-overdue, named-event task-completed / task-rejected and data-changed "
+        "careflow reads periodic task-overdue, named-event task-completed / task-rejected / hospital-discharge and data-changed "
         f"Observation triggers, not {kind!r} {name or ''}".rstrip(),
         "type",
     )

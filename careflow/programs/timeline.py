@@ -113,6 +113,8 @@ def describe_trigger(t: Trigger) -> str:
         cause = f"when {w.completed} is completed"
     elif w.rejected:
         cause = f"when {'any task' if w.rejected == 'any' else w.rejected} is rejected"
+    elif w.discharged:
+        cause = "after a hospital stay"
     else:
         assert w.observation
         cause = f"when {_rule(w.observation)}" + (_only(t.only_if) if t.only_if else "")

@@ -33,6 +33,7 @@ REASON_DISPLAY = {
     "observation": "A measurement crossed a programme threshold",
     "reassignment": "Reassigned after the task was declined",
     "review": "Review of the plan at the end of its period",
+    "discharge": "Follow-up after a hospital stay",
 }
 BUSINESS_STATUS_DISPLAY = {"on-time": "On time", "overdue": "Overdue", "escalated": "Escalated"}
 

@@ -42,9 +42,12 @@ def started_task(
     program: Program, activity_id: str, ctx: PatientContext, careplan_id: str, *, trigger_id: str, cause: str,
     focus: str, opens: date, today: date,
 ) -> dict[str, Any]:
-    """An extra Task of ``activity_id`` started by a trigger (not one of its scheduled occurrences)."""
+    """An extra Task of ``activity_id`` started by a trigger (not one of its scheduled occurrences).
+
+    Its id is keyed by the trigger, the activity and the cause: a trigger that starts two activities,
+    or starts one beside the task it creates, gets a Task for each."""
     task = build_task(program, program.activity(activity_id), ctx, careplan_id, 1, opens, today)
-    task["id"] = ids.triggered_task_id(ctx.id, program.id, trigger_id, cause)
+    task["id"] = ids.triggered_task_id(ctx.id, program.id, f"{trigger_id}:{activity_id}", cause)
     task["extension"] = [e for e in task["extension"] if e.get("url") != EXT_OCCURRENCE]
     task["extension"].append({"url": EXT_TRIGGER, "valueString": trigger_id})
     task["identifier"] = [{"system": TASK_IDENTIFIER, "value": f"{careplan_id}/{trigger_id}/{cause}"}]

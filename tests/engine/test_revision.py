@@ -1,13 +1,14 @@
 """Revision: publishing a new version of a programme migrates its open plans, shown first.
 
-COPD 1.2.0 drops the Tdap activity and adds a breathing-exercise check. Publishing it over plans of
-1.1.0 shows per plan what changes and writes nothing; with apply, the open Tdap Task is cancelled
+A next COPD version drops the Tdap activity and adds a breathing-exercise check. Publishing it over plans of
+the version in use shows per plan what changes and writes nothing; with apply, the open Tdap Task is cancelled
 with a reason, the new activity opens due from the publishing day (never overdue on creation), the
 plan's canonical follows, completed work is untouched, and publishing again changes nothing.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ def new_version(tmp_path: Path) -> Path:
     start = text.index("  - id: tdap-vaccination")
     end = text.index("  - id: pneumococcal-vaccination")
     text = text[:start] + NEW_ACTIVITY.lstrip("\n") + text[end + len("  - id: pneumococcal-vaccination\n"):]
-    text = text.replace("version: 1.1.0", "version: 1.2.0", 1)
+    text = re.sub(r"(?m)^version: .*$", "version: 9.0.0", text, count=1)
     path = tmp_path / "copd.yaml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -84,7 +85,7 @@ def test_publishing_a_new_version_migrates_open_plans(repo: Any, copd: Any, tmp_
     plan = repo.read("CarePlan", cid).resource
     assert plan["instantiatesCanonical"] == [v2.canonical]
     cancelled = repo.read("Task", tdap["id"]).resource
-    assert cancelled["status"] == "cancelled" and "1.2.0" in cancelled["statusReason"]["text"]
+    assert cancelled["status"] == "cancelled" and "9.0.0" in cancelled["statusReason"]["text"]
     new = repo.read("Task", ids.task_id(PID, copd.id, "breathing-exercise-check", 1)).resource
     window = new["restriction"]["period"]
     assert window["start"] == PUBLISHED.isoformat() and window["end"] > PUBLISHED.isoformat()  # not overdue
@@ -116,9 +117,9 @@ def test_the_publish_command_shows_then_applies(tmp_path: Path, copd: Any, capsy
     path = new_version(tmp_path)
     assert main(["programs", "publish", str(path), "--db", url, "--today", PUBLISHED.isoformat()]) == 0
     shown = capsys.readouterr().out
-    assert "1.1.0 -> 1.2.0; cancel 1 open task(s) (tdap-vaccination)" in shown
+    assert f"{copd.version} -> 9.0.0; cancel 1 open task(s) (tdap-vaccination)" in shown
     assert "1 plan(s) to revise (run again with --apply to write)" in shown
     assert main(["programs", "publish", str(path), "--db", url, "--today", PUBLISHED.isoformat(), "--apply"]) == 0
-    assert "copd 1.2.0: 1 plan(s) revised" in capsys.readouterr().out
+    assert "copd 9.0.0: 1 plan(s) revised" in capsys.readouterr().out
     assert main(["programs", "publish", str(path), "--db", url, "--today", "31/01"]) != 0
     assert "is not a date" in capsys.readouterr().err

@@ -810,7 +810,7 @@ def test_compiler_knows_every_field_of_the_model() -> None:
         model.ConditionPresent: {"codes", "present"},
         model.Fact: {"observation", "medication", "condition"},
         model.Trigger: {"id", "title", "when", "only_if", "then"},
-        model.When: {"overdue", "completed", "rejected", "observation"},
+        model.When: {"overdue", "completed", "rejected", "observation", "discharged"},
         model.Overdue: {"activity", "by"},
         model.ObservationRule: {"code", "above", "below", "at_least", "at_most", "rises_by", "falls_by", "below_baseline",
                                 "above_baseline", "within", "value_in", "persists"},

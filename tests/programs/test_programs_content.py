@@ -68,7 +68,8 @@ def program(request: pytest.FixtureRequest, programs: dict[str, Program]) -> Pro
 
 
 def test_header(program: Program) -> None:
-    assert program.version == ("1.0.0" if program.id == "chronic-kidney-disease" else "1.1.0")  # the 2025 review
+    # the 2025 review; COPD and heart failure 1.2.0 add the follow-up after a hospital stay
+    assert program.version == {"chronic-kidney-disease": "1.0.0", "diabetes-type-2": "1.1.0"}.get(program.id, "1.2.0")
     assert program.status == "active"
     assert program.url == f"https://careflow.dev/fhir/PlanDefinition/{program.id}"
     assert program.title.nl and program.title.en

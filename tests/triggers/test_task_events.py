@@ -40,7 +40,7 @@ class TestCompletionStartsDependantsAtOnce:
         _event(state, done, date(2026, 5, 3))
         started = [t for t in state.of("bloods") if {"url": EXT_TRIGGER, "valueString": "bloods-after-review"} in t["extension"]]
         assert len(started) == 1
-        assert started[0]["id"] == ids.triggered_task_id("pat-1", program.id, "bloods-after-review", review["id"])
+        assert started[0]["id"] == ids.triggered_task_id("pat-1", program.id, "bloods-after-review:bloods", review["id"])
         assert window(started[0])[0] == "2026-05-03"
         assert started[0]["focus"] == {"reference": f"Task/{review['id']}"}
         assert occurrence(started[0]) is None  # an extra task: the scheduled bloods keep their own count
