@@ -419,7 +419,8 @@ class ObservationRule(Strict):
         return codes_of(self.code)
 
 
-WHEN_KINDS = ("overdue", "completed", "rejected", "observation", "discharged")
+WhenKind = Literal["overdue", "completed", "rejected", "observation", "discharged"]
+WHEN_KINDS: tuple[WhenKind, ...] = ("overdue", "completed", "rejected", "observation", "discharged")
 
 
 class When(Strict):
@@ -439,8 +440,8 @@ class When(Strict):
         return self
 
     @property
-    def kind(self) -> Literal["overdue", "completed", "rejected", "observation", "discharged"]:
-        return next(k for k in WHEN_KINDS if getattr(self, k) is not None)  # type: ignore[return-value]
+    def kind(self) -> WhenKind:
+        return next(k for k in WHEN_KINDS if getattr(self, k) is not None)
 
 
 class NewTask(Strict):
