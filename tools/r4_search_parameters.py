@@ -51,13 +51,14 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "careflow" / "fhir" / "data" / "r4_search_parameters.json"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "careflow" / f"r4-definitions-{PACKAGE_VERSION}"
 
-# The resource types careflow serves (issue list plus Group, which the region uses for households).
+# The resource types careflow serves (issue list plus Group, which the region uses for households, and
+# RelatedPerson, the informal carer in the CareTeam).
 # Adding a type here and regenerating is how a type becomes served.
 TYPES: tuple[str, ...] = (
     "ActivityDefinition", "AuditEvent", "CarePlan", "CareTeam", "Condition", "Consent", "Encounter", "Goal",
     "Group", "Location", "Measure", "MeasureReport", "MedicationRequest", "MedicationStatement", "Observation",
     "Organization", "Patient", "PlanDefinition", "Practitioner", "PractitionerRole", "Provenance",
-    "Questionnaire", "QuestionnaireResponse", "RiskAssessment", "Subscription", "Task",
+    "Questionnaire", "QuestionnaireResponse", "RelatedPerson", "RiskAssessment", "Subscription", "Task",
 )
 
 # element types careflow's index extraction understands, per search-parameter type

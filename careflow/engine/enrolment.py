@@ -25,6 +25,7 @@ from careflow.engine.team import TeamDirectory, stable_hash
 from careflow.errors import VersionConflict
 from careflow.naming import EXT_SHARED_ACTIVITY
 from careflow.planning import ids
+from careflow.planning.carers import with_carers
 from careflow.planning.eligibility import eligible_programs, qualifying_conditions, record_problem
 from careflow.planning.inclusion import proposal_task
 from careflow.planning.patient import ConditionFact, PatientContext, condition_fact
@@ -206,6 +207,16 @@ def enrol(
             result = plan_all(new, ctx, start, existing=active_parts.get(pid, ()), open_shared=open_keys.get(pid, ()),
                               draft=mode == "draft")
             planned.append((ctx, result, new, careteams.get(ids.careteam_id(pid)), wholes.get(ids.shared_careplan_id(pid))))
+
+        if planned:  # the patients' informal carers join the CareTeam being drawn up
+            related: dict[str, list[dict[str, Any]]] = {}
+            for r in by_ids(repo, "RelatedPerson", [c.id for c, *_ in planned], "patient"):
+                if r.resource and (owner := ref_id(r.resource.get("patient"), "Patient")):
+                    related.setdefault(owner, []).append(r.resource)
+            for i, (c, res, new, current, whole) in enumerate(planned):
+                team = with_carers(res.careteam, related.get(c.id, ()), start)
+                if team is not None:
+                    planned[i] = (c, replace(res, careteam=team), new, current, whole)
 
         def done(ctx: Any, new: list[Program], created: int, merged_team: bool) -> None:
             if merged_team:

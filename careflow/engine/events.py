@@ -26,6 +26,8 @@ from careflow.engine.counts import Counts
 from careflow.engine.reading import ref_id, search_all
 from careflow.engine.sweep import count_applied
 from careflow.errors import Gone, NotFound, VersionConflict
+from careflow.planning import ids
+from careflow.planning.carers import is_carer, with_carers
 from careflow.planning.inclusion import is_proposal
 from careflow.planning.shared import Part, sharing
 from careflow.programs.model import Program
@@ -41,6 +43,7 @@ OBSERVATION_CREATED = "observation.created"
 TASK_STATUS = "task.status"
 PATIENT_ENDED = "patient.ended"
 DISCHARGED = "encounter.discharged"
+CARER_CHANGED = "relatedperson.carer"
 WATCHED_TASK_STATUSES = frozenset({"completed", "rejected"})
 _INSTALLED_ATTR = "_careflow_engine_events"
 
@@ -58,6 +61,15 @@ def outbox_listener(action: Action, stored: Stored, uow: UnitOfWork) -> None:
             before = {}
         if end_reason(before) is None:
             uow.outbox_add(PATIENT_ENDED, {"id": stored.id})
+    elif stored.type == "RelatedPerson" and action in ("create", "update"):
+        was = False
+        if action == "update":
+            try:
+                was = is_carer(uow.vread("RelatedPerson", stored.id, stored.version - 1).resource or {})
+            except NotFound:
+                was = False
+        if was or is_carer(stored.resource):
+            uow.outbox_add(CARER_CHANGED, {"id": stored.id})
     elif stored.type == "Encounter" and action in ("create", "update"):
         before: dict[str, Any] | None = None
         if action == "update":
@@ -151,6 +163,23 @@ def handle_observation(repo: Repository, programs: Mapping[str, Program], observ
         _apply(repo, acts, counts, program_id, ctx.neighbourhood)
 
 
+def handle_carer(repo: Repository, related_id: str, now: datetime, counts: Counts) -> None:
+    """A mantelzorger added, changed or ended: the patient's CareTeam follows (when it exists)."""
+    related = repo.read("RelatedPerson", related_id).resource or {}
+    pid = ref_id(related.get("patient"), "Patient")
+    try:
+        team = repo.read("CareTeam", ids.careteam_id(pid)) if pid else None
+    except (NotFound, Gone):
+        team = None  # no plan yet: enrolment adds the carer with the team
+    merged = with_carers(team.resource or {}, [related], now.date()) if team is not None and team.resource else None
+    if merged is None or team is None:
+        counts.add("skipped")
+        return
+    with repo.unit_of_work(SYSTEM) as uow:
+        uow.update(merged, if_match=team.version)
+    counts.add("team-updated")
+
+
 def handle_discharge(repo: Repository, programs: Mapping[str, Program], encounter_id: str, now: datetime,
                      counts: Counts) -> None:
     """Transitional care: the follow-up the patient's programmes ask for after a hospital stay."""
@@ -237,6 +266,8 @@ def process_events(repo: Repository, programs: Mapping[str, Program], now: datet
                     handle_observation(repo, programs, rid, now, counts)
                 elif event.topic == TASK_STATUS:
                     handle_task(repo, programs, rid, now, counts)
+                elif event.topic == CARER_CHANGED:
+                    handle_carer(repo, rid, now, counts)
                 elif event.topic == DISCHARGED:
                     handle_discharge(repo, programs, rid, now, counts)
                 elif event.topic == PATIENT_ENDED:
