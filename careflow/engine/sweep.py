@@ -57,6 +57,9 @@ def count_applied(counts: Counts, done: Applied, program: str, neighbourhood: st
             counts.add("tasks-started", program=program, neighbourhood=neighbourhood)
         else:
             counts.add("tasks-opened", program=program, neighbourhood=neighbourhood)
+    for r in done.other_created:
+        if r.reason == "task-output":
+            counts.add("observations-recorded", program=program, neighbourhood=neighbourhood)
     for u in done.task_updates:
         if u.change == "overdue":
             counts.add("tasks-overdue", program=program, neighbourhood=neighbourhood)

@@ -58,6 +58,11 @@ def proposal_id(patient_id: str, program_ids: list[str]) -> str:
     return _id("proposal", patient_id, ",".join(sorted(program_ids)))
 
 
+def task_output_id(task_id: str, index: int) -> str:
+    """The Observation recording a completed Task's measured output."""
+    return _id("task-output", task_id, index)
+
+
 def end_of_care_id(patient_id: str) -> str:
     """The one Communication telling the team that a patient's care ended."""
     return _id("end-of-care", patient_id)

@@ -22,14 +22,14 @@ from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
-from careflow.naming import EXT_OCCURRENCE, EXT_TRIGGER, TASK_IDENTIFIER
+from careflow.naming import BASE, EXT_OCCURRENCE, EXT_TRIGGER, TASK_IDENTIFIER
 from careflow.planning import ids
 from careflow.planning.patient import PatientContext
 from careflow.planning.planner import applies, build_task
 from careflow.planning.shared import NO_SHARING, Sharing
 from careflow.programs.durations import parse_duration
 from careflow.programs.model import Program
-from careflow.triggers.actions import Action, CreateTask
+from careflow.triggers.actions import Action, CreateResource, CreateTask
 from careflow.triggers.building import reason_concept, reassigned_copy, role_of
 from careflow.triggers.plan_status import plan_update
 from careflow.triggers.renewal import is_review, renewal
@@ -74,6 +74,41 @@ def starts(
     return out
 
 
+OUTPUT_OBSERVATION_ID = "task-output"
+
+
+def output_observations(task: dict[str, Any], careplan_id: str, today: date) -> list[CreateResource]:
+    """A completed Task's measured outputs as Observations, so the programme's observation rules see
+    them like any other measurement (a weight entered while completing a home visit can raise the
+    weight-gain Task). An output counts when it has a coded ``type`` (the measurement, e.g. LOINC
+    29463-7) and a ``valueQuantity``; its id is keyed by the Task and the output's place, so
+    handling the completion twice records it once."""
+    pid = ((task.get("for") or {}).get("reference") or "")
+    if not pid.startswith("Patient/"):
+        return []
+    when = ((task.get("executionPeriod") or {}).get("end")) or task.get("lastModified") or today.isoformat()
+    out = []
+    for n, o in enumerate(task.get("output") or ()):
+        if not isinstance(o, dict) or not isinstance(o.get("valueQuantity"), dict):
+            continue
+        codings = [c for c in (o.get("type") or {}).get("coding") or () if isinstance(c, dict) and c.get("code")]
+        if not codings:
+            continue
+        out.append(CreateResource({
+            "resourceType": "Observation",
+            "id": ids.task_output_id(str(task.get("id")), n),
+            "identifier": [{"system": f"{BASE}/sid/{OUTPUT_OBSERVATION_ID}", "value": f"{task.get('id')}/{n}"}],
+            "basedOn": [{"reference": f"CarePlan/{careplan_id}"}],
+            "status": "final",
+            "code": {"coding": codings, **({"text": o["type"]["text"]} if o["type"].get("text") else {})},
+            "subject": {"reference": pid},
+            "effectiveDateTime": when,
+            "valueQuantity": o["valueQuantity"],
+            "note": [{"text": f"Recorded when completing Task/{task.get('id')}."}],
+        }, "task-output"))
+    return out
+
+
 def task_event_actions(
     program: Program,
     careplan: dict[str, Any],
@@ -91,7 +126,9 @@ def task_event_actions(
     f = task_facts(task, program)
     known = {x.id for x in facts}
     created: list[CreateTask] = []
+    recorded: list[CreateResource] = []
     if f.status == "completed":
+        recorded = output_observations(task, str(careplan["id"]), today)
         created = [c for c in openings(program, careplan, facts, ctx, today, only_dependent=True, share=share) if c.id not in known]
         opened_ids = {a for c in created if (a := task_facts(c.resource, program).activity) is not None}
         for trigger in program.triggers:
@@ -114,7 +151,7 @@ def task_event_actions(
                                    role_id=role, opens=today, due=due, authored=today)
             if copy["id"] not in known:
                 created.append(CreateTask(copy, "reassignment", role, trigger.id, f"Task/{f.id}"))
-    out: list[Action] = list(created)
+    out: list[Action] = [*created, *recorded]
     new = [c.resource for c in created]
     renewed = renewal(program, careplan, task, ctx, today) if f.status == "completed" and is_review(task) else None
     plan = renewed.resource if renewed is not None else careplan
