@@ -86,10 +86,11 @@ class VersionConflict(StoreError):
     http_status = 412
     code = "conflict"
 
-    def __init__(self, type: str, id: str, expected: int, current: int | None) -> None:
-        self.type, self.id, self.expected, self.current = type, id, expected, current
+    def __init__(self, type: str, id: str, expected: int, current: int | None, holder: str | None = None) -> None:
+        self.type, self.id, self.expected, self.current, self.holder = type, id, expected, current, holder
         super().__init__(
             f"{type}/{id}: If-Match expected version {expected} but the current version is {current}"
+            + (f"; it is now held by {holder}" if holder else "")
         )
 
 

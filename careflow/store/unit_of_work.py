@@ -27,6 +27,7 @@ from careflow.audit import context as audit_context
 from careflow.audit.query import AuditQuery
 from careflow.audit.record import AuditRecord
 from careflow.errors import (
+    CareflowError,
     Forbidden,
     Gone,
     IllegalTransition,
@@ -600,7 +601,7 @@ class UnitOfWorkBase(ABC):
                 raise NotFound(rtype, rid)
             raise ResourceConflict(f"{rtype}/{rid} is being written concurrently; retry")
         if if_match is not None and if_match != cur.version:
-            raise VersionConflict(rtype, rid, if_match, cur.version)
+            raise VersionConflict(rtype, rid, if_match, cur.version, self._holder(rtype, rid, cur))
         if rtype == "Task" and not cur.deleted:
             self._check_task_transition(rid, cur.version, resource)
         stored = stamp(resource, rtype, rid, cur.version + 1, utc_now())
@@ -611,6 +612,18 @@ class UnitOfWorkBase(ABC):
         self._after_write(stored, old_patient)
         self._notify("create" if cur.deleted else "update", stored)
         return stored, cur.deleted
+
+    def _holder(self, rtype: str, rid: str, cur: Any) -> str | None:
+        """Who holds a Task that changed under a caller's If-Match (of two claims from a queue, the
+        loser is told who has it): its owner and status, when the caller may read the Task."""
+        if rtype != "Task" or cur.deleted:
+            return None
+        try:
+            task = self.vread("Task", rid, cur.version).resource or {}
+        except CareflowError:
+            return None  # the caller may not read it: say no more than that it changed
+        owner = (task.get("owner") or {}).get("reference")
+        return f"{owner or 'nobody'} ({task.get('status')})"
 
     def _check_task_transition(self, rid: str, version: int, new: dict[str, Any]) -> None:
         """Every principal, SYSTEM included, moves a Task only along the FHIR state machine; the

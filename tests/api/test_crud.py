@@ -167,3 +167,17 @@ def test_illegal_task_transition_is_409_naming_the_allowed_next_statuses(client)
     assert "accepted, cancelled, entered-in-error, received, rejected" in issue["diagnostics"]
     assert client.get("/fhir/Task/t-sm").json()["status"] == "requested"
     assert client.put("/fhir/Task/t-sm", json={**task, "status": "accepted"}).status_code == 200
+
+
+def test_of_two_claims_one_wins_and_the_other_is_told_who_has_it(client):
+    # a role queue: an open Task owned by the patient's CareTeam, claimed by two nurses reading version 1
+    queued = task("Patient/claim-p", "CareTeam/team-1", id="claim-1")
+    assert client.put("/fhir/Task/claim-1", json=queued).status_code == 201
+    mine = {**queued, "status": "accepted", "owner": {"reference": "PractitionerRole/nurse-a"}}
+    theirs = {**queued, "status": "accepted", "owner": {"reference": "PractitionerRole/nurse-b"}}
+    first = client.put("/fhir/Task/claim-1", json=mine, headers={"If-Match": 'W/"1"'})
+    second = client.put("/fhir/Task/claim-1", json=theirs, headers={"If-Match": 'W/"1"'})
+    assert first.status_code == 200 and second.status_code == 412
+    said = second.json()["issue"][0]["diagnostics"]
+    assert "held by PractitionerRole/nurse-a (accepted)" in said
+    assert client.get("/fhir/Task/claim-1").json()["owner"] == {"reference": "PractitionerRole/nurse-a"}
