@@ -59,8 +59,24 @@ def create_app(
         app.state.token_verifier = auth
         auth = bearer_authenticator(repository, auth)
     app.state.authenticator = auth if auth is not None else RefuseEveryone()
+    extra_public = None
+    try:  # the web pages beside the API (an optional adapter: absent without jinja2/babel)
+        from fastapi.staticfiles import StaticFiles
+
+        from careflow.web.pages import HERE as WEB_DIR
+        from careflow.web.pages import router as pages_router
+        from careflow.web.session import PREFIX, PageSession, is_public
+    except ModuleNotFoundError:
+        pages_router = None
+    if pages_router is not None:
+        app.include_router(pages_router)
+        app.mount(f"{PREFIX}/static", StaticFiles(directory=str(WEB_DIR / "static")), name="web-static")
+        app.state.programs = {p.id: p for p in progs}
+        extra_public = is_public
     app.add_middleware(AuthMiddleware, authenticator=lambda: app.state.authenticator,
-                       public=PUBLIC_PATHS | DOCUMENTATION_PATHS)
+                       public=PUBLIC_PATHS | DOCUMENTATION_PATHS, extra_public=extra_public)
+    if pages_router is not None:
+        app.add_middleware(PageSession)  # outside the token check: the page cookie becomes its bearer token
     app.add_middleware(RequestContextMiddleware)  # the audit trail's client address and request id
     app.add_middleware(PrettyJson)  # _pretty=true: the answer indented, digits unchanged
     app.add_middleware(HeadAsGet)  # outermost: a HEAD is the GET it stands for, without the body

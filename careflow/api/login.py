@@ -108,7 +108,8 @@ def demo_login_text(url: str, host: str, port: int) -> str:
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
     repository = open_repository(url)
     try:
-        return "\n".join(demo_logins(repository, f"http://{shown}:{port}/fhir"))
+        pages = f"careflow: pages at http://{shown}:{port}/app/ (sign in there per role: GP, nurse, care coach...)"
+        return "\n".join([pages, *demo_logins(repository, f"http://{shown}:{port}/fhir")])
     finally:
         close = getattr(repository, "close", None)
         if close is not None:

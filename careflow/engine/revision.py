@@ -10,7 +10,7 @@ is what ``careflow programs publish`` shows first.
 from __future__ import annotations
 
 from datetime import date
-from typing import Mapping
+from typing import Any, Mapping
 
 from careflow.access.principal import SYSTEM
 from careflow.engine.apply import apply_actions
@@ -33,7 +33,7 @@ def publish(repo: Repository, program: Program, programs: Mapping[str, Program],
     revisions: list[PlanRevision] = []
     params = [("instantiates-canonical", program.url), ("status", "active,draft"), ("_revinclude", "Task:based-on")]
     for page in search_pages(repo, "CarePlan", params, page_size=200):
-        tasks_of: dict[str, list[dict]] = {}
+        tasks_of: dict[str, list[dict[str, Any]]] = {}
         for t in page.included:
             if t.type == "Task" and t.resource:
                 for ref in t.resource.get("basedOn") or ():

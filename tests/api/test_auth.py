@@ -32,9 +32,11 @@ from careflow.auth.settings import AuthConfigError, AuthSettings
 from careflow.auth.tokens import TokenError, TokenVerifier, TrustedIssuer
 from careflow.naming import CARE_ROLE_SYSTEM
 from careflow.store.memory import MemoryRepository
+from careflow.web.session import PREFIX as PAGES
+from careflow.web.session import is_public as page_public
 
 JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
-PATH_VALUES = {"rtype": "Patient", "rid": "x", "vid": "1", "op": "$everything"}
+PATH_VALUES = {"rtype": "Patient", "rid": "x", "vid": "1", "op": "$everything", "task_id": "x", "action": "accept"}
 
 
 def _b64(data: bytes) -> str:
@@ -124,9 +126,19 @@ def test_every_route_refuses_an_anonymous_caller(method: str, template: str, pat
     client = TestClient(create_app(_world(), auth=TokenVerifier([LocalIssuer(Path("/nonexistent/k.json")).trusted()])),
                         raise_server_exceptions=False)
     for headers in ({}, {"Authorization": "Bearer not-a-token"}, {"Authorization": "Basic dXNlcjpwYXNz"}):
-        r = client.request(method, path, headers={**JSON, **headers}, content=b"{}" if method in ("POST", "PUT") else None)
+        r = client.request(method, path, headers={**JSON, **headers}, content=b"{}" if method in ("POST", "PUT") else None,
+                           follow_redirects=False)
         if path in PUBLIC_PATHS or path in DOCUMENTATION_PATHS:
             assert r.status_code in (200, 405), (method, path, r.status_code)
+            continue
+        if path.startswith(PAGES):  # the web pages: signing in is public, every other page sends you there
+            if page_public(path):
+                assert r.status_code in (200, 303, 404, 405, 422), (method, path, r.status_code)
+            else:
+                assert r.status_code == 303 and r.headers["location"].startswith(f"{PAGES}/login"), (method, path)
+                bad = client.request(method, path, cookies={"careflow_session": "not-a-token"}, data={"version": "1"}
+                                     if method == "POST" else None, follow_redirects=False)
+                assert bad.status_code == 303 and "error=expired" in bad.headers["location"], (method, path, bad.status_code)
             continue
         assert r.status_code == 401, (method, path, headers, r.status_code, r.text[:200])
         assert r.headers["www-authenticate"].startswith("Bearer ")

@@ -101,11 +101,17 @@ def test_demo_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path, prefect_api):
         assert f"FHIR API at http://127.0.0.1:{port}/fhir" in line and "Ctrl-C to stop" in line, line
         assert "store: SQLite file" in line
         logins = {}
+        said = []
         while "system" not in logins:  # one line per role: name, ready URL, token
-            parts = proc.stdout.readline().split()
+            said.append(proc.stdout.readline())
+            parts = said[-1].split()
             assert parts, "the demo printed no system login"
             if len(parts) == 4 and parts[2] == "token:":
                 logins[parts[0]] = (parts[1], parts[3])
+        pages = f"http://127.0.0.1:{port}/app/"
+        assert any(f"pages at {pages}" in line for line in said)
+        sign_in = httpx.get(pages, timeout=30, follow_redirects=True)  # the pages: sign in per role, ready
+        assert sign_in.status_code == 200 and "Huisarts" in sign_in.text and "Zorgcoach" in sign_in.text
         assert "gp" in logins and "patient" in logins
         url, token = logins["system"]
         # the ready line comes once the server listens: the very first requests are answered, no retrying

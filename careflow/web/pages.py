@@ -1,0 +1,172 @@
+"""The web pages beside the FHIR API: sign-in and the care-team member's worklist.
+
+Server-rendered (Jinja2 templates, the wording from the gettext catalogues of ``careflow.web.i18n``);
+every page is a full page on direct load or the back button, and every action is a plain HTML form,
+so the pages work without JavaScript. Each request runs as the signed-in person's principal through
+the same repository port as the API (access narrowing, the Task state machine and the audit trail
+all apply); errors are HTML pages, never OperationOutcomes.
+"""
+
+from __future__ import annotations
+
+from datetime import timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from careflow.api.security import principal_of
+from careflow.errors import CareflowError, IllegalTransition, VersionConflict
+from careflow.web.i18n import LANGUAGES, choose, translator
+from careflow.web.session import COOKIE, PREFIX
+from careflow.web.worklist import TRANSITION, worklist
+
+HERE = Path(__file__).resolve().parent
+LANG_COOKIE = "careflow_lang"
+LOINC_WEIGHT = {"system": "http://loinc.org", "code": "29463-7", "display": "Body weight"}
+DEMO_ROLES = ("gp", "home-nurse", "pharmacist", "physiotherapist", "dietitian", "care-coach", "case-manager")
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+_env = Environment(loader=FileSystemLoader(str(HERE / "templates")), autoescape=select_autoescape(["html"]),
+                   trim_blocks=True, lstrip_blocks=True)
+
+
+def _lang(request: Request) -> str:
+    return choose(request.query_params.get("lang"), request.cookies.get(LANG_COOKIE))
+
+
+def _page(request: Request, template: str, status: int = 200, **values: Any) -> HTMLResponse:
+    lang = _lang(request)
+    html = _env.get_template(template).render(_=translator(lang), lang=lang, languages=LANGUAGES, prefix=PREFIX,
+                                              path=request.url.path, **values)
+    response = HTMLResponse(html, status_code=status)
+    if request.query_params.get("lang") in LANGUAGES:
+        response.set_cookie(LANG_COOKIE, lang, samesite="strict", httponly=True, max_age=365 * 86400)
+    return response
+
+
+def _state(request: Request) -> Any:
+    return request.app.state.careflow
+
+
+def _demo_issuer(request: Request) -> Any:
+    """The local issuer, when the server trusts it (the demo): sign-in per role without a token."""
+    from careflow.auth.local import LOCAL_ISSUER, LocalIssuer
+
+    verifier = getattr(request.app.state, "token_verifier", None)
+    issuers = getattr(verifier, "issuers", {}) or {}
+    if LOCAL_ISSUER not in issuers:
+        return None
+    return getattr(request.app.state, "local_issuer", None) or LocalIssuer()
+
+
+def _safe_next(value: str | None) -> str:
+    return value if value and value.startswith(PREFIX) and not value.startswith("//") else f"{PREFIX}/"
+
+
+@router.get("/login")
+def login_page(request: Request, next: str | None = None, error: str | None = None) -> HTMLResponse:
+    demo = DEMO_ROLES if _demo_issuer(request) is not None else ()
+    return _page(request, "login.html", next=_safe_next(next), error=error, demo_roles=demo)
+
+
+@router.post("/login")
+def login(request: Request, token: str = Form(""), role: str = Form(""), next: str = Form("")) -> Response:
+    token = token.strip()
+    if role:
+        issuer = _demo_issuer(request)
+        if issuer is None or role not in DEMO_ROLES:
+            return RedirectResponse(f"{PREFIX}/login?error=demo", status_code=303)
+        from careflow.api.login import claims_for
+
+        try:
+            claims = claims_for(_state(request).repository, role, None)
+        except CareflowError:
+            return RedirectResponse(f"{PREFIX}/login?error=demo", status_code=303)
+        token = issuer.mint(claims, minutes=8 * 60)
+    verifier = getattr(request.app.state, "token_verifier", None)
+    try:
+        if verifier is None or not token:
+            raise CareflowError("no token")
+        verifier.verify(token)
+    except CareflowError:
+        return RedirectResponse(f"{PREFIX}/login?error=token&next={quote(_safe_next(next))}", status_code=303)
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https",
+                        max_age=8 * 3600, path=PREFIX)
+    return response
+
+
+@router.post("/logout")
+def logout() -> Response:
+    response = RedirectResponse(f"{PREFIX}/login", status_code=303)
+    response.delete_cookie(COOKIE, path=PREFIX)
+    return response
+
+
+@router.get("/")
+def worklist_page(request: Request, patient: str | None = None, overdue: str | None = None,
+                  done: str | None = None) -> HTMLResponse:
+    principal = principal_of(request)
+    state = _state(request)
+    today = state.now().date()
+    programs = getattr(request.app.state, "programs", {}) or {}
+    wl = worklist(state.repository, principal, programs, today, patient=patient or None, overdue_only=overdue == "1")
+    return _page(request, "worklist.html", wl=wl, me=principal, today=today, patient=patient or "",
+                 overdue=overdue == "1", done=done)
+
+
+@router.post("/tasks/{task_id}/{action}")
+def task_action(request: Request, task_id: str, action: str, version: int = Form(...), note: str = Form(""),
+                weight: str = Form(""), reason: str = Form("")) -> Response:
+    principal = principal_of(request)
+    _ = translator(_lang(request))
+    if action not in TRANSITION:
+        return _page(request, "error.html", 404, message=_("There is no such action."))
+    state = _state(request)
+    repo = state.repository
+    now = state.now().astimezone(timezone.utc).isoformat(timespec="seconds")  # the server's clock (tests pin it)
+    try:
+        with repo.unit_of_work(principal) as uow:
+            current = uow.read("Task", task_id)
+            task = dict(current.resource or {})
+            if current.version != version:
+                raise VersionConflict("Task", task_id, version, current.version,
+                                      (task.get("owner") or {}).get("reference"))
+            task["status"] = TRANSITION[action]
+            task["lastModified"] = now
+            me = next((a for a in principal.acts_as if a.startswith("PractitionerRole/")), None)
+            if action == "accept" and me and str((task.get("owner") or {}).get("reference", "")).startswith("CareTeam/"):
+                task["owner"] = {"reference": me}  # accepting from the queue claims it
+            if action == "start":
+                task["executionPeriod"] = {"start": now}
+            if action == "complete":
+                task["executionPeriod"] = {**(task.get("executionPeriod") or {}), "end": now}
+                outputs = list(task.get("output") or [])
+                if weight.strip():
+                    value = float(weight.replace(",", "."))
+                    outputs.append({"type": {"coding": [LOINC_WEIGHT], "text": "Body weight"},
+                                    "valueQuantity": {"value": value, "unit": "kg", "system": "http://unitsofmeasure.org",
+                                                      "code": "kg"}})
+                if outputs:
+                    task["output"] = outputs
+            if note.strip():
+                task["note"] = [*(task.get("note") or []), {"time": now, "text": note.strip()}]
+            if action == "reject":
+                task["statusReason"] = {"text": reason.strip() or _("Declined")}
+            uow.update(task, if_match=version)
+    except ValueError:
+        return _page(request, "error.html", 400, message=_("The weight must be a number, such as 82.5."))
+    except VersionConflict as exc:
+        return _page(request, "error.html", 409, message=_("Someone else changed this task meanwhile."),
+                     detail=exc.holder)
+    except IllegalTransition as exc:
+        return _page(request, "error.html", 409, message=_("This step is not possible for the task now."),
+                     detail=", ".join(sorted(getattr(exc, "allowed", ()) or ())))
+    except CareflowError as exc:
+        status = int(getattr(exc, "http_status", 400) or 400)
+        return _page(request, "error.html", status, message=_("The task could not be changed."), detail=str(exc))
+    return RedirectResponse(f"{PREFIX}/?done={quote(action)}", status_code=303)

@@ -1,0 +1,126 @@
+"""The signed-in member's worklist, read through the repository port with their principal.
+
+Everything here is a search the FHIR API would answer for the same caller: the store narrows each
+query to the patients this person may see (consent, care team, matrix), so the page can never show
+more than the API would. Grouping (overdue, due this week, later) and the filters in the URL are
+presentation only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any, Mapping
+
+from careflow.access.principal import Principal
+from careflow.fhir.search_query import parse_search
+from careflow.programs.model import Program
+from careflow.store.port import Repository, Stored
+
+OPEN = ("requested", "received", "accepted", "ready", "in-progress", "on-hold")
+NEXT_ACTIONS = {  # status -> the one-click actions offered (each a legal FHIR Task transition)
+    "requested": ("accept", "reject"),
+    "received": ("accept", "reject"),
+    "accepted": ("start", "reject"),
+    "ready": ("start",),
+    "in-progress": ("complete",),
+    "on-hold": ("start",),
+}
+TRANSITION = {"accept": "accepted", "start": "in-progress", "complete": "completed", "reject": "rejected"}
+PAGE = 200
+
+
+@dataclass
+class Row:
+    id: str
+    version: int
+    title: str
+    status: str
+    business: str | None
+    priority: str
+    patient: str
+    due: date | None
+    opens: date | None
+    owner: str | None
+    queued: bool  # owned by the CareTeam: anyone of the discipline may claim it
+    actions: tuple[str, ...]
+
+
+@dataclass
+class Worklist:
+    overdue: list[Row] = field(default_factory=list)
+    this_week: list[Row] = field(default_factory=list)
+    later: list[Row] = field(default_factory=list)
+    queue: list[Row] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.overdue) + len(self.this_week) + len(self.later) + len(self.queue)
+
+
+def _day(value: Any) -> date | None:
+    try:
+        return date.fromisoformat(str(value)[:10]) if value else None
+    except ValueError:
+        return None
+
+
+def _row(s: Stored, queued: bool) -> Row | None:
+    t = s.resource or {}
+    period = (t.get("restriction") or {}).get("period") or {}
+    business = next((c.get("code") for c in (t.get("businessStatus") or {}).get("coding") or ()), None)
+    status = str(t.get("status"))
+    return Row(
+        id=s.id, version=s.version, title=str((t.get("code") or {}).get("text") or t.get("description") or "Task"),
+        status=status, business=business, priority=str(t.get("priority") or "routine"),
+        patient=str((t.get("for") or {}).get("reference") or ""), due=_day(period.get("end")), opens=_day(period.get("start")),
+        owner=(t.get("owner") or {}).get("reference"), queued=queued, actions=NEXT_ACTIONS.get(status, ()),
+    )
+
+
+def _search(repo: Repository, principal: Principal, params: list[tuple[str, str]]) -> list[Stored]:
+    query = parse_search("Task", [*params, ("_count", str(PAGE)), ("_sort", "due-date"), ("_total", "none")], strict=True)
+    with repo.unit_of_work(principal) as uow:
+        return uow.search(query).matches
+
+
+def discipline_codes(principal: Principal, programs: Mapping[str, Program]) -> list[str]:
+    """``system|code`` of the caller's discipline as the programmes write it in ``performerType``."""
+    out: list[str] = []
+    for program in programs.values():
+        role = program.roles.get(principal.discipline or "")
+        for c in role.codes if role else ():
+            token = f"{c.system}|{c.code}"
+            if token not in out:
+                out.append(token)
+    return out
+
+
+def worklist(repo: Repository, principal: Principal, programs: Mapping[str, Program], today: date, *,
+             patient: str | None = None, overdue_only: bool = False) -> Worklist:
+    """My open Tasks by urgency, and my discipline's queue (open Tasks nobody of the team holds yet)."""
+    out = Worklist()
+    base = [("status", ",".join(OPEN))] + ([("patient", patient)] if patient else [])
+    me = next((a for a in principal.acts_as if a.startswith("PractitionerRole/")), principal.id)
+    week = today + timedelta(days=7)
+    for s in _search(repo, principal, [("owner", me), *base]):
+        row = _row(s, queued=False)
+        if row is None:
+            continue
+        if row.due is not None and row.due < today:
+            out.overdue.append(row)
+        elif overdue_only:
+            continue
+        elif row.due is not None and row.due <= week:
+            out.this_week.append(row)
+        else:
+            out.later.append(row)
+    codes = discipline_codes(principal, programs)
+    if codes and not overdue_only:
+        for s in _search(repo, principal, [("performer", ",".join(codes)), ("status", "requested"), *base[1:]]):
+            owner = ((s.resource or {}).get("owner") or {}).get("reference") or ""
+            if owner.startswith("CareTeam/"):
+                row = _row(s, queued=True)
+                if row is not None:
+                    out.queue.append(row)
+    return out

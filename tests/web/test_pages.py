@@ -1,0 +1,93 @@
+"""The worklist pages over HTTP: signed in with the API's own tokens, Dutch by default, showing what
+the API would show the same person, and moving Tasks only along the FHIR state machine."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta, timezone
+from typing import Any
+
+from conftest import PID, START, owner_of_open
+from fastapi.testclient import TestClient
+
+from careflow.api.login import claims_for
+
+
+def _signed_in(world: dict[str, Any], who: str) -> TestClient:
+    client = TestClient(world["app"], base_url="http://testserver")
+    token = world["issuer"].mint(claims_for(world["repo"], who, None))
+    r = client.post("/app/login", data={"token": token, "next": "/app/"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/app/"
+    return client
+
+
+def test_pages_need_a_sign_in_and_the_api_stays_json(world: dict[str, Any]) -> None:
+    client = TestClient(world["app"])
+    r = client.get("/app/?overdue=1", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/app/login?next=/app/%3Foverdue%3D1"
+    login = client.get("/app/login")
+    assert login.status_code == 200 and "text/html" in login.headers["content-type"]
+    assert "<h1>Aanmelden</h1>" in login.text and 'lang="nl"' in login.text  # Dutch by default
+    assert "Thuisverpleegkundige" in login.text  # the demo's per-role sign-in
+    assert "<h1>Sign in</h1>" in client.get("/app/login?lang=en").text
+    assert "Se connecter" in client.get("/app/login?lang=fr").text
+    bad = client.post("/app/login", data={"token": "not-a-token"}, follow_redirects=False)
+    assert bad.status_code == 303 and "error=token" in bad.headers["location"]
+    assert client.get("/fhir/Task").status_code == 401  # the API keeps its OperationOutcome errors
+    assert client.get("/fhir/Task").json()["resourceType"] == "OperationOutcome"
+
+
+def test_a_gp_works_the_list(world: dict[str, Any]) -> None:
+    nurse = owner_of_open(world["repo"], "gp")
+    client = _signed_in(world, nurse)
+    page = client.get("/app/")
+    assert page.status_code == 200 and "<h1>Mijn werklijst</h1>" in page.text
+    task_id = page.text.split('id="task-', 1)[1].split('"', 1)[0]
+    version = page.text.split(f'/tasks/{task_id}/accept"', 1)[1].split('name="version" value="', 1)[1].split('"', 1)[0]
+    # accept, start, complete with a weight: each a form post, each a legal transition
+    for action in ("accept", "start"):
+        r = client.post(f"/app/tasks/{task_id}/{action}", data={"version": version}, follow_redirects=False)
+        assert r.status_code == 303, r.text
+        version = str(int(version) + 1)
+    stale = client.post(f"/app/tasks/{task_id}/complete", data={"version": "1"})
+    assert stale.status_code == 409 and "Iemand anders heeft deze taak intussen gewijzigd" in stale.text
+    illegal = client.post(f"/app/tasks/{task_id}/accept", data={"version": version})
+    assert illegal.status_code == 409 and "completed" in illegal.text  # names the allowed next steps
+    done = client.post(f"/app/tasks/{task_id}/complete", data={"version": version, "note": "Goed", "weight": "84,2"},
+                       follow_redirects=False)
+    assert done.status_code == 303
+    task = world["repo"].read("Task", task_id).resource
+    assert task["status"] == "completed" and task["output"][0]["valueQuantity"]["value"] == 84.2
+    assert task["note"][-1]["text"] == "Goed"
+
+
+def test_an_outsider_sees_nothing_and_cannot_act(world: dict[str, Any]) -> None:
+    nurse = owner_of_open(world["repo"], "gp")
+    others = [r for r in world["roles"]["gp"] if f"PractitionerRole/{r}" != nurse]
+    outsider = _signed_in(world, f"PractitionerRole/{others[0]}")
+    page = outsider.get("/app/")
+    assert page.status_code == 200 and 'id="task-' not in page.text
+    insider = _signed_in(world, nurse)
+    task_id = insider.get("/app/").text.split('id="task-', 1)[1].split('"', 1)[0]
+    refused = outsider.post(f"/app/tasks/{task_id}/accept", data={"version": "1"})
+    assert refused.status_code in (403, 404) and "text/html" in refused.headers["content-type"]
+    assert world["repo"].read("Task", task_id).resource["status"] == "requested"
+
+
+def test_the_demo_signs_in_per_role(world: dict[str, Any]) -> None:
+    client = TestClient(world["app"])
+    r = client.post("/app/login", data={"role": "care-coach", "next": "/app/"}, follow_redirects=False)
+    assert r.status_code == 303 and "careflow_session=" in r.headers["set-cookie"]
+    assert "HttpOnly" in r.headers["set-cookie"] and "SameSite=strict" in r.headers["set-cookie"]
+    assert client.get("/app/").status_code == 200
+    out = client.post("/app/logout", follow_redirects=False)
+    assert out.status_code == 303 and client.get("/app/", follow_redirects=False).status_code == 303
+
+
+def test_a_post_from_another_site_is_refused(world: dict[str, Any]) -> None:
+    client = _signed_in(world, owner_of_open(world["repo"], "gp"))
+    r = client.post("/app/tasks/x/accept", data={"version": "1"}, headers={"origin": "https://evil.example"},
+                    follow_redirects=False)
+    assert r.status_code == 303 and "error=origin" in r.headers["location"]
+
+
+_ = (PID, START, datetime, time, timedelta, timezone)
