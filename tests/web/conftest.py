@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))  # engine_world: the shared test neighbourhood
 
-START = date(2026, 6, 1)
-PID = "pat-web"
+from web_world import PID, START  # noqa: E402
 
 
 @pytest.fixture
@@ -48,15 +47,3 @@ def world(tmp_path: Path) -> dict[str, Any]:
     app.state.local_issuer = issuer
     yield {"app": app, "repo": repo, "programs": programs, "issuer": issuer, "roles": roles}
     repo.close()
-
-
-def owner_of_open(repo: Any, discipline: str) -> str:
-    """The PractitionerRole holding the patient's open Tasks of a discipline (the team hands them out)."""
-    from careflow.engine.reading import search_all
-
-    owners = [((s.resource or {}).get("owner") or {}).get("reference", "")
-              for s in search_all(repo, "Task", [("status", "requested")])]
-    for owner in owners:
-        if f"role-{discipline}-" in owner:
-            return owner
-    raise AssertionError(f"no open Task for a {discipline}: {sorted(set(owners))}")

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta, timezone
 from typing import Any
 
-from conftest import PID, START, owner_of_open
 from fastapi.testclient import TestClient
+from web_world import PID, START, owner_of_open
 
 from careflow.api.login import claims_for
 
