@@ -20,6 +20,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from careflow.api.security import principal_of
 from careflow.errors import CareflowError, IllegalTransition, VersionConflict
+from careflow.naming import CARE_ROLE_SYSTEM
+from careflow.web.board import COACHES, board
 from careflow.web.i18n import LANGUAGES, choose, translator
 from careflow.web.session import COOKIE, PREFIX
 from careflow.web.worklist import TRANSITION, worklist
@@ -119,13 +121,38 @@ def worklist_page(request: Request, patient: str | None = None, overdue: str | N
                  overdue=overdue == "1", done=done)
 
 
-@router.post("/tasks/{task_id}/{action}")
-def task_action(request: Request, task_id: str, action: str, version: int = Form(...), note: str = Form(""),
-                weight: str = Form(""), reason: str = Form("")) -> Response:
+def role_codes(programs: dict[str, Any]) -> dict[tuple[str, str], str]:
+    """(system, code) -> careflow role id, from the programmes' role codings and careflow's own."""
+    out: dict[tuple[str, str], str] = {}
+    for program in programs.values():
+        for role_id, role in program.roles.items():
+            for c in role.codes:
+                out.setdefault((c.system, c.code), role_id)
+            out.setdefault((CARE_ROLE_SYSTEM, role_id), role_id)
+    return out
+
+
+@router.get("/board")
+def board_page(request: Request) -> HTMLResponse:
     principal = principal_of(request)
     _ = translator(_lang(request))
-    if action not in TRANSITION:
+    if principal.discipline not in COACHES:
+        return _page(request, "error.html", 403, message=_("The board is for care coaches and case managers."))
+    state = _state(request)
+    programs = getattr(request.app.state, "programs", {}) or {}
+    b = board(state.repository, principal, role_codes(programs), state.now().date())
+    return _page(request, "board.html", b=b, me=principal, done=request.query_params.get("done"))
+
+
+@router.post("/tasks/{task_id}/{action}")
+def task_action(request: Request, task_id: str, action: str, version: int = Form(...), note: str = Form(""),
+                weight: str = Form(""), reason: str = Form(""), owner: str = Form("")) -> Response:
+    principal = principal_of(request)
+    _ = translator(_lang(request))
+    if action not in (*TRANSITION, "assign"):
         return _page(request, "error.html", 404, message=_("There is no such action."))
+    if action == "assign" and (principal.discipline not in COACHES or not owner.startswith("PractitionerRole/")):
+        return _page(request, "error.html", 403, message=_("The board is for care coaches and case managers."))
     state = _state(request)
     repo = state.repository
     now = state.now().astimezone(timezone.utc).isoformat(timespec="seconds")  # the server's clock (tests pin it)
@@ -136,7 +163,10 @@ def task_action(request: Request, task_id: str, action: str, version: int = Form
             if current.version != version:
                 raise VersionConflict("Task", task_id, version, current.version,
                                       (task.get("owner") or {}).get("reference"))
-            task["status"] = TRANSITION[action]
+            if action == "assign":
+                task["owner"] = {"reference": owner}  # the status stays: assigning is not a transition
+            else:
+                task["status"] = TRANSITION[action]
             task["lastModified"] = now
             me = next((a for a in principal.acts_as if a.startswith("PractitionerRole/")), None)
             if action == "accept" and me and str((task.get("owner") or {}).get("reference", "")).startswith("CareTeam/"):
@@ -169,4 +199,5 @@ def task_action(request: Request, task_id: str, action: str, version: int = Form
     except CareflowError as exc:
         status = int(getattr(exc, "http_status", 400) or 400)
         return _page(request, "error.html", status, message=_("The task could not be changed."), detail=str(exc))
-    return RedirectResponse(f"{PREFIX}/?done={quote(action)}", status_code=303)
+    back = f"{PREFIX}/board" if action == "assign" else f"{PREFIX}/"
+    return RedirectResponse(f"{back}?done={quote(action)}", status_code=303)

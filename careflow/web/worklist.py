@@ -44,6 +44,7 @@ class Row:
     owner: str | None
     queued: bool  # owned by the CareTeam: anyone of the discipline may claim it
     actions: tuple[str, ...]
+    discipline: str | None = None  # the careflow role the Task is for (the board fills it in)
 
 
 @dataclass

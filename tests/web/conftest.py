@@ -42,8 +42,8 @@ def world(tmp_path: Path) -> dict[str, Any]:
     enrolment.enrol(repo, programs, [PID], START)
     sweep(repo, programs, datetime.combine(START, time(6), tzinfo=timezone.utc))
     issuer = LocalIssuer(tmp_path / "issuer-keys.json")
-    app = create_app(repo, programs, auth=TokenVerifier([issuer.trusted()]),
-                     now=lambda: datetime.combine(START + timedelta(days=2), time(9), tzinfo=timezone.utc))
+    clock = [datetime.combine(START + timedelta(days=2), time(9), tzinfo=timezone.utc)]  # the server's day
+    app = create_app(repo, programs, auth=TokenVerifier([issuer.trusted()]), now=lambda: clock[0])
     app.state.local_issuer = issuer
-    yield {"app": app, "repo": repo, "programs": programs, "issuer": issuer, "roles": roles}
+    yield {"app": app, "repo": repo, "programs": programs, "issuer": issuer, "roles": roles, "clock": clock}
     repo.close()

@@ -1,6 +1,10 @@
-"""End to end in a real headless browser (Debian's chromium driven by Playwright): the GP signs in
-per role, works a Task to completion entering a weight, and the home nurse then sees the urgent Task
-the weight rule raised. Screenshots of each step are kept in ``test-artifacts/web/``.
+"""End to end in a real headless browser (Debian's chromium driven by Playwright).
+
+Two and a half months into a heart-failure plan nobody worked, the care coach signs in, finds an
+escalated Task on the board and assigns it to the home nurse; the nurse signs in, accepts, starts
+and completes it entering a weight; the weight rule raises an urgent Task, which she sees on her
+list. The GP signs in per role (the demo's sign-in) and sees their own list. Screenshots of each
+step are kept in ``test-artifacts/web/``.
 """
 
 from __future__ import annotations
@@ -10,11 +14,12 @@ import socket
 import threading
 import time
 from datetime import datetime, timedelta, timezone
+from datetime import time as clock_time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from web_world import PID, START
+from web_world import PID, START, careteam_member, run_until
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
@@ -33,8 +38,7 @@ def server(world: dict[str, Any]) -> Any:
     import uvicorn
 
     port = _free_port()
-    config = uvicorn.Config(world["app"], host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    srv = uvicorn.Server(config)
+    srv = uvicorn.Server(uvicorn.Config(world["app"], host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -46,59 +50,80 @@ def server(world: dict[str, Any]) -> Any:
     thread.join(timeout=10)
 
 
-def test_gp_completes_with_a_weight_and_the_nurse_sees_the_urgent_task(world: dict[str, Any], server: str) -> None:
+def _sign_in_with_token(page: Any, server: str, world: dict[str, Any], who: str) -> None:
+    from careflow.api.login import claims_for
+
+    page.goto(f"{server}/app/login?lang=en")
+    page.get_by_label("Access token from your region's sign-in").fill(world["issuer"].mint(claims_for(world["repo"], who, None)))
+    page.get_by_role("button", name="Sign in").last.click()
+    page.wait_for_url(f"{server}/app/")
+    page.goto(f"{server}/app/?lang=nl")
+
+
+def test_coach_assigns_an_escalation_and_the_nurse_completes_it_with_a_weight(world: dict[str, Any], server: str) -> None:
     from engine_world import add_weight
     from playwright.sync_api import sync_playwright
 
-    from careflow.api.login import claims_for
     from careflow.engine import events
     from careflow.engine.reading import search_all
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    add_weight(world["repo"], PID, datetime.combine(START, datetime.min.time(), tzinfo=timezone.utc) + timedelta(hours=8), 80.0)
-    events.process_events(world["repo"], world["programs"], datetime.combine(START, datetime.min.time(), tzinfo=timezone.utc))
+    run_until(world, 75)
+    day = START + timedelta(days=75)
+    world["clock"][0] = datetime.combine(day, clock_time(9), tzinfo=timezone.utc)
+    add_weight(world["repo"], PID, datetime.combine(day - timedelta(days=2), clock_time(8), tzinfo=timezone.utc), 80.0)
+    events.process_events(world["repo"], world["programs"], world["clock"][0])
+    coach_ref = careteam_member(world["repo"], PID, "care-coach")
+    nurse_ref = careteam_member(world["repo"], PID, "home-nurse")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
         try:
-            page = browser.new_page()
-            page.goto(f"{server}/app/")
-            assert page.url.startswith(f"{server}/app/login")  # sent to sign in
-            page.screenshot(path=str(ARTIFACTS / "01-sign-in.png"))
-            page.get_by_role("button", name="Huisarts").click()
-            page.wait_for_url(f"{server}/app/")
-            assert page.get_by_role("heading", level=1).inner_text() == "Mijn werklijst"
-            page.screenshot(path=str(ARTIFACTS / "02-gp-worklist.png"), full_page=True)
-            first = page.locator("li.task").first
-            task_id = (first.get_attribute("id") or "").removeprefix("task-")
-            for label in ("Aanvaarden", "Starten"):
-                page.locator(f"#task-{task_id}").get_by_role("button", name=label).click()
-                page.wait_for_load_state()
-            row = page.locator(f"#task-{task_id}")
-            row.get_by_label("Gewicht (kg)").fill("82,6")
-            row.get_by_label("Notitie").fill("Enkels gezwollen")
-            row.get_by_role("button", name="Afronden").click()
-            page.wait_for_load_state()
-            assert page.get_by_role("status").inner_text() == "Bewaard."
-            assert page.locator(f"#task-{task_id}").count() == 0  # done: off the list
-            page.screenshot(path=str(ARTIFACTS / "03-gp-done.png"), full_page=True)
+            gp = browser.new_page()
+            gp.goto(f"{server}/app/")
+            assert gp.url.startswith(f"{server}/app/login")  # sent to sign in first
+            gp.screenshot(path=str(ARTIFACTS / "01-sign-in.png"))
+            gp.get_by_role("button", name="Huisarts").click()  # the demo's per-role sign-in
+            gp.wait_for_url(f"{server}/app/")
+            assert gp.get_by_role("heading", level=1).inner_text() == "Mijn werklijst"
 
-            # the engine handles the completion: the weight becomes an Observation, the rule fires
-            moment = datetime.combine(START + timedelta(days=2), datetime.min.time(), tzinfo=timezone.utc) + timedelta(hours=10)
-            for _ in range(3):
-                events.process_events(world["repo"], world["programs"], moment)
-            urgent = search_all(world["repo"], "Task", [("priority", "urgent"), ("status", "requested")])
-            assert urgent, "the weight rule raised an urgent Task"
-            nurse_ref = (urgent[0].resource or {})["owner"]["reference"]
+            coach = browser.new_page()
+            _sign_in_with_token(coach, server, world, coach_ref)
+            coach.get_by_role("link", name="Bord van de zorgcoach").click()
+            coach.wait_for_url(f"{server}/app/board")
+            coach.screenshot(path=str(ARTIFACTS / "02-coach-board.png"), full_page=True)
+            section = coach.locator("section", has=coach.get_by_role("heading", name="Geëscaleerd"))
+            escalated = section.locator("li.task").first
+            task_id = (escalated.get_attribute("id") or "").removeprefix("task-")
+            escalated.get_by_label("Toewijzen aan").select_option(nurse_ref)
+            escalated.get_by_role("button", name="Toewijzen").click()
+            coach.wait_for_url(f"{server}/app/board?done=assign")
+            assert world["repo"].read("Task", task_id).resource["owner"] == {"reference": nurse_ref}
 
             nurse = browser.new_page()
-            nurse.goto(f"{server}/app/login?lang=en")
-            token = world["issuer"].mint(claims_for(world["repo"], nurse_ref, None))
-            nurse.get_by_label("Access token from your region's sign-in").fill(token)
-            nurse.get_by_role("button", name="Sign in").last.click()
-            nurse.wait_for_url(f"{server}/app/")
+            _sign_in_with_token(nurse, server, world, nurse_ref)
+            for label in ("Aanvaarden", "Starten"):
+                nurse.locator(f"#task-{task_id}").get_by_role("button", name=label).click()
+                nurse.wait_for_load_state()
+            row = nurse.locator(f"#task-{task_id}")
+            row.get_by_label("Gewicht (kg)").fill("82,6")
+            row.get_by_label("Notitie").fill("Enkels gezwollen")
+            nurse.screenshot(path=str(ARTIFACTS / "03-nurse-completing.png"), full_page=True)
+            row.get_by_role("button", name="Afronden").click()
+            nurse.wait_for_load_state()
+            assert nurse.get_by_role("status").inner_text() == "Bewaard."
+            assert world["repo"].read("Task", task_id).resource["status"] == "completed"
+
+            # the engine handles the completion: the weight becomes an Observation, the weight rule fires
+            for _ in range(3):
+                events.process_events(world["repo"], world["programs"], world["clock"][0])
+            urgent = [s for s in search_all(world["repo"], "Task", [("priority", "urgent"), ("status", "requested")])
+                      if "Observation/" in str(((s.resource or {}).get("focus") or {}).get("reference"))]
+            assert len(urgent) == 1, "the weight rule raised one urgent Task"
+            assert (urgent[0].resource or {})["owner"]["reference"] == nurse_ref
+            nurse.reload()
             item = nurse.locator(f"#task-{urgent[0].id}")
             assert item.count() == 1 and "urgent" in (item.get_attribute("class") or "")
-            assert "Check weight gain" in item.inner_text()
+            assert "Gewichtstoename nakijken" in item.inner_text() or "weight gain" in item.inner_text()
             nurse.screenshot(path=str(ARTIFACTS / "04-nurse-urgent.png"), full_page=True)
         finally:
             browser.close()

@@ -1,0 +1,43 @@
+"""The care coach's board: escalated and unassigned work, load per member, assigning with one form."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+from web_world import PID, careteam_member, run_until
+
+from careflow.api.login import claims_for
+
+
+def _client(world: dict[str, Any], who: str) -> TestClient:
+    client = TestClient(world["app"])
+    token = world["issuer"].mint(claims_for(world["repo"], who, None))
+    assert client.post("/app/login", data={"token": token}, follow_redirects=False).status_code == 303
+    return client
+
+
+def test_the_coach_sees_escalations_and_assigns_one_to_a_nurse(world: dict[str, Any]) -> None:
+    run_until(world, 75)  # nobody works the list: tasks go overdue and escalate
+    coach = _client(world, careteam_member(world["repo"], PID, "care-coach"))
+    page = coach.get("/app/board")
+    assert page.status_code == 200 and "<h1>Bord van de zorgcoach</h1>" in page.text
+    escalated = page.text.split("<h2>Geëscaleerd", 1)[1].split("</section>", 1)[0]
+    assert 'id="task-' in escalated
+    task_id = escalated.split('id="task-', 1)[1].split('"', 1)[0]
+    version = escalated.split('name="version" value="', 1)[1].split('"', 1)[0]
+    assert "Werklast per teamlid" in page.text and "Thuisverpleegkundige" in page.text
+    nurse = careteam_member(world["repo"], PID, "home-nurse")
+    r = coach.post(f"/app/tasks/{task_id}/assign", data={"version": version, "owner": nurse}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/app/board?done=assign"
+    task = world["repo"].read("Task", task_id).resource
+    assert task["owner"] == {"reference": nurse}
+    # the nurse now finds it on her worklist
+    assert f'id="task-{task_id}"' in _client(world, nurse).get("/app/").text
+
+
+def test_the_board_is_for_coaches(world: dict[str, Any]) -> None:
+    gp = _client(world, careteam_member(world["repo"], PID, "gp"))
+    assert gp.get("/app/board").status_code == 403
+    refused = gp.post("/app/tasks/x/assign", data={"version": "1", "owner": "PractitionerRole/role-gp-0"})
+    assert refused.status_code == 403
