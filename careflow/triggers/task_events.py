@@ -75,6 +75,11 @@ def starts(
 
 
 OUTPUT_OBSERVATION_ID = "task-output"
+# the LOINC codes of FHIR R4's vital-signs profiles: such an output is a vital-signs Observation (so the
+# disciplines the access matrix lets see vital signs see it too)
+VITAL_SIGNS = frozenset({"85353-1", "9279-1", "8867-4", "2708-6", "59408-5", "8310-5", "8302-2", "9843-4", "29463-7",
+                         "39156-5", "85354-9", "8480-6", "8462-4"})
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 
 
 def output_observations(task: dict[str, Any], careplan_id: str, today: date) -> list[CreateResource]:
@@ -94,12 +99,15 @@ def output_observations(task: dict[str, Any], careplan_id: str, today: date) -> 
         codings = [c for c in (o.get("type") or {}).get("coding") or () if isinstance(c, dict) and c.get("code")]
         if not codings:
             continue
+        vital = any(c.get("system") == "http://loinc.org" and c.get("code") in VITAL_SIGNS for c in codings)
+        category = "vital-signs" if vital else "exam"
         out.append(CreateResource({
             "resourceType": "Observation",
             "id": ids.task_output_id(str(task.get("id")), n),
             "identifier": [{"system": f"{BASE}/sid/{OUTPUT_OBSERVATION_ID}", "value": f"{task.get('id')}/{n}"}],
             "basedOn": [{"reference": f"CarePlan/{careplan_id}"}],
             "status": "final",
+            "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": category}]}],
             "code": {"coding": codings, **({"text": o["type"]["text"]} if o["type"].get("text") else {})},
             "subject": {"reference": pid},
             "effectiveDateTime": when,

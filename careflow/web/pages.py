@@ -23,6 +23,7 @@ from careflow.errors import CareflowError, IllegalTransition, VersionConflict
 from careflow.naming import CARE_ROLE_SYSTEM
 from careflow.web.board import COACHES, board
 from careflow.web.i18n import LANGUAGES, choose, translator
+from careflow.web.patient import patient_page
 from careflow.web.session import COOKIE, PREFIX
 from careflow.web.worklist import TRANSITION, worklist
 
@@ -142,6 +143,19 @@ def board_page(request: Request) -> HTMLResponse:
     programs = getattr(request.app.state, "programs", {}) or {}
     b = board(state.repository, principal, role_codes(programs), state.now().date())
     return _page(request, "board.html", b=b, me=principal, done=request.query_params.get("done"))
+
+
+@router.get("/patients/{patient_id}")
+def patient_view(request: Request, patient_id: str) -> HTMLResponse:
+    principal = principal_of(request)
+    _ = translator(_lang(request))
+    state = _state(request)
+    try:
+        page = patient_page(state.repository, principal, patient_id, state.now().date())
+    except CareflowError as exc:
+        status = int(getattr(exc, "http_status", 404) or 404)
+        return _page(request, "error.html", status, message=_("This patient's record is not open to you."))
+    return _page(request, "patient.html", p=page, me=principal)
 
 
 @router.post("/tasks/{task_id}/{action}")

@@ -43,6 +43,7 @@ def test_a_weight_entered_on_completion_raises_the_weight_rule(repo: Any, heart_
     recorded = repo.read("Observation", ids.task_output_id(visit["id"], 1)).resource
     assert recorded["valueQuantity"]["value"] == 83.1 and recorded["subject"] == {"reference": f"Patient/{PID}"}
     assert recorded["effectiveDateTime"] == _at(day).isoformat()
+    assert recorded["category"][0]["coding"][0]["code"] == "vital-signs"  # so the nurse may see it too
     # the Observation is an event like any other: the weight-gain rule raises its urgent Task
     events.process_events(repo, programs, _at(day, 12))
     urgent = [t for t in all_of(repo, "Task") if t.get("focus") == {"reference": f"Observation/{recorded['id']}"}]

@@ -125,5 +125,10 @@ def test_coach_assigns_an_escalation_and_the_nurse_completes_it_with_a_weight(wo
             assert item.count() == 1 and "urgent" in (item.get_attribute("class") or "")
             assert "Gewichtstoename nakijken" in item.inner_text() or "weight gain" in item.inner_text()
             nurse.screenshot(path=str(ARTIFACTS / "04-nurse-urgent.png"), full_page=True)
+            item.get_by_role("link", name="patiëntpagina").click()
+            nurse.wait_for_url(f"{server}/app/patients/{PID}")
+            html = nurse.content()
+            assert "laatste: 82.6" in html, html[html.find("<h2>Doelen"):html.find("<h2>Doelen") + 1500]  # her weight, on the trend
+            nurse.screenshot(path=str(ARTIFACTS / "05-patient-page.png"), full_page=True)
         finally:
             browser.close()

@@ -91,3 +91,22 @@ def test_a_post_from_another_site_is_refused(world: dict[str, Any]) -> None:
 
 
 _ = (PID, START, datetime, time, timedelta, timezone)
+
+
+def test_the_patient_page_shows_the_shared_plan_to_the_team_only(world: dict[str, Any]) -> None:
+    from engine_world import add_weight
+
+    for day, kg in ((0, 81.0), (1, 81.4), (2, 80.8)):
+        add_weight(world["repo"], PID, datetime.combine(START + timedelta(days=day), time(8), tzinfo=timezone.utc), kg)
+    gp = _signed_in(world, owner_of_open(world["repo"], "gp"))
+    page = gp.get(f"/app/patients/{PID}")
+    assert page.status_code == 200, page.text[:300]
+    text = page.text
+    assert "Shared care plan" in text and "Chronic heart failure care programme" in text  # the whole and its part
+    assert "<h2>Doelen</h2>" in text and "laatste: 80.8" in text and "<polyline" in text  # the weight trend
+    assert "Toestemming tot delen sinds" in text
+    assert "<h2>Zorgteam</h2>" in text and "Peeters0" in text
+    assert "<h2>Wie doet wat, wanneer</h2>" in text
+    others = [r for r in world["roles"]["gp"] if f"PractitionerRole/{r}" != owner_of_open(world["repo"], "gp")]
+    outsider = _signed_in(world, f"PractitionerRole/{others[0]}").get(f"/app/patients/{PID}")
+    assert outsider.status_code in (403, 404) and "niet voor jou open" in outsider.text
