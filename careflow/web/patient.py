@@ -74,7 +74,8 @@ class PatientPage:
 
 
 def _all(uow: Any, rtype: str, params: list[tuple[str, str]]) -> list[Any]:
-    return uow.search(parse_search(rtype, [*params, ("_count", str(LIMIT))], strict=True)).matches
+    found: list[Any] = uow.search(parse_search(rtype, [*params, ("_count", str(LIMIT))], strict=True)).matches
+    return found
 
 
 def _name(resource: dict[str, Any]) -> str:
