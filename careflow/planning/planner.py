@@ -206,7 +206,7 @@ def compiled(program: Program) -> _Compiled:
         acts[a.id] = _ActivityTemplate(
             activity=a,
             instantiates=f"{activity_definition_url(program.url, program.id, a.id)}|{program.version}",
-            code={"coding": [coding(a.code)], "text": a.title.en},
+            code={"coding": [coding(a.code)], "text": a.title.en, "_text": _translated(a.title.en, a.title.nl)[1]},
             description=desc,
             description_ext=desc_ext,
             performer_type=[role_concepts[a.role]],

@@ -74,7 +74,8 @@ def team_members(repo: Repository, principal: Principal) -> list[Member]:
     return sorted(out, key=lambda m: (m.discipline, m.name))
 
 
-def board(repo: Repository, principal: Principal, role_codes: dict[tuple[str, str], str], today: date) -> Board:
+def board(repo: Repository, principal: Principal, role_codes: dict[tuple[str, str], str], today: date,
+          lang: str = "en") -> Board:
     out = Board(members=team_members(repo, principal))
     query = parse_search("Task", [("status", ",".join(OPEN)), ("_count", str(LIMIT)), ("_sort", "due-date"),
                                   ("_total", "none")], strict=True)
@@ -86,7 +87,7 @@ def board(repo: Repository, principal: Principal, role_codes: dict[tuple[str, st
         task = s.resource or {}
         owner = (task.get("owner") or {}).get("reference") or ""
         patients.add((task.get("for") or {}).get("reference") or "")
-        row = _row(s, queued=owner.startswith("CareTeam/"))
+        row = _row(s, queued=owner.startswith("CareTeam/"), lang=lang)
         if row is None:
             continue
         row.discipline = _discipline(task, role_codes)

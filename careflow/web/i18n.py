@@ -45,3 +45,17 @@ def choose(query: str | None, cookie: str | None) -> str:
         if candidate in LANGUAGES:
             return str(candidate)
     return DEFAULT
+
+
+def localised(text: object, element: object, lang: str) -> str:
+    """A string element in ``lang`` when its ``_element`` carries an HL7 translation to it (careflow
+    writes Dutch beside the programme's English), else the text as stored."""
+    if isinstance(element, dict):
+        for ext in element.get("extension") or ():
+            if not isinstance(ext, dict) or not str(ext.get("url", "")).endswith("/translation"):
+                continue
+            parts = {e.get("url"): e for e in ext.get("extension") or () if isinstance(e, dict)}
+            code = str((parts.get("lang") or {}).get("valueCode") or "")
+            if code.split("-")[0] == lang and (parts.get("content") or {}).get("valueString"):
+                return str(parts["content"]["valueString"])
+    return str(text or "")

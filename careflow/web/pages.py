@@ -117,7 +117,8 @@ def worklist_page(request: Request, patient: str | None = None, overdue: str | N
     state = _state(request)
     today = state.now().date()
     programs = getattr(request.app.state, "programs", {}) or {}
-    wl = worklist(state.repository, principal, programs, today, patient=patient or None, overdue_only=overdue == "1")
+    wl = worklist(state.repository, principal, programs, today, patient=patient or None, overdue_only=overdue == "1",
+                  lang=_lang(request))
     return _page(request, "worklist.html", wl=wl, me=principal, today=today, patient=patient or "",
                  overdue=overdue == "1", done=done)
 
@@ -141,7 +142,7 @@ def board_page(request: Request) -> HTMLResponse:
         return _page(request, "error.html", 403, message=_("The board is for care coaches and case managers."))
     state = _state(request)
     programs = getattr(request.app.state, "programs", {}) or {}
-    b = board(state.repository, principal, role_codes(programs), state.now().date())
+    b = board(state.repository, principal, role_codes(programs), state.now().date(), _lang(request))
     return _page(request, "board.html", b=b, me=principal, done=request.query_params.get("done"))
 
 
@@ -151,7 +152,9 @@ def patient_view(request: Request, patient_id: str) -> HTMLResponse:
     _ = translator(_lang(request))
     state = _state(request)
     try:
-        page = patient_page(state.repository, principal, patient_id, state.now().date())
+        programs = getattr(request.app.state, "programs", {}) or {}
+        page = patient_page(state.repository, principal, patient_id, state.now().date(), _lang(request),
+                            role_codes(programs))
     except CareflowError as exc:
         status = int(getattr(exc, "http_status", 404) or 404)
         return _page(request, "error.html", status, message=_("This patient's record is not open to you."))

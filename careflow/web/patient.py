@@ -17,6 +17,7 @@ from careflow.access.principal import Principal
 from careflow.fhir.search_query import parse_search
 from careflow.planning.shared import is_shared_plan
 from careflow.store.port import Repository
+from careflow.web.i18n import localised
 
 LIMIT = 500
 
@@ -100,7 +101,19 @@ def _target(goal: dict[str, Any]) -> tuple[str | None, str | None]:
     return None, None
 
 
-def patient_page(repo: Repository, principal: Principal, patient_id: str, today: date) -> PatientPage:
+def _role(concepts: Any, role_codes: dict[tuple[str, str], str]) -> str | None:
+    """The careflow role id a role / performerType CodeableConcept names, when the programmes know it."""
+    for concept in concepts or ():
+        for c in (concept or {}).get("coding") or ():
+            found = role_codes.get((c.get("system"), c.get("code")))
+            if found:
+                return found
+    return None
+
+
+def patient_page(repo: Repository, principal: Principal, patient_id: str, today: date, lang: str = "en",
+                 role_codes: dict[tuple[str, str], str] | None = None) -> PatientPage:
+    codes_of_roles = role_codes or {}
     with repo.unit_of_work(principal) as uow:
         patient = uow.read("Patient", patient_id).resource or {}
         ref = f"Patient/{patient_id}"
@@ -116,7 +129,7 @@ def patient_page(repo: Repository, principal: Principal, patient_id: str, today:
         for team in teams:
             for p in (team.resource or {}).get("participant") or ():
                 member = (p.get("member") or {}).get("reference", "")
-                role = ((p.get("role") or [{}])[0]).get("text") or ""
+                role = _role(p.get("role"), codes_of_roles) or ((p.get("role") or [{}])[0]).get("text") or ""
                 if not member or (p.get("period") or {}).get("end"):
                     continue
                 name, phone = member, None
@@ -135,7 +148,8 @@ def patient_page(repo: Repository, principal: Principal, patient_id: str, today:
                     phone = next((t.get("value") for t in related.get("telecom") or () if t.get("system") == "phone"), None)
                 members.append(MemberView(role=role, name=name, phone=phone, ref=member))
     page = PatientPage(patient_id=patient_id, name=_name(patient), born=patient.get("birthDate"))
-    page.plans = sorted(plans, key=lambda p: (not is_shared_plan(p), str(p.get("title"))))
+    page.plans = sorted(({**p, "title": localised(p.get("title"), p.get("_title"), lang)} for p in plans),
+                        key=lambda p: (not is_shared_plan(p), str(p.get("title"))))
     for g in goals:
         code, target = _target(g)
         mine = (g.get("expressedBy") or {}).get("reference") == ref
@@ -145,14 +159,17 @@ def patient_page(repo: Repository, principal: Principal, patient_id: str, today:
                 value = (o.get("valueQuantity") or {}).get("value")
                 if isinstance(value, (int, float)):
                     points.append((str(o.get("effectiveDateTime", ""))[:10], float(value)))
-        page.goals.append(GoalView(text=str((g.get("description") or {}).get("text") or "?"), mine=mine,
+        described = g.get("description") or {}
+        page.goals.append(GoalView(text=localised(described.get("text"), described.get("_text"), lang) or "?", mine=mine,
                                    measure=code, target=target, points=sorted(points)))
     page.goals.sort(key=lambda g: (not g.mine, g.text))
     for t in tasks:
-        lane = next((str(c.get("text")) for c in t.get("performerType") or () if c.get("text")), "") or "—"
+        lane = _role(t.get("performerType"), codes_of_roles) or next(
+            (str(c.get("text")) for c in t.get("performerType") or () if c.get("text")), "") or "—"
         period = (t.get("restriction") or {}).get("period") or {}
         page.lanes.setdefault(lane, []).append(TaskView(
-            title=str((t.get("code") or {}).get("text") or t.get("description") or "Task"), status=str(t.get("status")),
+            title=localised((t.get("code") or {}).get("text"), (t.get("code") or {}).get("_text"), lang) or "Task",
+            status=str(t.get("status")),
             opens=str(period.get("start", "")), due=str(period.get("end", "")),
             done=t.get("status") in ("completed", "cancelled", "rejected", "failed", "entered-in-error")))
     active = [c for c in consents if c.get("status") == "active"]

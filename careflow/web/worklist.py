@@ -16,6 +16,7 @@ from careflow.access.principal import Principal
 from careflow.fhir.search_query import parse_search
 from careflow.programs.model import Program
 from careflow.store.port import Repository, Stored
+from careflow.web.i18n import localised
 
 OPEN = ("requested", "received", "accepted", "ready", "in-progress", "on-hold")
 NEXT_ACTIONS = {  # status -> the one-click actions offered (each a legal FHIR Task transition)
@@ -66,13 +67,15 @@ def _day(value: Any) -> date | None:
         return None
 
 
-def _row(s: Stored, queued: bool) -> Row | None:
+def _row(s: Stored, queued: bool, lang: str = "en") -> Row | None:
     t = s.resource or {}
+    code = t.get("code") or {}
+    title = localised(code.get("text"), code.get("_text"), lang) or localised(t.get("description"), t.get("_description"), lang)
     period = (t.get("restriction") or {}).get("period") or {}
     business = next((c.get("code") for c in (t.get("businessStatus") or {}).get("coding") or ()), None)
     status = str(t.get("status"))
     return Row(
-        id=s.id, version=s.version, title=str((t.get("code") or {}).get("text") or t.get("description") or "Task"),
+        id=s.id, version=s.version, title=title or "Task",
         status=status, business=business, priority=str(t.get("priority") or "routine"),
         patient=str((t.get("for") or {}).get("reference") or ""), due=_day(period.get("end")), opens=_day(period.get("start")),
         owner=(t.get("owner") or {}).get("reference"), queued=queued, actions=NEXT_ACTIONS.get(status, ()),
@@ -98,14 +101,14 @@ def discipline_codes(principal: Principal, programs: Mapping[str, Program]) -> l
 
 
 def worklist(repo: Repository, principal: Principal, programs: Mapping[str, Program], today: date, *,
-             patient: str | None = None, overdue_only: bool = False) -> Worklist:
+             patient: str | None = None, overdue_only: bool = False, lang: str = "en") -> Worklist:
     """My open Tasks by urgency, and my discipline's queue (open Tasks nobody of the team holds yet)."""
     out = Worklist()
     base = [("status", ",".join(OPEN))] + ([("patient", patient)] if patient else [])
     me = next((a for a in principal.acts_as if a.startswith("PractitionerRole/")), principal.id)
     week = today + timedelta(days=7)
     for s in _search(repo, principal, [("owner", me), *base]):
-        row = _row(s, queued=False)
+        row = _row(s, queued=False, lang=lang)
         if row is None:
             continue
         if row.due is not None and row.due < today:
@@ -121,7 +124,7 @@ def worklist(repo: Repository, principal: Principal, programs: Mapping[str, Prog
         for s in _search(repo, principal, [("performer", ",".join(codes)), ("status", "requested"), *base[1:]]):
             owner = ((s.resource or {}).get("owner") or {}).get("reference") or ""
             if owner.startswith("CareTeam/"):
-                row = _row(s, queued=True)
+                row = _row(s, queued=True, lang=lang)
                 if row is not None:
                     out.queue.append(row)
     return out

@@ -102,7 +102,7 @@ def test_the_patient_page_shows_the_shared_plan_to_the_team_only(world: dict[str
     page = gp.get(f"/app/patients/{PID}")
     assert page.status_code == 200, page.text[:300]
     text = page.text
-    assert "Shared care plan" in text and "Chronic heart failure care programme" in text  # the whole and its part
+    assert "Gedeeld zorgplan" in text and "Zorgprogramma chronisch hartfalen" in text  # the whole and its part, in Dutch
     assert "<h2>Doelen</h2>" in text and "laatste: 80.8" in text and "<polyline" in text  # the weight trend
     assert "Toestemming tot delen sinds" in text
     assert "<h2>Zorgteam</h2>" in text and "Peeters0" in text
