@@ -25,6 +25,7 @@ from careflow.web.board import COACHES, board
 from careflow.web.i18n import LANGUAGES, choose, translator
 from careflow.web.patient import patient_page
 from careflow.web.session import COOKIE, PREFIX
+from careflow.web.take_home import take_home
 from careflow.web.worklist import TRANSITION, worklist
 
 HERE = Path(__file__).resolve().parent
@@ -159,6 +160,22 @@ def patient_view(request: Request, patient_id: str) -> HTMLResponse:
         status = int(getattr(exc, "http_status", 404) or 404)
         return _page(request, "error.html", status, message=_("This patient's record is not open to you."))
     return _page(request, "patient.html", p=page, me=principal)
+
+
+@router.get("/patients/{patient_id}/take-home")
+def take_home_view(request: Request, patient_id: str) -> HTMLResponse:
+    """The take-home care plan, printable (for the patient, or the team printing it for them)."""
+    principal = principal_of(request)
+    _ = translator(_lang(request))
+    state = _state(request)
+    programs = getattr(request.app.state, "programs", {}) or {}
+    try:
+        plan = take_home(state.repository, principal, patient_id, state.now().date(), _lang(request), programs,
+                         role_codes(programs))
+    except CareflowError as exc:
+        status = int(getattr(exc, "http_status", 404) or 404)
+        return _page(request, "error.html", status, message=_("This patient's record is not open to you."))
+    return _page(request, "take_home.html", t=plan, today=state.now().date())
 
 
 @router.post("/tasks/{task_id}/{action}")

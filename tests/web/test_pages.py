@@ -110,3 +110,25 @@ def test_the_patient_page_shows_the_shared_plan_to_the_team_only(world: dict[str
     others = [r for r in world["roles"]["gp"] if f"PractitionerRole/{r}" != owner_of_open(world["repo"], "gp")]
     outsider = _signed_in(world, f"PractitionerRole/{others[0]}").get(f"/app/patients/{PID}")
     assert outsider.status_code in (403, 404) and "niet voor jou open" in outsider.text
+
+
+def test_the_take_home_plan_is_plain_and_hides_internal_ids(world: dict[str, Any]) -> None:
+    from careflow.access.principal import SYSTEM
+    from careflow.naming import SSIN
+
+    current = world["repo"].read("Patient", PID)
+    with world["repo"].unit_of_work(SYSTEM) as uow:
+        uow.update({**(current.resource or {}), "identifier": [{"system": SSIN, "value": "48040212345"}],
+                    "name": [{"family": "Claes", "given": ["Maria"]}]}, if_match=current.version)
+    for who in (owner_of_open(world["repo"], "gp"), f"Patient/{PID}"):  # the team prints it; the patient reads it
+        page = _signed_in(world, who).get(f"/app/patients/{PID}/take-home")
+        assert page.status_code == 200, (who, page.text[:300])
+        text = page.text
+        assert "<h1>Mijn zorgplan</h1>" in text and "Maria Claes" in text
+        for heading in ("Wat ik wil bereiken", "Wat ik zelf doe", "Wie mij helpt", "Wat komt er", "Alarmsignalen"):
+            assert f"<h2>{heading}</h2>" in text, (who, heading)
+        assert "48040212345" not in text and "•••••••••45" in text  # the national number masked
+        assert "Wie bellen" in text and "112" in text
+        assert "Bloeddruk" in text and "mmHg: de eenheid van de bloeddruk" in text  # terms explained
+        assert PID not in text.replace(f"/app/patients/{PID}/take-home", "")  # no internal ids on the page
+        assert "-" not in "".join(t for t in text.split() if len(t) == 36)  # nor resource uuids
