@@ -68,9 +68,9 @@ def take_home(repo: Any, principal: Principal, patient_id: str, today: date, lan
                 if text not in seen:
                     seen.add(text)
                     out.my_part.append(text)
-        for t in program.triggers:
-            if t.when.observation is not None and t.title is not None:
-                text = t.title.nl if lang == "nl" else t.title.en
+        for trigger in program.triggers:
+            if trigger.when.observation is not None and trigger.title is not None:
+                text = trigger.title.nl if lang == "nl" else trigger.title.en
                 if text not in out.alarms:
                     out.alarms.append(text)
     out.helpers = [(m.role, m.name, m.phone) for m in page.team]
@@ -78,9 +78,9 @@ def take_home(repo: Any, principal: Principal, patient_id: str, today: date, lan
     if gp is not None:
         out.call = f"{gp.name}" + (f", {gp.phone}" if gp.phone else "")
     for lane, tasks in sorted(page.lanes.items()):
-        for t in tasks:
-            if not t.done:
-                out.next_steps.append((t.opens[:10], t.title, lane))
+        for task in tasks:
+            if not task.done:
+                out.next_steps.append((task.opens[:10], task.title, lane))
     out.next_steps.sort()
     words = " ".join([*out.goals, *out.my_part])
     out.glossary = [v.get(lang, v["en"]) for k, v in GLOSSARY.items() if k in words]
