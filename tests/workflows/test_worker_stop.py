@@ -23,8 +23,10 @@ from workflows import running
 child = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(600)"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 with running.stop_within(float(sys.argv[1])):
-    print(child.pid, flush=True)  # only now: a Ctrl-C before the handler is in place would be Python's own
     try:
+        # only now, inside the try: a Ctrl-C before the handler is in place would be Python's own, and
+        # one landing between the print and the try would escape the "clean stop" below
+        print(child.pid, flush=True)
         time.sleep(600)
     except KeyboardInterrupt:
         time.sleep(600)   # a clean stop that never finishes
