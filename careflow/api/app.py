@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from careflow.api.asgi import HeadAsGet, PrettyJson
 from careflow.api.audit_context import RequestContextMiddleware
@@ -20,6 +21,11 @@ from careflow.api.routes import ApiState, router
 from careflow.api.security import DOCUMENTATION_PATHS, PUBLIC_PATHS, Authenticator, AuthMiddleware, RefuseEveryone
 from careflow.auth.tokens import TokenVerifier
 from careflow.store.port import Repository
+from careflow.web.pages import HERE as WEB_DIR
+from careflow.web.pages import router as pages_router
+from careflow.web.session import PREFIX as PAGES
+from careflow.web.session import PageSession
+from careflow.web.session import is_public as is_page_public
 
 
 def _utc_now() -> datetime:
@@ -59,24 +65,13 @@ def create_app(
         app.state.token_verifier = auth
         auth = bearer_authenticator(repository, auth)
     app.state.authenticator = auth if auth is not None else RefuseEveryone()
-    extra_public = None
-    try:  # the web pages beside the API (an optional adapter: absent without jinja2/babel)
-        from fastapi.staticfiles import StaticFiles
-
-        from careflow.web.pages import HERE as WEB_DIR
-        from careflow.web.pages import router as pages_router
-        from careflow.web.session import PREFIX, PageSession, is_public
-    except ModuleNotFoundError:
-        pages_router = None
-    if pages_router is not None:
-        app.include_router(pages_router)
-        app.mount(f"{PREFIX}/static", StaticFiles(directory=str(WEB_DIR / "static")), name="web-static")
-        app.state.programs = {p.id: p for p in progs}
-        extra_public = is_public
+    # the web pages beside the API (careflow.web): their own router and static files, public sign-in
+    app.include_router(pages_router)
+    app.mount(f"{PAGES}/static", StaticFiles(directory=str(WEB_DIR / "static")), name="web-static")
+    app.state.programs = {p.id: p for p in progs}
     app.add_middleware(AuthMiddleware, authenticator=lambda: app.state.authenticator,
-                       public=PUBLIC_PATHS | DOCUMENTATION_PATHS, extra_public=extra_public)
-    if pages_router is not None:
-        app.add_middleware(PageSession)  # outside the token check: the page cookie becomes its bearer token
+                       public=PUBLIC_PATHS | DOCUMENTATION_PATHS, extra_public=is_page_public)
+    app.add_middleware(PageSession)  # outside the token check: the page cookie becomes its bearer token
     app.add_middleware(RequestContextMiddleware)  # the audit trail's client address and request id
     app.add_middleware(PrettyJson)  # _pretty=true: the answer indented, digits unchanged
     app.add_middleware(HeadAsGet)  # outermost: a HEAD is the GET it stands for, without the body

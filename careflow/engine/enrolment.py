@@ -23,14 +23,13 @@ from careflow.engine.inclusion import open_proposals
 from careflow.engine.reading import by_ids, chunks, ref_id, search_pages
 from careflow.engine.team import TeamDirectory, stable_hash
 from careflow.errors import VersionConflict
-from careflow.naming import EXT_SHARED_ACTIVITY
 from careflow.planning import ids
 from careflow.planning.carers import with_carers
 from careflow.planning.eligibility import eligible_programs, qualifying_conditions, record_problem
 from careflow.planning.inclusion import proposal_task
 from careflow.planning.patient import ConditionFact, PatientContext, condition_fact
 from careflow.planning.planner import plan_all
-from careflow.planning.shared import Part, is_shared_plan
+from careflow.planning.shared import Part, is_shared_plan, shared_key
 from careflow.programs.codes import ICD10, ICPC2
 from careflow.programs.model import Program
 from careflow.store.port import Repository, Stored
@@ -136,7 +135,7 @@ def _open_shared_keys(repo: Repository, patient_ids: list[str]) -> dict[str, set
         task = s.resource or {}
         if task.get("status") in FINAL_STATUSES:
             continue
-        key = next((e.get("valueId") for e in task.get("extension") or () if e.get("url") == EXT_SHARED_ACTIVITY), None)
+        key = shared_key(task)
         pid = ref_id(task.get("for"), "Patient")
         if key and pid:
             out.setdefault(pid, set()).add(key)

@@ -152,7 +152,12 @@ def handle_observation(repo: Repository, programs: Mapping[str, Program], observ
     if ctx is None:
         counts.add("skipped")
         return
-    actions = observation_actions(obs, earlier, plans, ctx, now)
+    _apply_per_program(repo, observation_actions(obs, earlier, plans, ctx, now), plans, counts, ctx.neighbourhood)
+
+
+def _apply_per_program(repo: Repository, actions: list[RuleAction], plans: list[tuple[Program, dict[str, Any]]],
+                       counts: Counts, hood: str | None) -> None:
+    """Apply a rule's actions over several plans, one unit of work and count per programme."""
     by_program: dict[str, list[RuleAction]] = {}
     plan_program = {str(cp["id"]): p.id for p, cp in plans}
     for a in actions:
@@ -160,7 +165,7 @@ def handle_observation(repo: Repository, programs: Mapping[str, Program], observ
                else a.resource.get("id"))
         by_program.setdefault(plan_program.get(str(cid), "?"), []).append(a)
     for program_id, acts in by_program.items():
-        _apply(repo, acts, counts, program_id, ctx.neighbourhood)
+        _apply(repo, acts, counts, program_id, hood)
 
 
 def handle_carer(repo: Repository, related_id: str, now: datetime, counts: Counts) -> None:
@@ -191,15 +196,7 @@ def handle_discharge(repo: Repository, programs: Mapping[str, Program], encounte
     if ctx is None:
         counts.add("skipped")
         return
-    actions = discharge_actions(encounter, plans, ctx, now)
-    plan_program = {str(cp["id"]): p.id for p, cp in plans}
-    by_program: dict[str, list[RuleAction]] = {}
-    for a in actions:
-        cid = (ref_id((a.resource.get("basedOn") or [{}])[0], "CarePlan") if a.resource.get("resourceType") == "Task"
-               else a.resource.get("id"))
-        by_program.setdefault(plan_program.get(str(cid), "?"), []).append(a)
-    for program_id, acts in by_program.items():
-        _apply(repo, acts, counts, program_id, ctx.neighbourhood)
+    _apply_per_program(repo, discharge_actions(encounter, plans, ctx, now), plans, counts, ctx.neighbourhood)
     counts.add("discharges")
 
 

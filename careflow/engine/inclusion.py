@@ -14,7 +14,7 @@ from careflow.access.principal import SYSTEM
 from careflow.engine.counts import Counts
 from careflow.engine.reading import by_ids, ref_id, search_all
 from careflow.planning.inclusion import activated, conversation_problems, patient_goals, proposed_programs
-from careflow.planning.shared import CONVERSATION_KEY
+from careflow.planning.shared import CONVERSATION_KEY, shared_key
 from careflow.programs.model import Program
 from careflow.store.port import Repository
 from careflow.triggers.task_facts import FINAL_STATUSES
@@ -32,14 +32,6 @@ def include(repo: Repository, programs: Mapping[str, Program], proposal: dict[st
         return
     done = enrol(repo, named, [pid], now.date(), mode="draft")
     counts.add("included" if done["enrolled"] else "not-included")
-
-
-def shared_key(task: Mapping[str, Any]) -> str | None:
-    for e in task.get("extension") or ():
-        if isinstance(e, dict) and e.get("url", "").endswith("/shared-activity"):
-            value = e.get("valueId")
-            return value if isinstance(value, str) else None
-    return None
 
 
 def is_conversation(task: Mapping[str, Any]) -> bool:

@@ -18,8 +18,7 @@ from careflow.engine.context import load_contexts, program_of
 from careflow.engine.counts import Counts, Escalation
 from careflow.engine.reading import chunks, ref_id, search_pages
 from careflow.errors import NotFound, VersionConflict
-from careflow.naming import EXT_SHARED_ACTIVITY
-from careflow.planning.shared import NO_SHARING, Part, is_shared_plan, sharing
+from careflow.planning.shared import NO_SHARING, Part, is_shared_plan, shared_key, sharing
 from careflow.programs.model import Program
 from careflow.store.port import Repository, Stored
 from careflow.triggers.schedule import plan_period
@@ -125,7 +124,7 @@ def _shared_tasks(task_lists: list[list[dict[str, Any]]]) -> list[dict[str, Any]
     seen: dict[str, dict[str, Any]] = {}
     for tasks in task_lists:
         for t in tasks:
-            if any(e.get("url") == EXT_SHARED_ACTIVITY for e in t.get("extension") or ()):
+            if shared_key(t) is not None:
                 seen.setdefault(str(t.get("id")), t)
     return [seen[k] for k in sorted(seen)]
 

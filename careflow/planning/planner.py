@@ -36,7 +36,7 @@ from careflow.planning import ids
 from careflow.planning.eligibility import ineligibility, qualifying_conditions
 from careflow.planning.only_if import restriction_holds
 from careflow.planning.patient import ConditionFact, PatientContext
-from careflow.planning.shared import CONVERSATION_KEY, NO_SHARING, Part, Sharing, sharing
+from careflow.planning.shared import CONVERSATION_KEY, NO_SHARING, Part, Sharing, shared_key, sharing
 from careflow.programs.codes import SNOMED, UCUM
 from careflow.programs.durations import Duration, parse_duration
 from careflow.programs.model import Activity, Coding, Goal, Program, Quantity, Target
@@ -511,7 +511,7 @@ def plan_all(
         cid = ids.careplan_id(ctx.id, program.id)
         tasks = first_tasks(program, ctx, cid, start, qualifying, share, covered)
         if draft:
-            tasks = [t for t in tasks if _shared_key(t) == CONVERSATION_KEY]
+            tasks = [t for t in tasks if shared_key(t) == CONVERSATION_KEY]
         careplans.append(_careplan(program, ctx, start, addresses, goals, tasks, "draft" if draft else "active"))
         all_goals += goals
         all_tasks += tasks
@@ -526,10 +526,6 @@ def plan_all(
     if draft:
         whole["status"] = "draft"
     return PlanResult(careplans, _careteam(progs, ctx, start), all_goals, all_tasks, whole)
-
-
-def _shared_key(task: dict[str, Any]) -> str | None:
-    return next((e["valueId"] for e in task.get("extension", ()) if e.get("url") == EXT_SHARED_ACTIVITY), None)
 
 
 def plan(program: Program, ctx: PatientContext, start: date) -> PlanResult:

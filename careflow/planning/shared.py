@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Iterable, Mapping
 
-from careflow.naming import PROFILE_SHARED_CAREPLAN, SHARED_CAREPLAN_IDENTIFIER
+from careflow.naming import EXT_SHARED_ACTIVITY, PROFILE_SHARED_CAREPLAN, SHARED_CAREPLAN_IDENTIFIER
 from careflow.planning.only_if import restriction_holds
 from careflow.planning.patient import PatientContext
 from careflow.programs.durations import parse_duration
@@ -88,6 +88,15 @@ def sharing(parts: Iterable[Part], ctx: PatientContext, today: date) -> Sharing:
         leader[key] = found[0][1]
         served[key] = tuple(sorted({c for _, _, c in found}))
     return Sharing(leader, served)
+
+
+def shared_key(task: Mapping[str, Any]) -> str | None:
+    """The shared-activity key a Task carries (None for a Task of an activity nobody shares)."""
+    for ext in task.get("extension") or ():
+        if isinstance(ext, dict) and ext.get("url") == EXT_SHARED_ACTIVITY:
+            value = ext.get("valueId")
+            return value if isinstance(value, str) else None
+    return None
 
 
 def is_shared_plan(careplan: Mapping[str, Any]) -> bool:

@@ -17,13 +17,11 @@ from datetime import date, datetime
 from typing import Any, Mapping, Sequence
 
 from careflow.planning.patient import PatientContext
-from careflow.programs.durations import parse_duration
 from careflow.programs.model import Program
 from careflow.triggers.actions import Action, CreateTask
-from careflow.triggers.building import triggered_task
 from careflow.triggers.plan_status import plan_update
 from careflow.triggers.sweep import day_of
-from careflow.triggers.task_events import starts
+from careflow.triggers.task_events import fired
 
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 INPATIENT = frozenset({"IMP", "ACUTE", "NONAC"})
@@ -63,22 +61,10 @@ def discharge_actions(
         for trigger in program.triggers:
             if trigger.when.discharged is None:
                 continue
-            then = trigger.then
-            new = then.create_task
-            if new is not None:
-                task = triggered_task(
-                    program, ctx, str(careplan["id"]),
-                    trigger_id=trigger.id, cause=str(encounter["id"]), role_id=new.role, reason="discharge",
-                    title_en=new.title.en, title_nl=new.title.nl,
-                    description_en=(new.description or new.title).en, description_nl=(new.description or new.title).nl,
-                    priority=new.priority, opens=today, due=parse_duration(new.due_within).after(today),
-                    authored=today, focus=ref, code=new.code, reason_reference=ref,
-                )
-                created.append(CreateTask(task, "discharge", new.role, trigger.id, ref))
-            if then.start:
-                created += starts(program, careplan, ctx, trigger.id, then.start, cause=str(encounter["id"]),
-                                  focus=ref, opens=today, today=today)
-            flag = flag or then.flag_plan
+            tasks, flags = fired(program, careplan, ctx, trigger, cause=str(encounter["id"]), focus=ref,
+                                 reason="discharge", today=today)
+            created += tasks
+            flag = flag or flags
         out += created
         update = plan_update(careplan, today, new_tasks=[c.resource for c in created], raise_flag=flag)
         if update is not None:

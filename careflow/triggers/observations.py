@@ -48,10 +48,9 @@ from careflow.planning.patient import ObservationFact, PatientContext, observati
 from careflow.programs.durations import parse_duration
 from careflow.programs.model import WINDOWED_TESTS, ObservationRule, Program
 from careflow.triggers.actions import Action, CreateTask
-from careflow.triggers.building import triggered_task
 from careflow.triggers.plan_status import plan_update
 from careflow.triggers.sweep import day_of
-from careflow.triggers.task_events import starts
+from careflow.triggers.task_events import fired
 from careflow.triggers.units import convert
 
 IGNORED_STATUSES = frozenset({"cancelled", "entered-in-error"})
@@ -281,22 +280,10 @@ def observation_actions(
                 continue
             if trigger.only_if is not None and not restriction_holds(trigger.only_if, program, ctx, plan_start, on=today):
                 continue
-            then = trigger.then
-            new = then.create_task
-            if new is not None:
-                task = triggered_task(
-                    program, ctx, str(careplan["id"]),
-                    trigger_id=trigger.id, cause=str(observation["id"]), role_id=new.role, reason="observation",
-                    title_en=new.title.en, title_nl=new.title.nl,
-                    description_en=(new.description or new.title).en, description_nl=(new.description or new.title).nl,
-                    priority=new.priority, opens=today, due=parse_duration(new.due_within).after(today),
-                    authored=today, focus=obs_ref, code=new.code, reason_reference=obs_ref,
-                )
-                created.append(CreateTask(task, "observation", new.role, trigger.id, obs_ref))
-            if then.start:
-                created += starts(program, careplan, ctx, trigger.id, then.start, cause=str(observation["id"]),
-                                  focus=obs_ref, opens=today, today=today)
-            flag = flag or then.flag_plan
+            tasks, flags = fired(program, careplan, ctx, trigger, cause=str(observation["id"]), focus=obs_ref,
+                                 reason="observation", today=today)
+            created += tasks
+            flag = flag or flags
         out += created
         update = plan_update(careplan, today, new_tasks=[c.resource for c in created], raise_flag=flag)
         if update is not None:

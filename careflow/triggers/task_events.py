@@ -28,9 +28,9 @@ from careflow.planning.patient import PatientContext
 from careflow.planning.planner import applies, build_task
 from careflow.planning.shared import NO_SHARING, Sharing
 from careflow.programs.durations import parse_duration
-from careflow.programs.model import Program
+from careflow.programs.model import Program, Trigger
 from careflow.triggers.actions import Action, CreateResource, CreateTask
-from careflow.triggers.building import reason_concept, reassigned_copy, role_of
+from careflow.triggers.building import reason_concept, reassigned_copy, role_of, triggered_task
 from careflow.triggers.plan_status import plan_update
 from careflow.triggers.renewal import is_review, renewal
 from careflow.triggers.schedule import openings, plan_period
@@ -115,6 +115,32 @@ def output_observations(task: dict[str, Any], careplan_id: str, today: date) -> 
             "note": [{"text": f"Recorded when completing Task/{task.get('id')}."}],
         }, "task-output"))
     return out
+
+
+def fired(
+    program: Program, careplan: dict[str, Any], ctx: PatientContext, trigger: Trigger, *, cause: str, focus: str,
+    reason: str, today: date,
+) -> tuple[list[CreateTask], bool]:
+    """What a trigger fired by ``cause`` (an Observation, an Encounter) does to one plan: its
+    ``create_task`` (keyed by trigger and cause, reason ``reason``, focused on ``focus``), its ``start``s,
+    and whether it raises the plan's flag. The Tasks open today, due ``due_within`` later."""
+    then = trigger.then
+    created: list[CreateTask] = []
+    new = then.create_task
+    if new is not None:
+        task = triggered_task(
+            program, ctx, str(careplan["id"]),
+            trigger_id=trigger.id, cause=cause, role_id=new.role, reason=reason,
+            title_en=new.title.en, title_nl=new.title.nl,
+            description_en=(new.description or new.title).en, description_nl=(new.description or new.title).nl,
+            priority=new.priority, opens=today, due=parse_duration(new.due_within).after(today),
+            authored=today, focus=focus, code=new.code, reason_reference=focus,
+        )
+        created.append(CreateTask(task, reason, new.role, trigger.id, focus))
+    if then.start:
+        created += starts(program, careplan, ctx, trigger.id, then.start, cause=cause, focus=focus, opens=today,
+                          today=today)
+    return created, then.flag_plan
 
 
 def task_event_actions(

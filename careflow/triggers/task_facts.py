@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from careflow.naming import EXT_OCCURRENCE, EXT_SHARED_ACTIVITY, EXT_TRIGGER, TASK_BUSINESS_STATUS, TASK_REASON, activity_definition_url
+from careflow.naming import EXT_OCCURRENCE, EXT_TRIGGER, TASK_BUSINESS_STATUS, TASK_REASON, activity_definition_url
+from careflow.planning.shared import shared_key
 from careflow.programs.model import Program
 from careflow.triggers.actions import version_of
 
@@ -96,8 +97,7 @@ def task_facts(task: dict[str, Any], program: Program) -> TaskFacts:
         done = done or parse_date((task.get("meta") or {}).get("lastUpdated"))
     occurrence = _extension(task, EXT_OCCURRENCE)
     trigger = _extension(task, EXT_TRIGGER)
-    shared = _extension(task, EXT_SHARED_ACTIVITY)
-    shared = shared if isinstance(shared, str) else None
+    shared = shared_key(task)
     activity = activity_of(task, program)
     own = True
     if activity is None and shared is not None:
