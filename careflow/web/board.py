@@ -16,7 +16,7 @@ from careflow.access.principal import Principal
 from careflow.fhir.search_query import parse_search
 from careflow.naming import CARE_ROLE_SYSTEM, TASK_REASON
 from careflow.store.port import Repository, Stored
-from careflow.web.worklist import OPEN, Row, _row
+from careflow.web.worklist import OPEN, QUEUED, Row, _row
 
 COACHES = frozenset({"care-coach", "case-manager"})
 LIMIT = 1000
@@ -36,6 +36,10 @@ class Board:
     unassigned: list[Row] = field(default_factory=list)
     members: list[Member] = field(default_factory=list)
     patients: int = 0
+
+    def queues(self) -> list[str]:
+        """The disciplines of the team, each a queue a Task can be put in for whoever takes it first."""
+        return sorted({m.discipline for m in self.members if m.discipline})
 
     def members_for(self, row: Row) -> list[Member]:
         """Who of the team could take ``row``: the members of its discipline first (least loaded
@@ -110,7 +114,7 @@ def board(repo: Repository, principal: Principal, role_codes: dict[tuple[str, st
                    for c in ((s.resource or {}).get("reasonCode") or {}).get("coding") or ()):
                 add(s, out.escalated)
         out.escalated.sort(key=lambda r: (r.due or date.max, r.id))
-        for s in _open_tasks(uow, [("status", "requested"), ("owner:CareTeam.status", "active")]):
+        for s in _open_tasks(uow, [("status", QUEUED), ("owner:CareTeam.status", "active")]):
             add(s, out.unassigned)
         for m in out.members:
             m.load = _count(uow, "Task", [("owner", m.ref), status])

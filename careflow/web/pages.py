@@ -188,7 +188,11 @@ def task_action(request: Request, task_id: str, action: str, version: int = Form
     _ = translator(_lang(request))
     if action not in (*TRANSITION, *OWNER_ACTIONS, "assign"):
         return _page(request, "error.html", 404, message=_("There is no such action."))
-    if action == "assign" and (principal.discipline not in COACHES or not owner.startswith("PractitionerRole/")):
+    programs = getattr(request.app.state, "programs", {}) or {}
+    queue_codes = [{"system": system, "code": code} for (system, code), role in role_codes(programs).items()
+                   if owner == f"queue:{role}"]
+    if action == "assign" and (principal.discipline not in COACHES
+                               or not (owner.startswith("PractitionerRole/") or queue_codes)):
         return _page(request, "error.html", 403, message=_("The board is for care coaches and case managers."))
     state = _state(request)
     repo = state.repository
@@ -198,7 +202,11 @@ def task_action(request: Request, task_id: str, action: str, version: int = Form
             task = dict(uow.read("Task", task_id).resource or {})  # the If-Match below refuses a stale version
             me = next((a for a in principal.acts_as if a.startswith("PractitionerRole/")), None)
             held = str((task.get("owner") or {}).get("reference", ""))
-            if action == "assign":
+            if action == "assign" and queue_codes:  # to a role queue: the patient's team, for that discipline
+                patient_id = str((task.get("for") or {}).get("reference", "")).split("/")[-1]
+                task["owner"] = {"reference": f"CareTeam/{ids.careteam_id(patient_id)}"}
+                task["performerType"] = [{"coding": queue_codes}]
+            elif action == "assign":
                 task["owner"] = {"reference": owner}  # the status stays: assigning is not a transition
             elif action == "claim":  # from the queue: mine now, the status stays
                 if not held.startswith("CareTeam/") or me is None:

@@ -33,6 +33,7 @@ TRANSITION = {"accept": "accepted", "start": "in-progress", "complete": "complet
 HAND_BACK_FROM = ("accepted", "ready", "in-progress", "on-hold")
 OWNER_ACTIONS = ("claim", "hand-back")  # owner changes, not status transitions
 PAGE = 200
+QUEUED = "requested,received,accepted,ready,on-hold"  # statuses a Task waits in the team's queue with
 
 
 @dataclass
@@ -142,7 +143,7 @@ def worklist(repo: Repository, principal: Principal, programs: Mapping[str, Prog
             out.later.append(row)
     codes = discipline_codes(principal, programs)
     if codes and not overdue_only and not team:
-        queued = [("performer", ",".join(codes)), ("status", "requested,received,accepted,ready,on-hold"), *base[1:]]
+        queued = [("performer", ",".join(codes)), ("status", QUEUED), *base[1:]]
         for s in _search(repo, principal, queued, out):
             owner = ((s.resource or {}).get("owner") or {}).get("reference") or ""
             if owner.startswith("CareTeam/"):

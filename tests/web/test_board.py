@@ -62,6 +62,26 @@ def test_the_load_per_member_counts_every_open_task_they_hold(world: dict[str, A
         held[owner] = held.get(owner, 0) + 1
     assert b.members and {m.ref: m.load for m in b.members} == {m.ref: held.get(m.ref, 0) for m in b.members}
     assert any(m.load for m in b.members) and b.patients == 1
-    queued = [s.id for s in search_all(world["repo"], "Task", [("status", "requested")])
+    queued = [s.id for s in search_all(world["repo"], "Task", [("status", "requested,received,accepted,ready,on-hold")])
               if ((s.resource or {}).get("owner") or {}).get("reference", "").startswith("CareTeam/")]
     assert sorted(r.id for r in b.unassigned) == sorted(queued)
+
+
+def test_the_coach_puts_a_task_in_a_disciplines_queue_and_a_member_claims_it(world: dict[str, Any]) -> None:
+    run_until(world, 75)
+    coach = _client(world, careteam_member(world["repo"], PID, "care-coach"))
+    page = coach.get("/app/board").text
+    assert 'value="queue:pharmacist"' in page
+    task_id = page.split("<h2>Geëscaleerd", 1)[1].split('id="task-', 1)[1].split('"', 1)[0]
+    version = str(world["repo"].read("Task", task_id).version)
+    r = coach.post(f"/app/tasks/{task_id}/assign", data={"version": version, "owner": "queue:pharmacist"},
+                   follow_redirects=False)
+    assert r.status_code == 303
+    task = world["repo"].read("Task", task_id).resource
+    assert task["owner"]["reference"].startswith("CareTeam/")
+    assert any(c["code"] == "pharmacist" for c in task["performerType"][0]["coding"])
+    bogus = coach.post(f"/app/tasks/{task_id}/assign", data={"version": str(int(version) + 1), "owner": "queue:nobody"})
+    assert bogus.status_code == 403  # not a discipline of the programmes
+    pharmacist = _client(world, careteam_member(world["repo"], PID, "pharmacist"))
+    queue = pharmacist.get("/app/").text
+    assert f'/tasks/{task_id}/' in queue  # in the pharmacist's queue, to accept or claim
