@@ -143,15 +143,17 @@ def team_resolver(role_team: Mapping[str, str]) -> Any:
     return team_of
 
 
-def financing(repo: Repository, year: int, as_of: datetime | None = None) -> tuple[Statement, Directory]:
-    """The statement of ``year`` as recorded up to ``as_of`` (default: now)."""
+def financing(repo: Repository, year: int, as_of: datetime | None = None,
+              today: date | None = None) -> tuple[Statement, Directory]:
+    """The statement of ``year`` as recorded up to ``as_of`` (default: now), days up to ``today``
+    (default: the as-of day; a server with a pinned clock passes its own day)."""
     moment = as_of or datetime.now(timezone.utc)
     histories, directory, role_team = read_histories(repo)
     policy = getattr(repo, "policy", None) or default_policy()
     start, end = year_period(year)
     return statement(histories, start, end, moment, team_of=team_resolver(role_team),
                      categories=frozenset(policy.consent_categories()),
-                     consent_required=bool(policy.model.consent.required)), directory
+                     consent_required=bool(policy.model.consent.required), today=today), directory
 
 
 def end_of_day(day: date) -> datetime:

@@ -317,12 +317,14 @@ def amount(paid: Sequence[Interval]) -> Decimal:
 
 
 def paid_days(history: PatientHistory, start: date, end: date, as_of: datetime,
-              categories: frozenset[tuple[str, str]] = frozenset(), consent_required: bool = True) -> list[Interval]:
-    """The days of [start, end] this patient is paid for, as recorded up to ``as_of``."""
+              categories: frozenset[tuple[str, str]] = frozenset(), consent_required: bool = True,
+              today: date | None = None) -> list[Interval]:
+    """The days of [start, end] up to ``today`` (default: the as-of day) this patient is paid for, as
+    recorded up to ``as_of``."""
     patient = _as_of(history.patient, as_of)
     if not patient or patient[-1].resource is None:
         return []
-    last = min(end, last_alive_day(patient), as_of.astimezone(LOCAL_TIME).date())
+    last = min(end, last_alive_day(patient), today or as_of.astimezone(LOCAL_TIME).date())
     if last < start:
         return []
     window = [(start, last)]
@@ -338,13 +340,15 @@ def year_period(year: int) -> tuple[date, date]:
 
 def statement(histories: Iterable[PatientHistory], start: date, end: date, as_of: datetime, *,
               team_of: Callable[[Mapping[str, Any]], str | None],
-              categories: frozenset[tuple[str, str]] = frozenset(), consent_required: bool = True) -> Statement:
-    """The payment for [start, end] per team, and per group and practice within each team."""
+              categories: frozenset[tuple[str, str]] = frozenset(), consent_required: bool = True,
+              today: date | None = None) -> Statement:
+    """The payment for [start, end] per team, and per group and practice within each team (days up to
+    ``today``, default the as-of day, as recorded up to ``as_of``)."""
     if as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=timezone.utc)
     lines: list[PatientLine] = []
     for h in histories:
-        paid = paid_days(h, start, end, as_of, categories, consent_required)
+        paid = paid_days(h, start, end, as_of, categories, consent_required, today)
         if not paid:
             continue
         patient = _as_of(h.patient, as_of)[-1].resource or {}
