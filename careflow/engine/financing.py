@@ -17,11 +17,11 @@ from typing import Any, Mapping
 from careflow.access.policy import default_policy
 from careflow.access.principal import SYSTEM
 from careflow.engine.reading import ref_id, search_all
+from careflow.planning.shared import is_shared_plan
 from careflow.population.financing import (
     PatientHistory,
     Statement,
     Version,
-    is_shared_plan,
     statement,
     year_period,
 )
@@ -120,11 +120,11 @@ def read_histories(repo: Repository) -> tuple[list[PatientHistory], Directory, d
     for ref, role in roles.items():
         person = people.get(str((role.get("practitioner") or {}).get("reference") or ""))
         practices[ref] = (_name(person) if person else None) or str((role.get("practitioner") or {}).get("display") or ref)
-        org = (role.get("organization") or {}).get("reference")
-        if isinstance(org, str):
-            role_team[ref] = org
-    regions = frozenset(str(ref) for o in orgs.values()
-                        if isinstance(ref := (o.get("partOf") or {}).get("reference"), str) and ref in orgs)
+        team = (role.get("organization") or {}).get("reference")
+        if isinstance(team, str):
+            role_team[ref] = team
+    parents = [(o.get("partOf") or {}).get("reference") for o in orgs.values()]
+    regions = frozenset(p for p in parents if isinstance(p, str) and p in orgs)
     return histories, Directory(teams, practices, regions), role_team
 
 

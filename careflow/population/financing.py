@@ -40,7 +40,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from careflow.naming import POPULATION_GROUP
-from careflow.planning.shared import is_shared_plan  # noqa: F401  (the adapter tells parts from the whole)
 
 YEARLY_AMOUNT = Decimal("100.00")  # euro per enrolled patient per full year
 CENT = Decimal("0.01")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+
 from babel.numbers import format_currency
 
 from careflow.access.principal import Principal
