@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any, Mapping
 
+import orjson
+
 from careflow.access.policy import default_policy
 from careflow.access.principal import SYSTEM
 from careflow.engine.reading import ref_id, search_all
@@ -45,31 +47,53 @@ class Directory:
         return self.practices.get(ref or "", ref or "(no GP)")
 
 
-def _versions(uow: UnitOfWork, rtype: str) -> dict[str, list[Stored]]:
+KEPT = frozenset({"resourceType", "id", "meta", "identifier", "status", "period", "created", "subject", "patient",
+                  "provision", "category", "dateTime", "deceasedBoolean", "deceasedDateTime", "managingOrganization",
+                  "generalPractitioner"})
+
+
+@dataclass(frozen=True)
+class Slim:
+    """One version with only the elements the financing reads (parsed with orjson: a CarePlan's
+    activities and notes are most of its bytes and none of its money)."""
+
+    id: str
+    version: int
+    last_updated: datetime
+    resource: dict[str, Any] | None
+
+
+def _slim(s: Stored) -> Slim:
+    raw = None if s.deleted else s.raw
+    body = {k: v for k, v in orjson.loads(raw).items() if k in KEPT} if raw else None
+    return Slim(s.id, s.version, s.last_updated, body)
+
+
+def _versions(uow: UnitOfWork, rtype: str) -> dict[str, list[Slim]]:
     """Every version of every resource of ``rtype``, per id, oldest first."""
-    seen: dict[tuple[str, int], Stored] = {}
+    seen: dict[tuple[str, int], Slim] = {}
     offset = 0
     while True:
         total, page = uow.history(rtype, count=PAGE, offset=offset)
         for s in page:
-            seen[(s.id, s.version)] = s
+            seen[(s.id, s.version)] = _slim(s)
         offset += len(page)
         if not page or offset >= total:
             break
-    out: dict[str, list[Stored]] = {}
-    for (rid, _), s in sorted(seen.items()):
-        out.setdefault(rid, []).append(s)
+    out: dict[str, list[Slim]] = {}
+    for (rid, _), slim in sorted(seen.items()):
+        out.setdefault(rid, []).append(slim)
     for versions in out.values():
-        versions.sort(key=lambda s: s.version)
+        versions.sort(key=lambda v: v.version)
     return out
 
 
-def _version(s: Stored) -> Version:
+def _version(s: Slim) -> Version:
     moment = s.last_updated if s.last_updated.tzinfo else s.last_updated.replace(tzinfo=timezone.utc)
-    return Version(moment, None if s.deleted else s.resource)
+    return Version(moment, s.resource)
 
 
-def _patient_of(versions: list[Stored], field: str) -> str | None:
+def _patient_of(versions: list[Slim], field: str) -> str | None:
     for s in reversed(versions):
         if s.resource is not None:
             return ref_id(s.resource.get(field), "Patient")
