@@ -221,3 +221,47 @@ def test_lines_add_up_to_the_total_to_the_cent(population: list[PatientHistory],
         assert 1 <= p.days <= (366 if year == 2028 else 365)
         assert p.amount == (Decimal(100) * p.days / (366 if year == 2028 else 365)).quantize(Decimal("0.01"), ROUND_HALF_UP)
         assert p.amount.as_tuple().exponent == -2
+
+
+def test_the_invoice_of_the_hand_counted_population_is_valid_r4_and_adds_up() -> None:
+    from fhir.resources.R4B import get_fhir_model_class
+
+    from careflow.fhir.r4_schema import r4_errors
+    from careflow.fhir.validation import validate_resource
+    from careflow.population.financing_report import invoice
+
+    s = statement(POPULATION, *Y26, AS_OF, team_of=team_of)
+    inv = invoice(s, lambda ref: {"Organization/t1": "Buurtteam Een"}.get(ref or "", ref or "-"))
+    assert r4_errors(inv) == []
+    validate_resource(inv, "Invoice")
+    get_fhir_model_class("Invoice").model_validate(inv)
+    assert inv["status"] == "issued" and inv["identifier"][0]["value"] == "2026"
+    bases = [Decimal(str(line["priceComponent"][0]["amount"]["value"])) for line in inv["lineItem"]]
+    assert bases == [Decimal("400.55"), Decimal("0.27")]
+    assert sum(bases) == Decimal(str(inv["totalNet"]["value"])) == Decimal("400.82")
+    days = [line["priceComponent"][2]["factor"] for line in inv["lineItem"]]
+    assert days == [1462, 1]
+    assert [p["actor"]["reference"] for p in inv["participant"]] == ["Organization/t1", "Organization/t2"]
+    running = statement(POPULATION, *Y26, datetime(2026, 12, 1, tzinfo=UTC), team_of=team_of)
+    assert invoice(running, str)["status"] == "draft"  # the year is not over
+
+
+def test_a_coach_sees_their_team_and_others_are_refused() -> None:
+    import pytest
+
+    from careflow.access.principal import SYSTEM, Principal
+    from careflow.population.financing_access import NotForYou, visible_teams
+
+    coach = Principal(kind="practitioner", id="PractitionerRole/c", discipline="care-coach",
+                      organizations=("Organization/t1",))
+    region = Principal(kind="practitioner", id="PractitionerRole/r", discipline="care-coach",
+                       organizations=("Organization/zl",))
+    nurse = Principal(kind="practitioner", id="PractitionerRole/n", discipline="home-nurse",
+                      organizations=("Organization/t1",))
+    assert visible_teams(coach, {"Organization/zl"}) == {"Organization/t1"}
+    assert visible_teams(region, {"Organization/zl"}) is None and visible_teams(SYSTEM, ()) is None
+    for who in (nurse, Principal(kind="patient", id="Patient/p1", patient="p1"), Principal(kind="auditor", id="a")):
+        with pytest.raises(NotForYou):
+            visible_teams(who, {"Organization/zl"})
+    s = statement(POPULATION, *Y26, AS_OF, team_of=team_of).for_teams(visible_teams(coach, ()))
+    assert [t.team for t in s.teams] == ["Organization/t1"] and s.total == Decimal("400.55")
