@@ -23,6 +23,7 @@ from careflow.errors import CareflowError, IllegalTransition, VersionConflict
 from careflow.naming import CARE_ROLE_SYSTEM
 from careflow.planning import ids
 from careflow.web.board import COACHES, board
+from careflow.web.financing import financing_view, for_csv
 from careflow.web.i18n import LANGUAGES, choose, translator
 from careflow.web.patient import patient_page
 from careflow.web.session import COOKIE, PREFIX
@@ -257,3 +258,50 @@ def task_action(request: Request, task_id: str, action: str, version: int = Form
         return _page(request, "error.html", status, message=_("The task could not be changed."), detail=str(exc))
     back = f"{PREFIX}/board" if action == "assign" else f"{PREFIX}/"
     return RedirectResponse(f"{back}?done={quote(action)}", status_code=303)
+
+
+def _financing(request: Request, year: str | None, as_of: str | None) -> Any:
+    """The financing view for the signed-in person, or an error page (refused, or a bad year/date)."""
+    from datetime import date
+
+    from careflow.engine.financing import end_of_day
+    from careflow.population.financing_access import NotForYou
+
+    principal = principal_of(request)
+    _ = translator(_lang(request))
+    now = _state(request).now()
+    try:
+        moment = end_of_day(date.fromisoformat(as_of)) if as_of else None
+        chosen = int(year) if year else (moment or now).year
+        if not 1900 <= chosen <= 9999:
+            raise ValueError(year)
+    except ValueError:
+        return _page(request, "error.html", 400, message=_("Give a year such as 2026 and a date such as 2027-01-31."))
+    try:
+        return financing_view(_state(request).repository, principal, chosen, moment, now.date(), _lang(request))
+    except NotForYou:
+        return _page(request, "error.html", 403, message=_("The team financing is for the team coach and the region."))
+
+
+@router.get("/financing")
+def financing_page(request: Request, year: str | None = None, as_of: str | None = None) -> Response:
+    """The yearly team payment per team, group and practice (care coaches: their team; the region: all)."""
+    view = _financing(request, year, as_of)
+    if isinstance(view, Response):
+        return view
+    _ = translator(_lang(request))
+    return _page(request, "financing.html", f=view, as_of=as_of or "",
+                 group_name=lambda k: k or _("unknown"))
+
+
+@router.get("/financing.csv")
+def financing_download(request: Request, year: str | None = None, as_of: str | None = None,
+                       by: str | None = None) -> Response:
+    """The same lines as CSV (team lines, or the breakdown by group or practice, small cells suppressed)."""
+    view = _financing(request, year, as_of)
+    if isinstance(view, Response):
+        return view
+    kind = by if by in ("group", "practice") else None
+    name = f"team-financing-{view.year}{'-' + kind if kind else ''}.csv"
+    return Response(for_csv(view, kind), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
