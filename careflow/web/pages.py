@@ -26,6 +26,7 @@ from careflow.web.i18n import LANGUAGES, choose, translator
 from careflow.web.patient import patient_page
 from careflow.web.session import COOKIE, PREFIX
 from careflow.web.take_home import take_home
+from careflow.web.take_home_pdf import PdfUnavailable, pdf_of
 from careflow.web.worklist import TRANSITION, worklist
 
 HERE = Path(__file__).resolve().parent
@@ -162,20 +163,45 @@ def patient_view(request: Request, patient_id: str) -> HTMLResponse:
     return _page(request, "patient.html", p=page, me=principal)
 
 
-@router.get("/patients/{patient_id}/take-home")
-def take_home_view(request: Request, patient_id: str) -> HTMLResponse:
-    """The take-home care plan, printable (for the patient, or the team printing it for them)."""
+def _take_home_plan(request: Request, patient_id: str) -> Any:
+    """The patient's take-home plan as the signed-in person may see it, or the HTML error page to answer."""
     principal = principal_of(request)
     _ = translator(_lang(request))
     state = _state(request)
     programs = getattr(request.app.state, "programs", {}) or {}
     try:
-        plan = take_home(state.repository, principal, patient_id, state.now().date(), _lang(request), programs,
+        return take_home(state.repository, principal, patient_id, state.now().date(), _lang(request), programs,
                          role_codes(programs))
     except CareflowError as exc:
         status = int(getattr(exc, "http_status", 404) or 404)
         return _page(request, "error.html", status, message=_("This patient's record is not open to you."))
-    return _page(request, "take_home.html", t=plan, today=state.now().date())
+
+
+@router.get("/patients/{patient_id}/take-home")
+def take_home_view(request: Request, patient_id: str) -> Response:
+    """The take-home care plan, printable (for the patient, or the team printing it for them)."""
+    plan = _take_home_plan(request, patient_id)
+    if isinstance(plan, Response):
+        return plan
+    return _page(request, "take_home.html", t=plan, today=_state(request).now().date(), patient_id=patient_id)
+
+
+@router.get("/patients/{patient_id}/take-home.pdf")
+def take_home_pdf(request: Request, patient_id: str) -> Response:
+    """The same plan as an accessible PDF (tagged, PDF/UA-1): the same access, an HTML page on refusal."""
+    plan = _take_home_plan(request, patient_id)
+    if isinstance(plan, Response):
+        return plan
+    lang = _lang(request)
+    html = _env.get_template("take_home_pdf.html").render(_=translator(lang), lang=lang, t=plan,
+                                                         today=_state(request).now().date())
+    try:
+        pdf = pdf_of(html)
+    except PdfUnavailable:
+        _ = translator(lang)
+        return _page(request, "error.html", 503, message=_("This server cannot make PDFs; print the page instead."))
+    return Response(pdf, media_type="application/pdf",
+                    headers={"Content-Disposition": 'inline; filename="zorgplan.pdf"', "Cache-Control": "no-store"})
 
 
 @router.post("/tasks/{task_id}/{action}")
