@@ -114,15 +114,17 @@ def logout() -> Response:
 
 @router.get("/")
 def worklist_page(request: Request, patient: str | None = None, overdue: str | None = None,
-                  done: str | None = None) -> HTMLResponse:
+                  done: str | None = None, task: str | None = None) -> HTMLResponse:
     principal = principal_of(request)
     state = _state(request)
     today = state.now().date()
     programs = getattr(request.app.state, "programs", {}) or {}
     wl = worklist(state.repository, principal, programs, today, patient=patient or None, overdue_only=overdue == "1",
                   lang=_lang(request))
+    # after a step the result is shown (and focused) in the Task's own row while it is still listed
+    listed = {r.id for rows in (wl.overdue, wl.this_week, wl.later, wl.queue) for r in rows}
     return _page(request, "worklist.html", wl=wl, me=principal, today=today, patient=patient or "",
-                 overdue=overdue == "1", done=done)
+                 overdue=overdue == "1", done=done, done_task=task, shown_in_row=bool(done and task in listed))
 
 
 def role_codes(programs: dict[str, Any]) -> dict[tuple[str, str], str]:
@@ -255,5 +257,6 @@ def task_action(request: Request, task_id: str, action: str, version: int = Form
     except CareflowError as exc:
         status = int(getattr(exc, "http_status", 400) or 400)
         return _page(request, "error.html", status, message=_("The task could not be changed."), detail=str(exc))
-    back = f"{PREFIX}/board" if action == "assign" else f"{PREFIX}/"
-    return RedirectResponse(f"{back}?done={quote(action)}", status_code=303)
+    if action == "assign":
+        return RedirectResponse(f"{PREFIX}/board?done=assign", status_code=303)
+    return RedirectResponse(f"{PREFIX}/?done={quote(action)}&task={quote(task_id)}", status_code=303)
