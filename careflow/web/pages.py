@@ -203,7 +203,7 @@ def take_home_pdf(request: Request, patient_id: str) -> Response:
         _ = translator(lang)
         return _page(request, "error.html", 503, message=_("This server cannot make PDFs; print the page instead."))
     return Response(pdf, media_type="application/pdf",
-                    headers={"Content-Disposition": 'inline; filename="zorgplan.pdf"', "Cache-Control": "no-store"})
+                    headers={"Content-Disposition": 'attachment; filename="zorgplan.pdf"', "Cache-Control": "no-store"})
 
 
 @router.post("/tasks/{task_id}/{action}")

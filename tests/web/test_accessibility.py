@@ -52,7 +52,7 @@ NOT_PAGES = (".pdf", ".yaml", "/static")  # documents and files the app serves, 
 
 def _routes(routes: list[Any]) -> list[Any]:
     """Every route, included routers opened (newer FastAPI keeps an included router as one entry)."""
-    out = []
+    out: list[Any] = []
     for route in routes:
         out.extend(route.effective_route_contexts() if hasattr(route, "effective_route_contexts") else [route])
     return out

@@ -29,6 +29,7 @@ def _pdf_or_skip(client: TestClient, url: str) -> bytes:
         pytest.skip("this machine lacks Pango, which WeasyPrint needs (./dev test installs it)")
     assert r.status_code == 200, r.text[:300]
     assert r.headers["content-type"] == "application/pdf" and r.headers["cache-control"] == "no-store"
+    assert r.headers["content-disposition"] == 'attachment; filename="zorgplan.pdf"'  # no id in the file name
     assert r.content.startswith(b"%PDF-")
     return r.content
 
