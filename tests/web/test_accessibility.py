@@ -173,10 +173,17 @@ def _queued_gp_task(world: dict[str, Any]) -> str:
 
 @needs_chromium
 def test_claim_start_and_complete_with_the_keyboard_alone(world: dict[str, Any], server: str) -> None:
+    import importlib
+
     from playwright.sync_api import sync_playwright
 
     from careflow.api.login import claims_for
 
+    axe_playwright: Any = None  # the keyboard test needs no axe-core; the scan test says when it is missing
+    try:
+        axe_playwright = importlib.import_module("axe_playwright_python.sync_playwright")
+    except ImportError:
+        pass
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     task_id = _queued_gp_task(world)
     gp = careteam_member(world["repo"], PID, "gp")
@@ -204,6 +211,10 @@ def test_claim_start_and_complete_with_the_keyboard_alone(world: dict[str, Any],
             assert (status["role"], status["text"], status["row"]) == ("status", "Bewaard.", f"task-{task_id}")
             task = world["repo"].read("Task", task_id).resource
             assert task["status"] == "accepted" and task["owner"] == {"reference": gp}
+            if axe_playwright is not None:  # the page with the message in a row passes the scan too
+                results = axe_playwright.Axe().run(page, options=RULES)
+                assert not results.violations_count, results.generate_report()
+                assert _focused(page)["role"] == "status"  # the scan leaves the focus where it was
 
             # start: the next Tab from the message is the next step
             assert _tab_to(page, lambda f: True)["text"] == "Starten"
