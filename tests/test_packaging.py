@@ -108,6 +108,17 @@ def test_an_installed_wheel_runs_the_demo_and_validates_its_programmes(wheel: Pa
     assert validate.returncode == 0, validate.stderr
     assert validate.stdout.count(": ok") == len(list((ROOT / "care_programs").glob("*.yaml"))), validate.stdout
 
+    # the take-home PDF from the installed copy's own templates and style sheet (WeasyPrint, Pango)
+    pdf = subprocess.run([str(venv / "bin" / "python"), "-c",
+                          "import sys, datetime, careflow.web.pages as p; from careflow.web.i18n import translator; "
+                          "from careflow.web.take_home import TakeHome; from careflow.web.take_home_pdf import pdf_of; "
+                          "html = p._env.get_template('take_home_pdf.html').render(_=translator('nl'), lang='nl', "
+                          "t=TakeHome(name='Maria Claes', national_number=None, goals=['Gewicht stabiel']), "
+                          "today=datetime.date(2026, 6, 1)); sys.stdout.buffer.write(pdf_of(html)); print(p.__file__, file=sys.stderr)"],
+                         cwd=elsewhere, env=env, capture_output=True, timeout=300)
+    assert pdf.returncode == 0, pdf.stderr.decode()
+    assert pdf.stdout.startswith(b"%PDF-") and pdf.stderr.decode().startswith(str(venv)), pdf.stderr.decode()
+
     db = tmp_path / "demo.db"
     demo = subprocess.run([str(careflow), "demo", "--inhabitants", "500", "--no-serve", "--db", f"sqlite:///{db}"],
                           cwd=elsewhere, env=env, capture_output=True, text=True, timeout=900)

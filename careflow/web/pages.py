@@ -28,6 +28,7 @@ from careflow.web.i18n import LANGUAGES, choose, translator
 from careflow.web.patient import patient_page
 from careflow.web.session import COOKIE, PREFIX
 from careflow.web.take_home import take_home
+from careflow.web.take_home_pdf import PdfUnavailable, pdf_of
 from careflow.web.worklist import HAND_BACK_FROM, OWNER_ACTIONS, TRANSITION, worklist
 
 HERE = Path(__file__).resolve().parent
@@ -115,7 +116,8 @@ def logout() -> Response:
 
 @router.get("/")
 def worklist_page(request: Request, patient: str | None = None, overdue: str | None = None,
-                  done: str | None = None, program: str | None = None, view: str | None = None) -> HTMLResponse:
+                  done: str | None = None, program: str | None = None, view: str | None = None,
+                  task: str | None = None) -> HTMLResponse:
     principal = principal_of(request)
     state = _state(request)
     today = state.now().date()
@@ -124,8 +126,11 @@ def worklist_page(request: Request, patient: str | None = None, overdue: str | N
     wl = worklist(state.repository, principal, programs, today, patient=patient or None, overdue_only=overdue == "1",
                   lang=_lang(request), program=program or None, team=view == "team")
     titles = {pid: (p.title.nl if _lang(request) == "nl" else p.title.en) for pid, p in sorted(programs.items())}
+    # after a step the result is shown (and focused) in the Task's own row while it is still listed
+    listed = {r.id for rows in (wl.overdue, wl.this_week, wl.later, wl.queue) for r in rows}
     return _page(request, "worklist.html", wl=wl, me=principal, today=today, patient=patient or "",
-                 overdue=overdue == "1", done=done, program=program, programs=titles, team=view == "team")
+                 overdue=overdue == "1", done=done, program=program, programs=titles, team=view == "team",
+                 done_task=task, shown_in_row=bool(done and task in listed))
 
 
 def role_codes(programs: dict[str, Any]) -> dict[tuple[str, str], str]:
@@ -166,20 +171,45 @@ def patient_view(request: Request, patient_id: str) -> HTMLResponse:
     return _page(request, "patient.html", p=page, me=principal)
 
 
-@router.get("/patients/{patient_id}/take-home")
-def take_home_view(request: Request, patient_id: str) -> HTMLResponse:
-    """The take-home care plan, printable (for the patient, or the team printing it for them)."""
+def _take_home_plan(request: Request, patient_id: str) -> Any:
+    """The patient's take-home plan as the signed-in person may see it, or the HTML error page to answer."""
     principal = principal_of(request)
     _ = translator(_lang(request))
     state = _state(request)
     programs = getattr(request.app.state, "programs", {}) or {}
     try:
-        plan = take_home(state.repository, principal, patient_id, state.now().date(), _lang(request), programs,
+        return take_home(state.repository, principal, patient_id, state.now().date(), _lang(request), programs,
                          role_codes(programs))
     except CareflowError as exc:
         status = int(getattr(exc, "http_status", 404) or 404)
         return _page(request, "error.html", status, message=_("This patient's record is not open to you."))
-    return _page(request, "take_home.html", t=plan, today=state.now().date())
+
+
+@router.get("/patients/{patient_id}/take-home")
+def take_home_view(request: Request, patient_id: str) -> Response:
+    """The take-home care plan, printable (for the patient, or the team printing it for them)."""
+    plan = _take_home_plan(request, patient_id)
+    if isinstance(plan, Response):
+        return plan
+    return _page(request, "take_home.html", t=plan, today=_state(request).now().date(), patient_id=patient_id)
+
+
+@router.get("/patients/{patient_id}/take-home.pdf")
+def take_home_pdf(request: Request, patient_id: str) -> Response:
+    """The same plan as an accessible PDF (tagged, PDF/UA-1): the same access, an HTML page on refusal."""
+    plan = _take_home_plan(request, patient_id)
+    if isinstance(plan, Response):
+        return plan
+    lang = _lang(request)
+    html = _env.get_template("take_home_pdf.html").render(_=translator(lang), lang=lang, t=plan,
+                                                         today=_state(request).now().date())
+    try:
+        pdf = pdf_of(html)
+    except PdfUnavailable:
+        _ = translator(lang)
+        return _page(request, "error.html", 503, message=_("This server cannot make PDFs; print the page instead."))
+    return Response(pdf, media_type="application/pdf",
+                    headers={"Content-Disposition": 'attachment; filename="zorgplan.pdf"', "Cache-Control": "no-store"})
 
 
 @router.post("/tasks/{task_id}/{action}")
@@ -256,8 +286,9 @@ def task_action(request: Request, task_id: str, action: str, version: int = Form
     except CareflowError as exc:
         status = int(getattr(exc, "http_status", 400) or 400)
         return _page(request, "error.html", status, message=_("The task could not be changed."), detail=str(exc))
-    back = f"{PREFIX}/board" if action == "assign" else f"{PREFIX}/"
-    return RedirectResponse(f"{back}?done={quote(action)}", status_code=303)
+    if action == "assign":
+        return RedirectResponse(f"{PREFIX}/board?done=assign", status_code=303)
+    return RedirectResponse(f"{PREFIX}/?done={quote(action)}&task={quote(task_id)}", status_code=303)
 
 
 def _financing(request: Request, year: str | None, as_of: str | None) -> Any:

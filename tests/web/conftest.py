@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import sys
+import threading
+import time as timer
 from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -47,3 +50,26 @@ def world(tmp_path: Path) -> dict[str, Any]:
     app.state.local_issuer = issuer
     yield {"app": app, "repo": repo, "programs": programs, "issuer": issuer, "roles": roles, "clock": clock}
     repo.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(world: dict[str, Any]) -> Any:
+    import uvicorn
+
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(world["app"], host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = timer.monotonic() + 30
+    while not srv.started and timer.monotonic() < deadline:
+        timer.sleep(0.05)
+    assert srv.started, "the test server did not start"
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)

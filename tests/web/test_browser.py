@@ -3,51 +3,29 @@
 Two and a half months into a heart-failure plan nobody worked, the care coach signs in, finds an
 escalated Task on the board and assigns it to the home nurse; the nurse signs in, accepts, starts
 and completes it entering a weight; the weight rule raises an urgent Task, which she sees on her
-list. The GP signs in per role (the demo's sign-in) and sees their own list. Screenshots of each
-step are kept in ``test-artifacts/web/``.
+list, opens the patient page and prints the take-home plan (the browser's print and the PDF, both
+read back as text). The GP signs in per role (the demo's sign-in) and sees their own list.
+Screenshots of each step and the two PDFs are kept in ``test-artifacts/web/``.
 """
 
 from __future__ import annotations
 
-import shutil
-import socket
-import threading
-import time
 from datetime import datetime, timedelta, timezone
 from datetime import time as clock_time
-from pathlib import Path
 from typing import Any
 
 import pytest
-from web_world import PID, START, careteam_member, run_until
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
+from web_world import ARTIFACTS, CHROMIUM, PID, START, careteam_member, run_until
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (./dev test installs it)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _pdf_text(pdf: bytes) -> str:
+    import io
 
+    from pypdf import PdfReader
 
-@pytest.fixture
-def server(world: dict[str, Any]) -> Any:
-    import uvicorn
-
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(world["app"], host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "the test server did not start"
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    return " ".join(" ".join((p.extract_text() or "").split()) for p in PdfReader(io.BytesIO(pdf)).pages)
 
 
 def _sign_in_with_token(page: Any, server: str, world: dict[str, Any], who: str) -> None:
@@ -130,5 +108,19 @@ def test_coach_assigns_an_escalation_and_the_nurse_completes_it_with_a_weight(wo
             html = nurse.content()
             assert "laatste: 82.6" in html, html[html.find("<h2>Doelen"):html.find("<h2>Doelen") + 1500]  # her weight, on the trend
             nurse.screenshot(path=str(ARTIFACTS / "05-patient-page.png"), full_page=True)
+
+            # print the take-home plan: the browser's print of the page, and the PDF the page links to
+            nurse.get_by_role("link", name="zorgplan meegeven").click()
+            nurse.wait_for_url(f"{server}/app/patients/{PID}/take-home")
+            nurse.screenshot(path=str(ARTIFACTS / "06-take-home.png"), full_page=True)
+            printed = _pdf_text(nurse.pdf(path=str(ARTIFACTS / "06-take-home-printed.pdf")))
+            href = nurse.get_by_role("link", name="Downloaden als pdf").get_attribute("href") or ""
+            answer = nurse.request.get(f"{server}{href}")  # with the nurse's session cookie
+            assert answer.ok and answer.headers["content-type"] == "application/pdf", answer.text()[:300]
+            (ARTIFACTS / "07-take-home.pdf").write_bytes(answer.body())
+            for text in (printed, _pdf_text(answer.body())):
+                assert "Mijn zorgplan" in text and "Wie mij helpt" in text and "Alarmsignalen" in text
+                assert "Snelle gewichtstoename" in text and "In nood: 112." in text
+                assert PID not in text and "Afdrukken" not in text  # no internal ids; the print hides the buttons
         finally:
             browser.close()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 START = date(2026, 6, 1)
 PID = "pat-web"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")  # Debian's; Playwright downloads none
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"  # screenshots kept from the run
 
 
 def owner_of_open(repo: Any, discipline: str) -> str:
