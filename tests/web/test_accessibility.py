@@ -36,7 +36,9 @@ PAGES = [
     Page("/app/login", "/app/login?error=token", None),
     Page("/app/", "/app/", "gp"),
     Page("/app/", "/app/?done=accept&overdue=1", "home-nurse"),
+    Page("/app/", "/app/?view=team&program=heart-failure", "home-nurse"),  # the care-team view, filtered
     Page("/app/board", "/app/board", "care-coach"),
+    Page("/app/financing", "/app/financing?year=2026", "care-coach"),
     Page("/app/board", "/app/board", "gp"),  # not for a GP: the error page
     Page("/app/patients/{patient_id}", f"/app/patients/{PID}", "gp"),
     Page("/app/patients/{patient_id}", "/app/patients/nobody", "gp"),  # an unknown patient: the error page
@@ -47,7 +49,7 @@ PAGES = [
     Page("/app/programs/{program_id}", "/app/programs/heart-failure", "gp"),
     Page("/app/programs/{program_id}/source", "/app/programs/heart-failure/source", "gp"),
 ]
-NOT_PAGES = (".pdf", ".yaml", "/static")  # documents and files the app serves, not HTML pages
+NOT_PAGES = (".pdf", ".yaml", ".csv", "/static")  # documents and files the app serves, not HTML pages
 
 
 def _routes(routes: list[Any]) -> list[Any]:
