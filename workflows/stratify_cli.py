@@ -39,12 +39,15 @@ def stratify_command(
                                          help="a rule file or a folder of rule versions; default: careflow's population_rules/"),
     explain: Optional[list[str]] = typer.Option(None, "--explain", metavar="PATIENT",
                                                 help="explain this patient's group (Patient id; repeatable); nothing is written"),
+    today: Optional[str] = typer.Option(None, "--today", help="record the groups as of this day (default today)"),
     partitions: int = PartitionsOpt, as_json: bool = JsonOpt,
 ) -> None:
     """Place every inhabitant in group A-D and record it as RiskAssessments (or replay / explain)."""
     from careflow.population.loader import default_rules_dir, load_rule_sets, rules_in_force
 
-    day = _day(at, "--at") or datetime.now(timezone.utc).date()
+    if at is not None and today is not None:
+        raise CareflowError("--at replays a past day and --today records one: give one of them")
+    day = _day(at, "--at") or _day(today, "--today") or datetime.now(timezone.utc).date()
     if rules is not None and not rules.exists():
         raise CareflowError(f"--rules {rules}: no such file or folder")
     chosen = rules_in_force(load_rule_sets([rules or default_rules_dir()]), day)

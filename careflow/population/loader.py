@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from careflow.errors import RuleSetError
+from careflow.errors import CareflowError, RuleSetError
 from careflow.population.model import RuleSet
 from careflow.programs.loader import Loc, Problem, _dedupe, _path, _position, _yaml
 
@@ -176,6 +176,6 @@ def rules_in_force(sets: list[RuleSet], day: date) -> RuleSet:
     usable = [r for r in sets if r.effective <= day]
     if not usable:
         first = min((r.effective for r in sets), default=None)
-        raise RuleSetError([Problem("<rules>", 1, 1, "", f"no stratification rule set is in force on {day.isoformat()}"
-                                    + (f" (the first takes effect {first.isoformat()})" if first else ""))])
+        raise CareflowError(f"no stratification rule set is in force on {day.isoformat()}"
+                            + (f" (the first takes effect {first.isoformat()})" if first else ""))
     return max(usable, key=lambda r: (r.effective, r.version))

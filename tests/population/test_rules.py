@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from careflow.errors import RuleSetError
+from careflow.errors import CareflowError, RuleSetError
 from careflow.population.evaluate import stratify
 from careflow.population.facts import inhabitant
 from careflow.population.loader import default_rules_dir, load_rule_sets, parse_rules, rules_in_force
@@ -43,7 +43,7 @@ def test_versions_are_chosen_by_the_day(sets):
     assert [s.version for s in sets] == ["2026.1", "2026.2"]
     assert rules_in_force(sets, date(2026, 6, 30)).version == "2026.1"
     assert rules_in_force(sets, date(2026, 7, 1)).version == "2026.2"
-    with pytest.raises(RuleSetError, match="no stratification rule set is in force on 2025-12-31"):
+    with pytest.raises(CareflowError, match="no stratification rule set is in force on 2025-12-31"):
         rules_in_force(sets, date(2025, 12, 31))
 
 
