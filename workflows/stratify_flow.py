@@ -23,7 +23,7 @@ from careflow.engine import enrolment, stratify  # noqa: E402
 from careflow.engine.counts import Counts  # noqa: E402
 from careflow.population.loader import default_rules_dir, load_rule_sets, rules_in_force  # noqa: E402
 from careflow.population.model import RuleSet  # noqa: E402
-from workflows.flows import DEFAULT_PARTITIONS, _TASK_OPTIONS, _gather, _partition_name, _report, _runner  # noqa: E402
+from workflows.flows import _TASK_OPTIONS, DEFAULT_PARTITIONS, _gather, _partition_name, _report, _runner  # noqa: E402
 from workflows.resources import repository  # noqa: E402
 
 

@@ -20,7 +20,8 @@ from careflow.errors import VersionConflict
 from careflow.naming import POPULATION_GROUP
 from careflow.planning.patient import _neighbourhood, replaced_by
 from careflow.population.assessment import assessment_id, group_coding, risk_assessment, same_assessment
-from careflow.population.evaluate import Stratum, stratify as place
+from careflow.population.evaluate import Stratum
+from careflow.population.evaluate import stratify as place
 from careflow.population.facts import MEDICATION_TYPES, Inhabitant, inhabitant
 from careflow.population.model import (
     AllCriterion,
@@ -155,7 +156,7 @@ def _write(repo: Repository, rules: RuleSet, day: date, batch: list[str], counts
                 _apply(uow, new, version, tagged, pversion, done)
         counts.merge(done)
     except VersionConflict:  # someone edited one of them meanwhile: one at a time, the rest still lands
-        for pid, new, version, tagged, pversion in writes:
+        for _pid, new, version, tagged, pversion in writes:
             try:
                 with repo.unit_of_work(SYSTEM) as uow:
                     _apply(uow, new, version, tagged, pversion, Counts())

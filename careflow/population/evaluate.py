@@ -161,10 +161,10 @@ class _Evaluation:
             text = " + ".join(self.rules.chronic[k].label for k in present)
             return [Reason(text, tuple(ref for k in present for ref in self.kinds[k]))]
         if isinstance(criterion, ConditionCriterion):
-            c = criterion.condition
-            names = c.any_of or c.all_of or []
+            has = criterion.condition
+            names = has.any_of or has.all_of or []
             present = [k for k in names if k in self.kinds]
-            if not present or (c.all_of is not None and len(present) < len(names)):
+            if not present or (has.all_of is not None and len(present) < len(names)):
                 return None
             return [Reason(" + ".join(self.rules.chronic[k].label for k in present),
                            tuple(ref for k in present for ref in self.kinds[k]))]
@@ -181,8 +181,8 @@ class _Evaluation:
             return [Reason(f"{t.label} {_value(v)} on {obs.when.date().isoformat()}", (obs.id,) if obs.id else ())]
         if isinstance(criterion, MedicinesCriterion):
             m = criterion.medicines
-            wanted = [Coding(system="atc", code=code) for code in m.atc] if m.atc else None
-            taken = [x for x in self.who.medicines if x.taken_on(self.day) and (wanted is None or _matches(wanted, x.codes))]
+            classes = [Coding(system="atc", code=code) for code in m.atc] if m.atc else None
+            taken = [x for x in self.who.medicines if x.taken_on(self.day) and (classes is None or _matches(classes, x.codes))]
             distinct = {x.codes or (("", x.ref),) for x in taken}
             if len(distinct) < m.at_least:
                 return None

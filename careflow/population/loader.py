@@ -19,28 +19,39 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from careflow.errors import CareflowError, RuleSetError
-from careflow.population.model import RuleSet
+from careflow.population.model import CRITERIA, RuleSet
 from careflow.programs.loader import Loc, Problem, _dedupe, _path, _position, _yaml
-
-_CRITERIA = ("age", "chronic", "condition", "observation", "medicines", "hospital_stays", "frailty", "any", "all")
 
 
 def _sentence(err: dict[str, Any]) -> str:
     kind, msg, loc = err["type"], str(err["msg"]), err["loc"]
     if kind == "extra_forbidden":
         key = str(loc[-1])
-        close = difflib.get_close_matches(key, _CRITERIA, n=1)
+        close = difflib.get_close_matches(key, CRITERIA, n=1)
         return f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
     if kind == "missing":
         return f"missing required key {loc[-1]!r}"
-    if kind == "union":
-        return "not a criterion: use one of " + ", ".join(_CRITERIA)
+    if kind == "not_a_criterion":
+        given = [str(k) for k in err["input"]] if isinstance(err.get("input"), dict) else []
+        close = [m for k in given for m in difflib.get_close_matches(k, CRITERIA, n=1)]
+        hint = f" (did you mean {close[0]!r}?)" if len(given) == 1 and close else ""
+        return "not a criterion: give exactly one of " + ", ".join(CRITERIA) + hint
     if kind == "string_pattern_mismatch" and loc and loc[-1] == "version":
         return f"{err['input']!r} is not a rule-set version such as 2026.2"
     if kind == "string_pattern_mismatch":
         return f"{err['input']!r} is not a valid id: use lower-case letters, digits and hyphens, starting with a letter"
     msg = msg.removeprefix("Value error, ").replace("Input should be", "should be")
     return msg[0].lower() + msg[1:] if msg else str(kind)
+
+
+def _untagged(loc: Loc) -> Loc:
+    """The location without the union's tags: ``when[1].any.any[0]`` is ``when[1].any[0]``."""
+    out: list[str | int] = []
+    for part in loc:
+        if out and part == out[-1] and part in CRITERIA:
+            continue
+        out.append(part)
+    return tuple(out)
 
 
 def _criteria_problems(items: Any, loc: Loc, kinds: set[str], has_frailty: bool) -> list[tuple[Loc, str]]:
@@ -78,7 +89,7 @@ def cross_reference_problems(data: Any) -> list[tuple[Loc, str]]:
     kinds = set(data["chronic"]) if isinstance(data.get("chronic"), dict) else set()
     has_frailty = isinstance(data.get("frailty"), dict)
     out: list[tuple[Loc, str]] = []
-    rules = data.get("rules") if isinstance(data.get("rules"), list) else []
+    rules: list[Any] = data["rules"] if isinstance(data.get("rules"), list) else []
     seen: dict[str, int] = {}
     for i, rule in enumerate(rules):
         if not isinstance(rule, dict):
@@ -110,7 +121,7 @@ def parse_rules(text: str, filename: str = "<string>") -> RuleSet:
     try:
         ruleset = RuleSet.model_validate(data)
     except ValidationError as exc:
-        for err in _dedupe([dict(e) for e in exc.errors(include_url=False)]):
+        for err in _dedupe([{**e, "loc": _untagged(e["loc"])} for e in exc.errors(include_url=False)]):
             line, col, _ = _position(data, err["loc"])
             problems.append(Problem(filename, line, col, _path(err["loc"]), _sentence(err)))
     for loc, message in cross_reference_problems(data):

@@ -11,10 +11,11 @@ groups. The JSON Schema in ``population_rules/schema.json`` is generated from th
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
+from careflow.programs.codes import ATC, code_problem
 from careflow.programs.model import ID_PATTERN, Coding, IsoDuration, Strict
 
 Group = Literal["A", "B", "C", "D"]
@@ -92,6 +93,15 @@ class Medicines(Strict):
     at_least: int = Field(1, ge=1)
     atc: list[str] | None = Field(None, min_length=1, description="ATC classes (a class covers its subtree)")
 
+    @field_validator("atc")
+    @classmethod
+    def _atc_classes(cls, v: list[str] | None) -> list[str] | None:
+        for code in v or ():
+            problem = code_problem(ATC, code)
+            if problem:
+                raise ValueError(f"{code!r}: {problem}")
+        return v
+
 
 class HospitalStays(Strict):
     """Inpatient stays (Encounter class IMP/ACUTE/NONAC or with hospitalization) begun in the window."""
@@ -142,9 +152,27 @@ class AllCriterion(Strict):
     all: list[Criterion] = Field(min_length=1)
 
 
+CRITERIA = ("age", "chronic", "condition", "observation", "medicines", "hospital_stays", "frailty", "any", "all")
+
+
+def _criterion_kind(value: Any) -> str | None:
+    """Which criterion a mapping is, by its one key (so an error names that criterion's problem only,
+    not one per alternative); None when it has no criterion key or several."""
+    if isinstance(value, dict):
+        keys = [k for k in value if k in CRITERIA]
+        return keys[0] if len(keys) == 1 else None
+    fields = list(type(value).model_fields) if isinstance(value, Strict) else []
+    return fields[0] if len(fields) == 1 else None
+
+
 Criterion = Annotated[
-    Union[AgeCriterion, ChronicCriterion, ConditionCriterion, ObservationCriterion, MedicinesCriterion,
-          HospitalCriterion, FrailtyCriterion, AnyCriterion, AllCriterion],
+    Union[Annotated[AgeCriterion, Tag("age")], Annotated[ChronicCriterion, Tag("chronic")],
+          Annotated[ConditionCriterion, Tag("condition")], Annotated[ObservationCriterion, Tag("observation")],
+          Annotated[MedicinesCriterion, Tag("medicines")], Annotated[HospitalCriterion, Tag("hospital_stays")],
+          Annotated[FrailtyCriterion, Tag("frailty")], Annotated[AnyCriterion, Tag("any")],
+          Annotated[AllCriterion, Tag("all")]],
+    Discriminator(_criterion_kind, custom_error_type="not_a_criterion",
+                  custom_error_message="not a criterion: give exactly one of " + ", ".join(CRITERIA)),
     Field(description="one fact: age, chronic, condition, observation, medicines, hospital_stays, frailty, or any/all of several"),
 ]
 AnyCriterion.model_rebuild()
