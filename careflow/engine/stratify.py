@@ -104,10 +104,15 @@ def assess(repo: Repository, rules: RuleSet, day: date, patient_ids: Sequence[st
     ids = population_ids(repo) if patient_ids is None else list(patient_ids)
     out: list[Stratum] = []
     for batch in chunks(ids, batch_size):
-        for _pid, (_stored, who) in sorted(read_inhabitants(repo, batch, rules).items()):
-            if not who.deceased:
+        for _pid, (stored, who) in sorted(read_inhabitants(repo, batch, rules).items()):
+            if _stratified(stored.resource or {}, who):
                 out.append(place(who, rules, day))
     return out
+
+
+def _stratified(patient: dict[str, Any], who: Inhabitant) -> bool:
+    """Deceased patients, records no longer in use and merged-away records are not placed."""
+    return not (who.deceased or patient.get("active") is False or replaced_by(patient))
 
 
 def _tagged(patient: dict[str, Any], group: str) -> dict[str, Any] | None:
@@ -132,7 +137,7 @@ def _write(repo: Repository, rules: RuleSet, day: date, batch: list[str], counts
     for pid, (stored, who) in sorted(found.items()):
         patient = stored.resource or {}
         hood = _neighbourhood(patient)
-        if who.deceased or patient.get("active") is False or replaced_by(patient):
+        if not _stratified(patient, who):
             counts.add("not-stratified", neighbourhood=hood)
             continue
         stratum = place(who, rules, day)
