@@ -8,7 +8,6 @@ Task to a member of the team with one form; that is an ordinary Task update with
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -16,8 +15,8 @@ from typing import Any
 from careflow.access.principal import Principal
 from careflow.fhir.search_query import parse_search
 from careflow.naming import CARE_ROLE_SYSTEM, TASK_REASON
-from careflow.store.port import Repository
-from careflow.web.worklist import OPEN, Row, _row
+from careflow.store.port import Repository, Stored
+from careflow.web.worklist import OPEN, QUEUED, Row, _row
 
 COACHES = frozenset({"care-coach", "case-manager"})
 LIMIT = 1000
@@ -37,6 +36,10 @@ class Board:
     unassigned: list[Row] = field(default_factory=list)
     members: list[Member] = field(default_factory=list)
     patients: int = 0
+
+    def queues(self) -> list[str]:
+        """The disciplines of the team, each a queue a Task can be put in for whoever takes it first."""
+        return sorted({m.discipline for m in self.members if m.discipline})
 
     def members_for(self, row: Row) -> list[Member]:
         """Who of the team could take ``row``: the members of its discipline first (least loaded
@@ -74,32 +77,46 @@ def team_members(repo: Repository, principal: Principal) -> list[Member]:
     return sorted(out, key=lambda m: (m.discipline, m.name))
 
 
+def _open_tasks(uow: Any, params: list[tuple[str, str]]) -> list[Stored]:
+    query = parse_search("Task", [*params, ("_count", str(LIMIT)), ("_sort", "due-date"), ("_total", "none")], strict=True)
+    return list(uow.search(query).matches)
+
+
+def _count(uow: Any, rtype: str, params: list[tuple[str, str]]) -> int:
+    return int(uow.search(parse_search(rtype, [*params, ("_summary", "count")], strict=True)).total or 0)
+
+
 def board(repo: Repository, principal: Principal, role_codes: dict[tuple[str, str], str], today: date,
           lang: str = "en") -> Board:
+    """A handful of narrow searches, not every open Task of the neighbourhood: the escalated ones,
+    the escalation Tasks (they have a focus), the queue (owned by an active CareTeam), and one count
+    per team member; so the page costs the same with 50 patients or 5,000 and nothing is cut off."""
     out = Board(members=team_members(repo, principal))
-    query = parse_search("Task", [("status", ",".join(OPEN)), ("_count", str(LIMIT)), ("_sort", "due-date"),
-                                  ("_total", "none")], strict=True)
-    with repo.unit_of_work(principal) as uow:
-        found = uow.search(query).matches
-    load: Counter[str] = Counter()
-    patients: set[str] = set()
-    for s in found:
+    status = ("status", ",".join(OPEN))
+    seen: set[str] = set()
+
+    def add(s: Stored, to: list[Row]) -> None:
+        if s.id in seen:
+            return
         task = s.resource or {}
         owner = (task.get("owner") or {}).get("reference") or ""
-        patients.add((task.get("for") or {}).get("reference") or "")
         row = _row(s, queued=owner.startswith("CareTeam/"), lang=lang)
-        if row is None:
-            continue
-        row.discipline = _discipline(task, role_codes)
-        escalation = any(c.get("system") == TASK_REASON and c.get("code") == "escalation"
-                         for c in (task.get("reasonCode") or {}).get("coding") or ())
-        if owner.startswith("PractitionerRole/"):
-            load[owner] += 1
-        if escalation or row.business == "escalated":
-            out.escalated.append(row)
-        elif row.queued:
-            out.unassigned.append(row)
-    for m in out.members:
-        m.load = load.get(m.ref, 0)
-    out.patients = len(patients - {""})
+        if row is not None:
+            seen.add(s.id)
+            row.discipline = _discipline(task, role_codes)
+            to.append(row)
+
+    with repo.unit_of_work(principal) as uow:
+        for s in _open_tasks(uow, [status, ("business-status", "escalated")]):
+            add(s, out.escalated)
+        for s in _open_tasks(uow, [status, ("focus:missing", "false")]):
+            if any(c.get("system") == TASK_REASON and c.get("code") == "escalation"
+                   for c in ((s.resource or {}).get("reasonCode") or {}).get("coding") or ()):
+                add(s, out.escalated)
+        out.escalated.sort(key=lambda r: (r.due or date.max, r.id))
+        for s in _open_tasks(uow, [("status", QUEUED), ("owner:CareTeam.status", "active")]):
+            add(s, out.unassigned)
+        for m in out.members:
+            m.load = _count(uow, "Task", [("owner", m.ref), status])
+        out.patients = _count(uow, "CareTeam", [("status", "active")])
     return out

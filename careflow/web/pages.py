@@ -21,12 +21,14 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from careflow.api.security import principal_of
 from careflow.errors import CareflowError, IllegalTransition, VersionConflict
 from careflow.naming import CARE_ROLE_SYSTEM
+from careflow.planning import ids
 from careflow.web.board import COACHES, board
+from careflow.web.financing import financing_view, for_csv
 from careflow.web.i18n import LANGUAGES, choose, translator
 from careflow.web.patient import patient_page
 from careflow.web.session import COOKIE, PREFIX
 from careflow.web.take_home import take_home
-from careflow.web.worklist import TRANSITION, worklist
+from careflow.web.worklist import HAND_BACK_FROM, OWNER_ACTIONS, TRANSITION, worklist
 
 HERE = Path(__file__).resolve().parent
 LANG_COOKIE = "careflow_lang"
@@ -113,15 +115,17 @@ def logout() -> Response:
 
 @router.get("/")
 def worklist_page(request: Request, patient: str | None = None, overdue: str | None = None,
-                  done: str | None = None) -> HTMLResponse:
+                  done: str | None = None, program: str | None = None, view: str | None = None) -> HTMLResponse:
     principal = principal_of(request)
     state = _state(request)
     today = state.now().date()
     programs = getattr(request.app.state, "programs", {}) or {}
+    program = program if program in programs else ""
     wl = worklist(state.repository, principal, programs, today, patient=patient or None, overdue_only=overdue == "1",
-                  lang=_lang(request))
+                  lang=_lang(request), program=program or None, team=view == "team")
+    titles = {pid: (p.title.nl if _lang(request) == "nl" else p.title.en) for pid, p in sorted(programs.items())}
     return _page(request, "worklist.html", wl=wl, me=principal, today=today, patient=patient or "",
-                 overdue=overdue == "1", done=done)
+                 overdue=overdue == "1", done=done, program=program, programs=titles, team=view == "team")
 
 
 def role_codes(programs: dict[str, Any]) -> dict[tuple[str, str], str]:
@@ -183,9 +187,13 @@ def task_action(request: Request, task_id: str, action: str, version: int = Form
                 weight: str = Form(""), reason: str = Form(""), owner: str = Form("")) -> Response:
     principal = principal_of(request)
     _ = translator(_lang(request))
-    if action not in (*TRANSITION, "assign"):
+    if action not in (*TRANSITION, *OWNER_ACTIONS, "assign"):
         return _page(request, "error.html", 404, message=_("There is no such action."))
-    if action == "assign" and (principal.discipline not in COACHES or not owner.startswith("PractitionerRole/")):
+    programs = getattr(request.app.state, "programs", {}) or {}
+    queue_codes = [{"system": system, "code": code} for (system, code), role in role_codes(programs).items()
+                   if owner == f"queue:{role}"]
+    if action == "assign" and (principal.discipline not in COACHES
+                               or not (owner.startswith("PractitionerRole/") or queue_codes)):
         return _page(request, "error.html", 403, message=_("The board is for care coaches and case managers."))
     state = _state(request)
     repo = state.repository
@@ -193,12 +201,31 @@ def task_action(request: Request, task_id: str, action: str, version: int = Form
     try:
         with repo.unit_of_work(principal) as uow:
             task = dict(uow.read("Task", task_id).resource or {})  # the If-Match below refuses a stale version
-            if action == "assign":
+            me = next((a for a in principal.acts_as if a.startswith("PractitionerRole/")), None)
+            held = str((task.get("owner") or {}).get("reference", ""))
+            if action == "assign" and queue_codes:  # to a role queue: the patient's team, for that discipline
+                patient_id = str((task.get("for") or {}).get("reference", "")).split("/")[-1]
+                task["owner"] = {"reference": f"CareTeam/{ids.careteam_id(patient_id)}"}
+                task["performerType"] = [{"coding": queue_codes}]
+            elif action == "assign":
                 task["owner"] = {"reference": owner}  # the status stays: assigning is not a transition
+            elif action == "claim":  # from the queue: mine now, the status stays
+                if not held.startswith("CareTeam/") or me is None:
+                    return _page(request, "error.html", 409, message=_("Only a task in the team's queue can be claimed."))
+                task["owner"] = {"reference": me}
+            elif action == "hand-back":  # back to the team's queue, for someone else of the discipline
+                if held != me or task.get("status") not in HAND_BACK_FROM:
+                    return _page(request, "error.html", 409,
+                                 message=_("Only a task you hold and have not finished can be handed back."))
+                patient_id = str((task.get("for") or {}).get("reference", "")).split("/")[-1]
+                task["owner"] = {"reference": f"CareTeam/{ids.careteam_id(patient_id)}"}
+                if task.get("status") == "in-progress":
+                    task["status"] = "on-hold"
+                if reason.strip():  # the member's own words; the owner change itself is in the history
+                    task["note"] = [*(task.get("note") or []), {"time": now, "text": reason.strip()}]
             else:
                 task["status"] = TRANSITION[action]
             task["lastModified"] = now
-            me = next((a for a in principal.acts_as if a.startswith("PractitionerRole/")), None)
             if action == "accept" and me and str((task.get("owner") or {}).get("reference", "")).startswith("CareTeam/"):
                 task["owner"] = {"reference": me}  # accepting from the queue claims it
             if action == "start":
@@ -231,3 +258,50 @@ def task_action(request: Request, task_id: str, action: str, version: int = Form
         return _page(request, "error.html", status, message=_("The task could not be changed."), detail=str(exc))
     back = f"{PREFIX}/board" if action == "assign" else f"{PREFIX}/"
     return RedirectResponse(f"{back}?done={quote(action)}", status_code=303)
+
+
+def _financing(request: Request, year: str | None, as_of: str | None) -> Any:
+    """The financing view for the signed-in person, or an error page (refused, or a bad year/date)."""
+    from datetime import date
+
+    from careflow.engine.financing import end_of_day
+    from careflow.population.financing_access import NotForYou
+
+    principal = principal_of(request)
+    _ = translator(_lang(request))
+    now = _state(request).now()
+    try:
+        moment = end_of_day(date.fromisoformat(as_of)) if as_of else None
+        chosen = int(year) if year else (moment or now).year
+        if not 1900 <= chosen <= 9999:
+            raise ValueError(year)
+    except ValueError:
+        return _page(request, "error.html", 400, message=_("Give a year such as 2026 and a date such as 2027-01-31."))
+    try:
+        return financing_view(_state(request).repository, principal, chosen, moment, now.date(), _lang(request))
+    except NotForYou:
+        return _page(request, "error.html", 403, message=_("The team financing is for the team coach and the region."))
+
+
+@router.get("/financing")
+def financing_page(request: Request, year: str | None = None, as_of: str | None = None) -> Response:
+    """The yearly team payment per team, group and practice (care coaches: their team; the region: all)."""
+    view = _financing(request, year, as_of)
+    if isinstance(view, Response):
+        return view
+    _ = translator(_lang(request))
+    return _page(request, "financing.html", f=view, as_of=as_of or "",
+                 group_name=lambda k: k or _("unknown"))
+
+
+@router.get("/financing.csv")
+def financing_download(request: Request, year: str | None = None, as_of: str | None = None,
+                       by: str | None = None) -> Response:
+    """The same lines as CSV (team lines, or the breakdown by group or practice, small cells suppressed)."""
+    view = _financing(request, year, as_of)
+    if isinstance(view, Response):
+        return view
+    kind = by if by in ("group", "practice") else None
+    name = f"team-financing-{view.year}{'-' + kind if kind else ''}.csv"
+    return Response(for_csv(view, kind), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})

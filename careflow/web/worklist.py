@@ -28,7 +28,12 @@ NEXT_ACTIONS = {  # status -> the one-click actions offered (each a legal FHIR T
     "on-hold": ("start",),
 }
 TRANSITION = {"accept": "accepted", "start": "in-progress", "complete": "completed", "reject": "rejected"}
+# hand back: the holder returns a Task to the team's queue (owner the patient's CareTeam); work begun is
+# paused (in-progress -> on-hold, a legal transition), the other statuses stay as they are
+HAND_BACK_FROM = ("accepted", "ready", "in-progress", "on-hold")
+OWNER_ACTIONS = ("claim", "hand-back")  # owner changes, not status transitions
 PAGE = 200
+QUEUED = "requested,received,accepted,ready,on-hold"  # statuses a Task waits in the team's queue with
 
 
 @dataclass
@@ -54,6 +59,7 @@ class Worklist:
     this_week: list[Row] = field(default_factory=list)
     later: list[Row] = field(default_factory=list)
     queue: list[Row] = field(default_factory=list)
+    capped: bool = False  # a search returned a full page: there is more than is shown (narrow the filters)
 
     @property
     def count(self) -> int:
@@ -74,18 +80,24 @@ def _row(s: Stored, queued: bool, lang: str = "en") -> Row | None:
     period = (t.get("restriction") or {}).get("period") or {}
     business = next((c.get("code") for c in (t.get("businessStatus") or {}).get("coding") or ()), None)
     status = str(t.get("status"))
+    if queued:  # from the queue: take it (accepting a request claims it too)
+        actions: tuple[str, ...] = ("accept",) if status in ("requested", "received") else ("claim",)
+    else:
+        actions = NEXT_ACTIONS.get(status, ()) + (("hand-back",) if status in HAND_BACK_FROM else ())
     return Row(
         id=s.id, version=s.version, title=title or "Task",
         status=status, business=business, priority=str(t.get("priority") or "routine"),
         patient=str((t.get("for") or {}).get("reference") or ""), due=_day(period.get("end")), opens=_day(period.get("start")),
-        owner=(t.get("owner") or {}).get("reference"), queued=queued, actions=NEXT_ACTIONS.get(status, ()),
+        owner=(t.get("owner") or {}).get("reference"), queued=queued, actions=actions,
     )
 
 
-def _search(repo: Repository, principal: Principal, params: list[tuple[str, str]]) -> list[Stored]:
+def _search(repo: Repository, principal: Principal, params: list[tuple[str, str]], out: Worklist) -> list[Stored]:
     query = parse_search("Task", [*params, ("_count", str(PAGE)), ("_sort", "due-date"), ("_total", "none")], strict=True)
     with repo.unit_of_work(principal) as uow:
-        return uow.search(query).matches
+        found = uow.search(query).matches
+    out.capped = out.capped or len(found) >= PAGE
+    return found
 
 
 def discipline_codes(principal: Principal, programs: Mapping[str, Program]) -> list[str]:
@@ -101,16 +113,26 @@ def discipline_codes(principal: Principal, programs: Mapping[str, Program]) -> l
 
 
 def worklist(repo: Repository, principal: Principal, programs: Mapping[str, Program], today: date, *,
-             patient: str | None = None, overdue_only: bool = False, lang: str = "en") -> Worklist:
-    """My open Tasks by urgency, and my discipline's queue (open Tasks nobody of the team holds yet)."""
+             patient: str | None = None, overdue_only: bool = False, lang: str = "en", program: str | None = None,
+             team: bool = False) -> Worklist:
+    """My open Tasks by urgency, and my discipline's queue (open Tasks nobody of the team holds yet).
+
+    ``program`` keeps the Tasks that serve that programme (based on its CarePlan: a shared Task serves
+    every programme it is based on); ``team`` shows the open Tasks of my care teams, whoever holds them
+    (the store narrows any Task search to the patients whose team I am on)."""
     out = Worklist()
     base = [("status", ",".join(OPEN))] + ([("patient", patient)] if patient else [])
+    chosen = programs.get(program or "")
+    if chosen is not None:
+        base.append(("based-on:CarePlan.instantiates-canonical", chosen.url))
     me = next((a for a in principal.acts_as if a.startswith("PractitionerRole/")), principal.id)
     week = today + timedelta(days=7)
-    for s in _search(repo, principal, [("owner", me), *base]):
+    for s in _search(repo, principal, base if team else [("owner", me), *base], out):
         row = _row(s, queued=False, lang=lang)
         if row is None:
             continue
+        if team and row.owner != me:
+            row.actions = ()  # someone else's work: shown, not actionable here
         if row.due is not None and row.due < today:
             out.overdue.append(row)
         elif overdue_only:
@@ -120,8 +142,9 @@ def worklist(repo: Repository, principal: Principal, programs: Mapping[str, Prog
         else:
             out.later.append(row)
     codes = discipline_codes(principal, programs)
-    if codes and not overdue_only:
-        for s in _search(repo, principal, [("performer", ",".join(codes)), ("status", "requested"), *base[1:]]):
+    if codes and not overdue_only and not team:
+        queued = [("performer", ",".join(codes)), ("status", QUEUED), *base[1:]]
+        for s in _search(repo, principal, queued, out):
             owner = ((s.resource or {}).get("owner") or {}).get("reference") or ""
             if owner.startswith("CareTeam/"):
                 row = _row(s, queued=True, lang=lang)
