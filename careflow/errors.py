@@ -23,6 +23,10 @@ class ProgramError(CareflowError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
+class RuleSetError(ProgramError):
+    """A stratification rule file has problems, reported like a programme's (every one, file:line:col)."""
+
+
 class UnknownProgram(CareflowError):
     """No programme with that id is loaded."""
 

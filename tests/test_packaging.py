@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-BUNDLED = ("care_programs", "fhir_profiles")
+BUNDLED = ("care_programs", "fhir_profiles", "population_rules")
 
 
 def _tracked_files() -> list[str]:
@@ -126,3 +126,10 @@ def test_an_installed_wheel_runs_the_demo_and_validates_its_programmes(wheel: Pa
     assert "Traceback" not in demo.stderr, demo.stderr
     assert demo.stdout.startswith("careflow: demo region ready: 500 inhabitants"), demo.stdout
     assert db.is_file()
+
+    # the bundled stratification rules, read from outside the source tree (nothing written: --at)
+    explain = subprocess.run([str(careflow), "stratify", "--db", f"sqlite:///{db}", "--at", "2026-11-01",
+                              "--explain", "pat-000001"], cwd=elsewhere, env=env, capture_output=True, text=True,
+                             timeout=300)
+    assert explain.returncode == 0, explain.stderr
+    assert explain.stdout.startswith("Patient/pat-000001: group ") and "rule set 2026.2" in explain.stdout, explain.stdout

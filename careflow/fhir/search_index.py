@@ -7,6 +7,7 @@ rows (``careflow.fhir.search_match`` for memory, ``careflow.store.sql_search`` f
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -117,12 +118,17 @@ class _Path:
     ref_type: str | None
 
 
+_REF_TYPE = re.compile(r":([A-Z][A-Za-z]*)$")
+_STEP = re.compile(r"[^.\[]+(?:\[[^\]]*\])?")
+
+
 def parse_path(text: str) -> _Path:
     """``telecom[system=email]`` / ``subject:Patient`` / ``name.family`` (see ``search_params``)."""
-    body, _, ref_type = text.partition(":")
+    typed = _REF_TYPE.search(text)  # a ':Type' suffix; a literal in brackets may hold ':' and '.' (URLs)
+    body, ref_type = (text[:typed.start()], typed.group(1)) if typed else (text, "")
     steps: list[str] = []
     filters: list[tuple[int, str, str]] = []
-    for i, step in enumerate(body.split(".")):
+    for i, step in enumerate(_STEP.findall(body)):
         key, bracket, cond = step.partition("[")
         steps.append(key)
         if bracket:

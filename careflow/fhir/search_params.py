@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Literal
 
+from careflow.naming import EXT_NEIGHBOURHOOD, POPULATION_GROUP
+
 ParamType = Literal["token", "reference", "date", "string", "quantity", "uri", "number"]
 
 PARAM_TYPES: tuple[str, ...] = ("token", "reference", "date", "string", "quantity", "uri", "number")
@@ -135,6 +137,21 @@ CAREFLOW_PARAMS: dict[str, tuple[SearchParam, ...]] = {
                   "Task.instantiatesCanonical",
                   "careflow-defined: the ActivityDefinition the task carries out (canonical URL or "
                   "ActivityDefinition/id)", targets=("ActivityDefinition",)),
+    ),
+    # the pyramid group, the neighbourhood and (through R4's general-practitioner) the practice, so
+    # worklists, measures and the dashboard can select on them (careflow.population)
+    "Patient": (
+        _careflow("Patient", "population-group", "token", (f"meta.tag[system={POPULATION_GROUP}]", "Coding"),
+                  f"Patient.meta.tag.where(system='{POPULATION_GROUP}')",
+                  "careflow-defined: the population-pyramid group (A-D) the latest stratification gave"),
+        _careflow("Patient", "neighbourhood", "token", (f"extension[url={EXT_NEIGHBOURHOOD}].valueString", "string"),
+                  f"Patient.extension('{EXT_NEIGHBOURHOOD}').value",
+                  "careflow-defined: the neighbourhood (buurt) the patient lives in, exact name"),
+    ),
+    "RiskAssessment": (
+        _careflow("RiskAssessment", "population-group", "token", ("prediction.outcome", "CodeableConcept"),
+                  "RiskAssessment.prediction.outcome",
+                  "careflow-defined: the population-pyramid group a stratification assessment predicts"),
     ),
 }
 
