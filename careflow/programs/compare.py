@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from careflow.programs.model import Program
+from careflow.programs.model import Activity, Goal, Program, Trigger
 
 Section = Literal["programme", "role", "goal", "activity", "trigger"]
 Kind = Literal["added", "removed", "changed"]
@@ -75,7 +75,9 @@ def _fields(old: Any, new: Any) -> tuple[FieldChange, ...]:
 def _items(program: Program, section: Section) -> dict[str, Any]:
     if section == "role":
         return {k: r.model_dump(mode="json") for k, r in program.roles.items()}
-    items = {"goal": program.goals, "activity": program.activities, "trigger": program.triggers}[section]
+    items: list[Goal] | list[Activity] | list[Trigger] = (
+        program.goals if section == "goal" else program.activities if section == "activity" else program.triggers
+    )
     return {it.id: {k: v for k, v in it.model_dump(mode="json").items() if k != "id"} for it in items}
 
 

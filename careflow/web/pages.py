@@ -280,7 +280,7 @@ async def _capped_form(request: Request) -> Any:
         sent = True
         return {"type": "http.request", "body": bytes(body), "more_body": False}
 
-    return await Raw(request.scope, replay).form(max_files=2, max_fields=8, max_part_size=LIMIT + 1024)
+    return await Raw(request.scope, replay).form(max_files=2, max_fields=8, max_part_size=2 * LIMIT)
 
 
 async def _posted_text(form: Any, name: str, label: str) -> tuple[str, str, Any]:
@@ -288,14 +288,17 @@ async def _posted_text(form: Any, name: str, label: str) -> tuple[str, str, Any]
     from careflow.web.viewer import decode
 
     upload = form.get(f"{name}_file")
-    if upload is not None and not isinstance(upload, str) and getattr(upload, "filename", ""):
+    if upload is not None and not isinstance(upload, str) and getattr(upload, "filename", None):
         data = await upload.read()
         if data:
             filename = str(upload.filename)[-120:]
             text, problem = decode(data, filename)
             return text or "", filename, problem
     pasted = form.get(f"{name}_text")
-    return (pasted if isinstance(pasted, str) else ""), label, None
+    if isinstance(pasted, str) and pasted.strip():
+        text, problem = decode(pasted.encode("utf-8", "surrogatepass"), label)
+        return text or "", label, problem
+    return "", label, None
 
 
 def _too_large(request: Request) -> HTMLResponse:
@@ -307,11 +310,14 @@ def _too_large(request: Request) -> HTMLResponse:
 
 
 async def _form_or_error(request: Request) -> Any:
+    """The form, None when too large, False when it cannot be read (Starlette says so with an
+    HTTPException, which under /fhir would become an OperationOutcome: here it is a page)."""
+    from starlette.exceptions import HTTPException
     from starlette.formparsers import MultiPartException
 
     try:
         return await _capped_form(request)
-    except MultiPartException:
+    except (MultiPartException, HTTPException):
         return False
 
 
@@ -377,6 +383,7 @@ async def compare_page(request: Request) -> HTMLResponse:
             return Checked(filename, "", [problem], [], None)
         return check(text, filename) if text.strip() else None
 
+    old: Checked | None
     if base:
         in_use = programs[base]
         source = _program_source(request, in_use)

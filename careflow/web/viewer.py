@@ -15,13 +15,13 @@ from __future__ import annotations
 import difflib
 import warnings
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
-from ruamel.yaml.events import AliasEvent
+from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent
 
 from careflow.errors import ProgramError
 from careflow.programs.compare import Change, compare
@@ -30,8 +30,11 @@ from careflow.programs.loader import Problem, YamlPortabilityWarning, parse_prog
 from careflow.programs.model import Program, Text
 from careflow.programs.timeline import Pathway, pathway, rule_text
 
-LIMIT = 512 * 1024  # bytes of YAML: the largest programme is under 40 KB
+LIMIT = 256 * 1024  # bytes of YAML: the largest programme is under 40 KB
+LINES = 3000  # lines of YAML: the largest programme has under 800 (the round-trip parser takes ~0.3 ms a line)
+EVENTS = 12000  # parser events (keys, values, collections): the largest programme has under 3000
 ALIASES = 20  # YAML aliases a pasted file may use: none of the programmes needs one, a bomb needs many
+DEPTH = 40  # nesting a pasted file may use: the programmes nest 9 deep; the loader's recursion is slow far deeper
 Gettext = Callable[..., str]
 
 
@@ -51,17 +54,34 @@ def decode(data: bytes, filename: str) -> tuple[str | None, Problem | None]:
         return None, Problem(filename, line, 1, "", "the file is not UTF-8 text")
 
 
-def _alias_problem(text: str, filename: str) -> Problem | None:
-    """Too many YAML aliases (``*name``): each one makes validation walk its anchor's whole tree again."""
-    count = 0
+def _shape_problem(text: str, filename: str) -> Problem | None:
+    """Input that would keep the loader busy for seconds, refused before anything is built: too many
+    lines or values, too many YAML aliases (``*name``: each makes validation walk its anchor's whole
+    tree again), nesting deeper than any programme."""
+    lines = text.count("\n") + 1
+    if lines > LINES:
+        return Problem(filename, LINES + 1, 1, "", f"more than {LINES} lines: no programme needs that many")
+    aliases = depth = 0
     try:
-        for event in YAML(typ="rt").parse(text):
+        for n, event in enumerate(YAML(typ="rt").parse(text)):
+            if n > EVENTS:
+                mark = event.start_mark
+                return Problem(filename, mark.line + 1, mark.column + 1, "",
+                               f"more than {EVENTS} keys and values: no programme needs that many")
             if isinstance(event, AliasEvent):
-                count += 1
-                if count > ALIASES:
+                aliases += 1
+                if aliases > ALIASES:
                     mark = event.start_mark
                     return Problem(filename, mark.line + 1, mark.column + 1, "",
                                    f"more than {ALIASES} YAML aliases: write the values out")
+            elif isinstance(event, CollectionStartEvent):
+                depth += 1
+                if depth > DEPTH:
+                    mark = event.start_mark
+                    return Problem(filename, mark.line + 1, mark.column + 1, "",
+                                   f"nested more than {DEPTH} levels deep: no programme needs that")
+            elif isinstance(event, CollectionEndEvent):
+                depth -= 1
     except YAMLError:
         return None  # the loader reports the syntax error at its line
     return None
@@ -85,9 +105,10 @@ class Checked:
     warnings: list[Problem]
     program: Program | None
 
-    @property
+    @cached_property
     def lines(self) -> list[SourceLine]:
-        rows = [SourceLine(i, line) for i, line in enumerate(self.text.splitlines() or [""], start=1)]
+        """The numbered lines with their problems (a file refused for its length: up to the line it is refused at)."""
+        rows = [SourceLine(i, line) for i, line in enumerate(self.text.splitlines()[: LINES + 1] or [""], start=1)]
         for p in self.problems:
             rows[min(max(p.line, 1), len(rows)) - 1].problems.append(p)
         for w in self.warnings:
@@ -101,7 +122,7 @@ class Checked:
 
 def check(text: str, filename: str) -> Checked:
     """Validate like ``careflow programs validate``: every problem at once, each at its line."""
-    bomb = _alias_problem(text, filename)
+    bomb = _shape_problem(text, filename)
     if bomb is not None:
         return Checked(filename, text, [bomb], [], None)
     with warnings.catch_warnings(record=True) as seen:
