@@ -103,6 +103,7 @@ def build_app(url: str | None, programs_dir: str | Path | None = None, *, engine
         n = publish_programs(repository, programs)
         log.info("published %d programme resources (%d programmes)", n, len(programs))
     app = create_app(repository, programs, auth=auth)
+    app.state.programs_dir = programs_dir  # the pathway viewer shows the files the programmes came from
     if engine:
         consumer = EventConsumer(repository, programs)
         app.state.event_consumer = consumer

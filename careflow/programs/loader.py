@@ -290,6 +290,8 @@ def parse_program(text: str, filename: str = "<string>") -> Program:
         raise ProgramError([Problem(filename, line, col, "", f"not valid YAML: {what}")]) from None
     except YAMLError as exc:
         raise ProgramError([Problem(filename, 1, 1, "", f"not valid YAML: {exc}")]) from None
+    except ValueError as exc:  # a scalar the constructor cannot convert, e.g. an integer of 5000 digits
+        raise ProgramError([Problem(filename, 1, 1, "", f"not valid YAML: {exc}")]) from None
     if not isinstance(data, CommentedMap):
         raise ProgramError([Problem(filename, 1, 1, "", "a programme file must be a mapping of keys (id, version, …)")])
     for warning in portability_warnings(text, filename):

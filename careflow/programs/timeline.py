@@ -1,9 +1,29 @@
-"""A programme as a readable timeline per role: what the author wrote, as a GP would hear it."""
+"""A programme as a readable timeline per role: what the author wrote, as a GP would hear it.
+
+Two readers share one account of the pathway: ``render`` (the terminal view of ``careflow programs
+show``) and the pages' pathway viewer, which draws the same lanes over a time axis. ``pathway``
+therefore works out, once, which activities fall in which role's lane in which order, when each
+opens (counted in days from the plan's start; an ``after`` chain from its dependencies' first
+opening), when it recurs within the plan's period, and where each trigger acts and can fire.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from careflow.programs.durations import humanise, parse_duration
-from careflow.programs.model import Activity, Fact, ObservationRule, Only, Program, Target, Trigger, codes_of
+from careflow.programs.model import (
+    Activity,
+    Fact,
+    ObservationRule,
+    Only,
+    Program,
+    Role,
+    Target,
+    Trigger,
+    WhenKind,
+    codes_of,
+)
 from careflow.programs.seasons import describe as describe_season
 
 
@@ -74,6 +94,16 @@ def _only(only: Only) -> str:
     return f" ({'; '.join(said)})" if said else ""
 
 
+def only_text(only: Only | None) -> str:
+    """An activity's or trigger's restriction, as the terminal view says it: " (groups A, B; from age 65)"."""
+    return _only(only) if only else ""
+
+
+def rule_text(o: ObservationRule) -> str:
+    """An observation rule's test as a sentence: "Body weight rises by more than 2 kg within 3 days"."""
+    return _rule(o)
+
+
 def _rule(o: ObservationRule) -> str:
     name = _names(o.code)
     persists = ""
@@ -133,6 +163,123 @@ def describe_trigger(t: Trigger) -> str:
     return f"{cause}: {'; '.join(acts)}"
 
 
+@dataclass(frozen=True)
+class Mark:
+    """One activity in its role's lane: when it opens and recurs (days after the plan's start)."""
+
+    activity: Activity
+    when: str  # the terminal view's sentence (English)
+    opens: float  # the earliest first opening; an `after` activity's counts from its dependencies' first
+    due_days: float  # how long each Task stays open before it is due
+    occurrences: tuple[float, ...]  # every opening inside the plan's period (a season's: none, its phase is the calendar's)
+
+
+@dataclass(frozen=True)
+class TriggerMark:
+    """One follow-up rule: which roles it acts on and, when it follows the schedule, when it can first fire."""
+
+    trigger: Trigger
+    kind: WhenKind
+    text: str  # the terminal view's sentence (English)
+    watches: str | None  # the activity it follows (overdue, completed, rejected), None for 'any' and measurements
+    acts_on: tuple[str, ...]  # role ids it gives work to (escalate_to, create_task, reassign_to, started activities)
+    at: float | None  # the earliest day it can fire; None: at any time (a measurement, a discharge, any task)
+
+
+@dataclass(frozen=True)
+class Lane:
+    role_id: str
+    role: Role
+    marks: tuple[Mark, ...]
+
+
+@dataclass(frozen=True)
+class Pathway:
+    program: Program
+    period_days: float
+    lanes: tuple[Lane, ...]  # every declared role, in the programme's order (a role with no activity has an empty lane)
+    triggers: tuple[TriggerMark, ...]  # in the programme's order (the first matching one escalates)
+
+
+def _first_openings(program: Program) -> dict[str, float]:
+    """Earliest first opening per activity; an `after` activity opens when its last dependency can first be done."""
+    known: dict[str, float] = {}
+
+    def opens(a: Activity, seen: frozenset[str]) -> float:
+        if a.id in known:
+            return known[a.id]
+        base = 0.0
+        for dep in a.after:
+            if dep in seen:  # a cycle: the loader refuses it, so this only guards the recursion
+                continue
+            base = max(base, opens(program.activity(dep), seen | {a.id}))
+        known[a.id] = base + parse_duration(a.timing.start).approx_days
+        return known[a.id]
+
+    for a in program.activities:
+        opens(a, frozenset())
+    return known
+
+
+def _occurrences(a: Activity, first: float, period: float) -> tuple[float, ...]:
+    t = a.timing
+    if t.season:
+        return ()
+    if not t.every:
+        return (first,) if first <= period else ()
+    step = max(parse_duration(t.every).approx_days, 1.0)
+    out: list[float] = []  # the first opening may fall on the period's last day; a recurrence there is the next plan's
+    day = first
+    while (day <= period if not out else day < period) and (t.times is None or len(out) < t.times) and len(out) < 400:
+        out.append(day)
+        day += step
+    return tuple(out)
+
+
+def _acts_on(t: Trigger, program: Program) -> tuple[str, ...]:
+    th = t.then
+    roles = [th.escalate_to, th.create_task.role if th.create_task else None, th.reassign_to]
+    roles += [program.activity(s).role for s in th.start if any(a.id == s for a in program.activities)]
+    out: list[str] = []
+    for r in roles:
+        if r and r not in out:
+            out.append(r)
+    return tuple(out)
+
+
+def _trigger_mark(t: Trigger, program: Program, first: dict[str, float]) -> TriggerMark:
+    w = t.when
+    watches: str | None = None
+    at: float | None = None
+    if w.overdue and w.overdue.activity != "any" and w.overdue.activity in first:
+        watches = w.overdue.activity
+        a = program.activity(watches)
+        at = first[watches] + parse_duration(a.timing.due_within).approx_days + parse_duration(w.overdue.by).approx_days
+    elif w.completed and w.completed in first:
+        watches, at = w.completed, first[w.completed]
+    elif w.rejected and w.rejected != "any":
+        watches = w.rejected
+    return TriggerMark(t, w.kind, describe_trigger(t), watches, _acts_on(t, program), at)
+
+
+def _order(a: Activity) -> tuple[bool, float]:
+    return bool(a.after), parse_duration(a.timing.start).approx_days
+
+
+def pathway(program: Program) -> Pathway:
+    """The programme as lanes per role over the plan's period, with its triggers placed."""
+    period = parse_duration(program.plan_period).approx_days
+    first = _first_openings(program)
+    lanes = []
+    for role_id, role in program.roles.items():
+        acts = sorted((a for a in program.activities if a.role == role_id), key=_order)
+        marks = tuple(Mark(a, _when(a), first[a.id], parse_duration(a.timing.due_within).approx_days,
+                           _occurrences(a, first[a.id], period)) for a in acts)
+        lanes.append(Lane(role_id, role, marks))
+    triggers = tuple(_trigger_mark(t, program, first) for t in program.triggers)
+    return Pathway(program, period, tuple(lanes), triggers)
+
+
 def render(program: Program, language: str = "en") -> str:
     def tr(text: object) -> str:
         return str(getattr(text, language))
@@ -151,17 +298,17 @@ def render(program: Program, language: str = "en") -> str:
             lines.append(f"  - {tr(g.title)}{due}")
             for t in g.targets:
                 lines.append(f"      {_target(t)}")
-    for role_id, role in program.roles.items():
-        acts = [a for a in program.activities if a.role == role_id]
-        if not acts:
+    view = pathway(program)
+    for lane in view.lanes:
+        if not lane.marks:
             continue
-        lines += ["", f"{tr(role.title)} [{role_id}]:"]
-        for a in sorted(acts, key=lambda a: (bool(a.after), parse_duration(a.timing.start).approx_days)):
+        lines += ["", f"{tr(lane.role.title)} [{lane.role_id}]:"]
+        for mark in lane.marks:
+            a = mark.activity
             flag = f" [{a.priority}]" if a.priority != "routine" else ""
-            only = _only(a.only_if) if a.only_if else ""
-            lines.append(f"  - {tr(a.title)}{flag}{only}: {_when(a)}")
-    if program.triggers:
+            lines.append(f"  - {tr(a.title)}{flag}{only_text(a.only_if)}: {mark.when}")
+    if view.triggers:
         lines += ["", "Follow-up rules:"]
-        for trigger in program.triggers:
-            lines.append(f"  - {trigger.id}: {describe_trigger(trigger)}")
+        for tm in view.triggers:
+            lines.append(f"  - {tm.trigger.id}: {tm.text}")
     return "\n".join(lines) + "\n"

@@ -336,3 +336,205 @@ def financing_download(request: Request, year: str | None = None, as_of: str | N
     name = f"team-financing-{view.year}{'-' + kind if kind else ''}.csv"
     return Response(for_csv(view, kind), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+# ---------------------------------------------------------------- the pathway viewer (careflow.web.viewer)
+# Programmes are directory data: every signed-in caller may view, validate and compare them (no patient data).
+
+
+def _viewer_page(request: Request, template: str, status: int = 200, **values: Any) -> HTMLResponse:
+    from careflow.web.viewer import LIMIT
+
+    return _page(request, template, status, limit_kb=LIMIT // 1024, **values)
+
+
+def _programs(request: Request) -> dict[str, Any]:
+    return getattr(request.app.state, "programs", {}) or {}
+
+
+def _program_source(request: Request, program: Any) -> str | None:
+    from careflow.programs.loader import default_program_dir
+    from careflow.web.viewer import source_of
+
+    folder = getattr(request.app.state, "programs_dir", None) or default_program_dir()
+    return source_of(program, folder)
+
+
+async def _capped_form(request: Request) -> Any:
+    """The posted form, read only up to the viewer's limit (two files and the pasted texts), so a
+    huge upload is refused before it is parsed; None when it is too large."""
+    from starlette.requests import Request as Raw
+
+    from careflow.web.viewer import LIMIT
+
+    cap = 4 * LIMIT + 64 * 1024
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > cap:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > cap:
+            return None
+    sent = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+    return await Raw(request.scope, replay).form(max_files=2, max_fields=8, max_part_size=2 * LIMIT)
+
+
+async def _posted_text(form: Any, name: str, label: str) -> tuple[str, str, Any]:
+    """(text, file name, problem) of one programme posted as a file (``name_file``) or pasted (``name_text``)."""
+    from careflow.web.viewer import decode
+
+    upload = form.get(f"{name}_file")
+    if upload is not None and not isinstance(upload, str) and getattr(upload, "filename", None):
+        data = await upload.read()
+        if data:
+            filename = str(upload.filename)[-120:]
+            text, problem = decode(data, filename)
+            return text or "", filename, problem
+    pasted = form.get(f"{name}_text")
+    if isinstance(pasted, str) and pasted.strip():
+        text, problem = decode(pasted.encode("utf-8", "surrogatepass"), label)
+        return text or "", label, problem
+    return "", label, None
+
+
+def _too_large(request: Request) -> HTMLResponse:
+    from careflow.web.viewer import LIMIT
+
+    _ = translator(_lang(request))
+    return _page(request, "error.html", 413, message=_("The file is too large: the viewer reads at most {size} KB.",
+                                                       size=LIMIT // 1024))
+
+
+async def _form_or_error(request: Request) -> Any:
+    """The form, None when too large, False when it cannot be read (Starlette says so with an
+    HTTPException, which under /fhir would become an OperationOutcome: here it is a page)."""
+    from starlette.exceptions import HTTPException
+    from starlette.formparsers import MultiPartException
+
+    try:
+        return await _capped_form(request)
+    except (MultiPartException, HTTPException):
+        return False
+
+
+@router.get("/programs")
+def programs_page(request: Request) -> HTMLResponse:
+    principal_of(request)
+    listed = sorted(_programs(request).values(), key=lambda p: p.id)
+    return _page(request, "programs.html", programs=listed)
+
+
+@router.get("/programs/validate")
+def validate_form(request: Request) -> HTMLResponse:
+    principal_of(request)
+    return _viewer_page(request, "validate.html", checked=None, text="")
+
+
+@router.post("/programs/validate")
+async def validate_page(request: Request) -> HTMLResponse:
+    from careflow.web.viewer import Checked, check
+
+    principal_of(request)
+    _ = translator(_lang(request))
+    form = await _form_or_error(request)
+    if form is None:
+        return _too_large(request)
+    if form is False:
+        return _page(request, "error.html", 400, message=_("The form could not be read."))
+    text, filename, problem = await _posted_text(form, "program", _("pasted text"))
+    if problem is not None:
+        checked = Checked(filename, "", [problem], [], None)
+    elif not text.strip():
+        return _viewer_page(request, "validate.html", 400, checked=None, text="", empty=True)
+    else:
+        checked = check(text, filename)
+    return _viewer_page(request, "validate.html", 200 if checked.program else 422, checked=checked, text=text)
+
+
+@router.get("/programs/compare")
+def compare_form(request: Request, base: str | None = None) -> HTMLResponse:
+    principal_of(request)
+    listed = sorted(_programs(request))
+    return _viewer_page(request, "compare.html", programs=listed, base=base if base in listed else "", result=None)
+
+
+@router.post("/programs/compare")
+async def compare_page(request: Request) -> HTMLResponse:
+    from careflow.web.viewer import Checked, check, comparison
+
+    principal_of(request)
+    _ = translator(_lang(request))
+    form = await _form_or_error(request)
+    if form is None:
+        return _too_large(request)
+    if form is False:
+        return _page(request, "error.html", 400, message=_("The form could not be read."))
+    programs = _programs(request)
+    base = form.get("base")
+    base = base if isinstance(base, str) and base in programs else ""
+
+    async def version(name: str, label: str) -> Checked | None:
+        text, filename, problem = await _posted_text(form, name, label)
+        if problem is not None:
+            return Checked(filename, "", [problem], [], None)
+        return check(text, filename) if text.strip() else None
+
+    old: Checked | None
+    if base:
+        in_use = programs[base]
+        source = _program_source(request, in_use)
+        old = check(source, f"{base}.yaml") if source is not None else Checked(f"{base}.yaml", "", [], [], in_use)
+    else:
+        old = await version("old", _("first version"))
+    new = await version("new", _("second version"))
+    if old is None or new is None:
+        return _viewer_page(request, "compare.html", 400, programs=sorted(programs), base=base, result=None, missing=True)
+    result = comparison(old, new)
+    return _viewer_page(request, "compare.html", 200 if result else 422, programs=sorted(programs), base=base, result=result,
+                 old=old, new=new)
+
+
+@router.get("/programs/{program_id}")
+def program_page(request: Request, program_id: str) -> HTMLResponse:
+    from careflow.web.viewer import drawing
+
+    principal_of(request)
+    _ = translator(_lang(request))
+    program = _programs(request).get(program_id)
+    if program is None:
+        return _page(request, "error.html", 404, message=_("There is no programme {id} in use.", id=program_id))
+    return _page(request, "program.html", program=program, d=drawing(program, _lang(request), _))
+
+
+@router.get("/programs/{program_id}/source")
+def program_source_page(request: Request, program_id: str) -> HTMLResponse:
+    from careflow.web.viewer import Checked
+
+    principal_of(request)
+    _ = translator(_lang(request))
+    program = _programs(request).get(program_id)
+    source = _program_source(request, program) if program is not None else None
+    if program is None or source is None:
+        return _page(request, "error.html", 404, message=_("There is no programme {id} in use.", id=program_id))
+    return _page(request, "source.html", program=program, checked=Checked(f"{program_id}.yaml", source, [], [], program))
+
+
+@router.get("/programs/{program_id}/source.yaml")
+def program_source_raw(request: Request, program_id: str) -> Response:
+    principal_of(request)
+    _ = translator(_lang(request))
+    program = _programs(request).get(program_id)
+    source = _program_source(request, program) if program is not None else None
+    if program is None or source is None:
+        return _page(request, "error.html", 404, message=_("There is no programme {id} in use.", id=program_id))
+    return Response(source, media_type="text/plain; charset=utf-8",
+                    headers={"Content-Disposition": f'inline; filename="{program_id}.yaml"'})
