@@ -18,8 +18,8 @@ from careflow.api.openapi import openapi_document
 from careflow.api.operations import register_operations
 from careflow.api.responses import FhirResponse
 from careflow.api.routes import ApiState, router
-from careflow.api.subscriptions import jwks_router
 from careflow.api.security import DOCUMENTATION_PATHS, PUBLIC_PATHS, Authenticator, AuthMiddleware, RefuseEveryone
+from careflow.api.subscriptions import jwks_router
 from careflow.auth.tokens import TokenVerifier
 from careflow.store.port import Repository
 from careflow.web.pages import HERE as WEB_DIR

@@ -385,7 +385,7 @@ def _execute(uow: UnitOfWork, req: FhirRequest, ctx: Context) -> FhirResult:
     if req.type == "Subscription" and req.method in ("POST", "PUT") and not req.operation and req.resource is not None:
         from careflow.api.subscriptions import prepare_write
 
-        req = prepare_write(uow.principal, req)  # the Backport IG's rules, the owner stamped
+        req = prepare_write(uow, req)  # the Backport IG's rules, the owner stamped
     if req.type == "AuditEvent":
         return _audit_events(uow, req, ctx)
     if req.operation:

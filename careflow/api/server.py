@@ -90,8 +90,8 @@ def build_app(url: str | None, programs_dir: str | Path | None = None, *, engine
     from contextlib import asynccontextmanager
 
     from careflow.api.app import create_app
-    from careflow.engine.consumer import EventConsumer
     from careflow.engine import subscriptions
+    from careflow.engine.consumer import EventConsumer
     from careflow.engine.events import install
     from careflow.store.database import open_repository, resolve_url
 

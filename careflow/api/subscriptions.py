@@ -19,13 +19,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from careflow.access.principal import Principal
 from careflow.api.errors import Forbidden, InvalidRequest
 from careflow.api.interactions import Context, FhirRequest, FhirResult
 from careflow.api.responses import FhirResponse
-from careflow.errors import NotFound
+from careflow.errors import Gone, NotFound
 from careflow.fhir import backport
 from careflow.fhir.search_values import instant_text
+from careflow.fhir.validation import validate_resource
 from careflow.store.port import UnitOfWork
 from careflow.store.subscriptions import ledger_for
 
@@ -35,11 +35,14 @@ JWKS_PATH = "/.well-known/jwks.json"
 MAX_EVENTS = 1000
 
 
-def prepare_write(principal: Principal, req: FhirRequest) -> FhirRequest:
+def prepare_write(uow: UnitOfWork, req: FhirRequest) -> FhirRequest:
     """The request with its Subscription checked and stamped with its owner (POST and PUT)."""
     body = req.resource
     if not isinstance(body, dict) or body.get("resourceType") != "Subscription":
         return req  # validation at the edge says what is wrong
+    if not req.validated:
+        validate_resource(body, "Subscription")  # the R4 shape first, so the IG's rules read typed values
+    principal = uow.principal
     try:
         spec = backport.parse(body)
     except backport.SubscriptionProblem as exc:
@@ -47,11 +50,20 @@ def prepare_write(principal: Principal, req: FhirRequest) -> FhirRequest:
     if not principal.may(spec.rtype, "r"):
         raise Forbidden(f"the token's scopes do not allow reading {spec.rtype}: no Subscription to its changes")
     stamped = backport.with_owner(body, principal.id)
-    if req.method == "POST" or req.id is None:
+    if _is_new(uow, req):
         stamped["status"] = "requested"  # the handshake makes it active
-    elif stamped.get("status") not in ("requested", "off", "active", "error"):
-        raise InvalidRequest("Subscription.status is requested, active, error or off", expression="Subscription.status")
-    return dataclasses.replace(req, resource=stamped)
+        stamped.pop("error", None)
+    return dataclasses.replace(req, resource=stamped, validated=True)
+
+
+def _is_new(uow: UnitOfWork, req: FhirRequest) -> bool:
+    if req.method == "POST" or req.id is None:
+        return True
+    try:
+        uow.read("Subscription", req.id)
+    except (NotFound, Gone):
+        return True
+    return False
 
 
 def _own(uow: UnitOfWork, req: FhirRequest) -> dict[str, Any]:

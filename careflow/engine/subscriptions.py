@@ -123,15 +123,27 @@ def visible_event(uow: UnitOfWork, row: EventRow, content: str) -> backport.Even
 
 # ------------------------------------------------------------------------------------------ sending
 
+_CLIENT: Any = None
+_CLIENT_LOCK = threading.Lock()
+
+
 def http_sender(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
+    """POST with one shared client (its TLS context and connection pool are made once, not per
+    notification); redirects are not followed, an endpoint is the URL the subscriber gave."""
     import httpx
 
-    return httpx.post(url, content=body, headers=headers, timeout=timeout).status_code
+    global _CLIENT
+    with _CLIENT_LOCK:
+        if _CLIENT is None:
+            _CLIENT = httpx.Client(follow_redirects=False)
+        client = _CLIENT
+    return int(client.post(url, content=body, headers=headers, timeout=timeout).status_code)
 
 
 def backoff(failures: int) -> timedelta:
     """Wait after the ``failures``-th failure in a row: 10 s, 20 s, 40 s ... at most an hour."""
-    return min(FIRST_RETRY * (2 ** max(0, failures - 1)), LONGEST_RETRY)
+    wait: timedelta = FIRST_RETRY * (2 ** max(0, min(failures, 30) - 1))
+    return min(wait, LONGEST_RETRY)
 
 
 def public_base() -> str:

@@ -70,7 +70,8 @@ class Spec:
 
 
 def _ext(element: Any, url: str) -> list[dict[str, Any]]:
-    return [e for e in (element or {}).get("extension") or () if isinstance(e, dict) and e.get("url") == url]
+    found = element.get("extension") if isinstance(element, dict) else None
+    return [e for e in found if isinstance(e, dict) and e.get("url") == url] if isinstance(found, list) else []
 
 
 def _ref_key(text: str) -> str:
@@ -132,7 +133,9 @@ def parse(subscription: dict[str, Any]) -> Spec:
     texts = [e.get("valueString") for e in _ext(subscription.get("_criteria"), FILTER_EXT)]
     if any(not isinstance(t, str) or not t for t in texts):
         raise SubscriptionProblem("backport-filter-criteria takes a valueString such as Task?patient=Patient/123")
-    channel = subscription.get("channel") or {}
+    channel = subscription.get("channel")
+    if not isinstance(channel, dict):
+        raise SubscriptionProblem("a Subscription needs a channel")
     if channel.get("type") != "rest-hook":
         raise SubscriptionProblem("careflow delivers by rest-hook only (channel.type)")
     payload = channel.get("payload") or "application/fhir+json"
@@ -149,7 +152,8 @@ def parse(subscription: dict[str, Any]) -> Spec:
     counts = [e.get("valuePositiveInt") for e in _ext(channel, MAX_COUNT_EXT)]
     max_count = _whole(counts[0], "backport-max-count", 1, MAX_BATCH) if counts else MAX_BATCH
     headers: list[tuple[str, str]] = []
-    for line in channel.get("header") or ():
+    lines = channel.get("header")
+    for line in lines if isinstance(lines, list) else ():
         name, sep, value = str(line).partition(":")
         if not sep or not name.strip():
             raise SubscriptionProblem(f"channel.header {line!r} is not 'Name: value'")
