@@ -288,6 +288,10 @@ class Notifier:
             except backport.SubscriptionProblem as exc:
                 self._set_error(state, str(exc), out)
                 continue
+            if spec.end is not None and spec.end <= now:
+                self._ledger.change(state.id, status="off", next_attempt=None)  # Subscription.end has come
+                self._set_resource_status(state.id, "off", None)
+                continue
             if state.status == "requested":
                 self._handshake(state, spec, now, out)
             else:

@@ -66,7 +66,8 @@ class Spec:
     heartbeat: int | None  # seconds between heartbeats when nothing else is sent
     timeout: int
     max_count: int
-    headers: tuple[tuple[str, str], ...]
+    headers: tuple[tuple[str, str], ...]  # extra HTTP headers (none today: see parse)
+    end: datetime | None = None  # Subscription.end: nothing is sent after it
 
 
 def _ext(element: Any, url: str) -> list[dict[str, Any]]:
@@ -116,6 +117,16 @@ def _endpoint(url: Any) -> str:
     raise SubscriptionProblem("channel.endpoint must be an https URL (http only to localhost)")
 
 
+def _instant(text: Any) -> datetime | None:
+    if not isinstance(text, str) or len(text) < 10:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
 def _whole(value: Any, what: str, low: int, high: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise SubscriptionProblem(f"{what} must be a whole number from {low} to {high}")
@@ -151,15 +162,14 @@ def parse(subscription: dict[str, Any]) -> Spec:
     timeout = _whole(timeouts[0], "backport-timeout", 1, 60) if timeouts else DEFAULT_TIMEOUT
     counts = [e.get("valuePositiveInt") for e in _ext(channel, MAX_COUNT_EXT)]
     max_count = _whole(counts[0], "backport-max-count", 1, MAX_BATCH) if counts else MAX_BATCH
-    headers: list[tuple[str, str]] = []
-    lines = channel.get("header")
-    for line in lines if isinstance(lines, list) else ():
-        name, sep, value = str(line).partition(":")
-        if not sep or not name.strip():
-            raise SubscriptionProblem(f"channel.header {line!r} is not 'Name: value'")
-        headers.append((name.strip(), value.strip()))
+    if channel.get("header"):
+        # a Subscription is directory data every signed-in caller may read: no place for a secret
+        raise SubscriptionProblem("channel.header is not kept (Subscriptions are readable by every signed-in "
+                                  "caller); authenticate notifications by their X-Careflow-Signature instead")
+    headers: tuple[tuple[str, str], ...] = ()
+    end = _instant(subscription.get("end"))
     return Spec(str(criteria), rtype, _filters(rtype, offered, [str(t) for t in texts]),
-                _endpoint(channel.get("endpoint")), payload, content, heartbeat, timeout, max_count, tuple(headers))
+                _endpoint(channel.get("endpoint")), payload, content, heartbeat, timeout, max_count, headers, end)
 
 
 def _refs(resource: dict[str, Any], element: str) -> set[str]:

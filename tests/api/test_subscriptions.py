@@ -310,6 +310,20 @@ def test_an_active_subscription_whose_receiver_stays_down_goes_to_error(world: W
     assert event_numbers(replay) == [1]
 
 
+def test_nothing_is_sent_after_the_subscription_ends(world: World) -> None:
+    sid = world.subscribe()
+    world.round()
+    mine = world.client.get(f"/fhir/Subscription/{sid}", headers=world.as_("nurse")).json()
+    mine["end"] = "2026-03-02T10:00:00Z"
+    assert world.client.put(f"/fhir/Subscription/{sid}", json=mine, headers=world.as_("nurse")).status_code == 200
+    touch(world.repo, "Task", "task-p1", "before the end")
+    world.round(timedelta(minutes=1))
+    touch(world.repo, "Task", "task-p1", "after the end")
+    world.round(timedelta(hours=2))
+    assert world.received_events() == [1] and world.state(sid).status == "off"
+    assert world.client.get(f"/fhir/Subscription/{sid}", headers=world.as_("nurse")).json()["status"] == "off"
+
+
 def test_heartbeats_when_nothing_else_was_sent(world: World) -> None:
     world.subscribe(heartbeat=60)
     world.round()

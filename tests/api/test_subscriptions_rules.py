@@ -68,13 +68,17 @@ def test_patient_owner_and_care_team_filters_all_must_hold() -> None:
     (sub(["Task?"]), "names no filter"),
     (sub([], endpoint="ftp://gp.example/x"), "https"),
     (sub([], endpoint="http://10.0.0.1/hook"), "https"),
-    (sub([], header=["no colon"]), "Name: value"),
+    (sub([], header=["Authorization: Bearer secret"]), "X-Careflow-Signature"),
     (sub([], extension=[{"url": backport.HEARTBEAT_EXT, "valueUnsignedInt": 0}]), "heartbeat"),
     (sub([], extension=[{"url": backport.MAX_COUNT_EXT, "valuePositiveInt": 5000}]), "max-count"),
 ])
 def test_what_careflow_cannot_serve_says_what_to_change(body: dict[str, Any], says: str) -> None:
     with pytest.raises(backport.SubscriptionProblem, match=says):
         backport.parse(body)
+
+
+def test_the_end_is_read() -> None:
+    assert backport.parse({**sub([]), "end": "2026-03-02T10:00:00Z"}).end == NOW + timedelta(hours=1)
 
 
 def test_http_only_to_this_machine() -> None:
