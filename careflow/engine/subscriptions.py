@@ -423,8 +423,10 @@ class Notifier:
 
 def process_subscriptions(repo: Repository, now: datetime, *, base: str | None = None,
                           send: Sender = http_sender) -> Round:
-    """One round for a worker or the command line: match the outbox, deliver what is due."""
-    install(repo)
+    """One round for a worker or the command line: match the outbox, deliver what is due. It feeds
+    on what writers recorded: ``careflow serve`` installs the listener on its repository (API writes
+    and its in-server engine); the worker's own bulk enrolment and sweep writes are not fed (one
+    outbox row per Task write of a whole region is a cost to weigh first)."""
     return Notifier(repo, base=base or public_base(), send=send).run_once(now)
 
 
