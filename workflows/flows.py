@@ -163,6 +163,17 @@ def process_event_batch(db_url: str | None, now: datetime, limit: int) -> Counts
     return events.process_events(repo, programs(), now, limit)
 
 
+@task(name="deliver-subscriptions", task_run_name="deliver-subscriptions", **_TASK_OPTIONS)
+def deliver_subscriptions(db_url: str | None, now: datetime) -> dict[str, int]:
+    """One Subscription round: number the outbox's Task and CarePlan changes per Subscription, then
+    send what is due (handshakes, events, heartbeats, retries); careflow.engine.subscriptions."""
+    from dataclasses import asdict
+
+    from careflow.engine.subscriptions import process_subscriptions
+
+    return asdict(process_subscriptions(repository(db_url), now))
+
+
 def _gather(futures: list[Any], what: str, sizes: dict[Any, int]) -> Counts:
     """Wait for every partition; report each as it finishes; re-raise the first failure at the end."""
     total = Counts.combine([])
@@ -250,6 +261,8 @@ def process_events(db_url: str | None = None, max_batches: int = 20) -> dict[str
         total.merge(part)
         if part.total.get("events", 0) < EVENT_BATCH:
             break
-    return total.as_dict()
+    out = total.as_dict()
+    out["subscriptions"] = deliver_subscriptions(db_url, now)
+    return out
 
 

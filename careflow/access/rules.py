@@ -110,6 +110,12 @@ def _refs(resource: dict[str, Any] | None, paths: tuple[str, ...]) -> set[str]:
     return out
 
 
+def _subscription_owner(resource: dict[str, Any] | None) -> str | None:
+    from careflow.fhir.backport import owner_of
+
+    return owner_of(resource)
+
+
 def _task_progress_only(old: dict[str, Any], new: dict[str, Any]) -> bool:
     """True when a Task update changes only what its owner may change (status, output, notes...)."""
     owner_fields = {"status", "statusReason", "businessStatus", "output", "note", "executionPeriod", "meta",
@@ -133,6 +139,11 @@ def write_problem(
         return None
     if principal.kind == "auditor":
         return "an auditor reads the audit trail and writes nothing"
+    if rtype == "Subscription":
+        # anyone signed in may subscribe (delivery reads each event as them); only its owner changes it
+        if action == "create" or _subscription_owner(old) == principal.id:
+            return None
+        return "a Subscription is changed only by whoever made it"
     if principal.kind == "patient":
         if rtype not in _PATIENT_WRITES:
             return f"a patient may record {', '.join(sorted(_PATIENT_WRITES))} about themselves, not {rtype}"

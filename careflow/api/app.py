@@ -19,6 +19,7 @@ from careflow.api.operations import register_operations
 from careflow.api.responses import FhirResponse
 from careflow.api.routes import ApiState, router
 from careflow.api.security import DOCUMENTATION_PATHS, PUBLIC_PATHS, Authenticator, AuthMiddleware, RefuseEveryone
+from careflow.api.subscriptions import jwks_router
 from careflow.auth.tokens import TokenVerifier
 from careflow.store.port import Repository
 from careflow.web.pages import HERE as WEB_DIR
@@ -60,6 +61,7 @@ def create_app(
     app.state.careflow = state
     install_error_handlers(app)
     app.include_router(discovery_router)
+    app.include_router(jwks_router)
     app.include_router(router)
     if isinstance(auth, TokenVerifier):
         app.state.token_verifier = auth

@@ -112,6 +112,13 @@ def capability_statement(
                 for t, name, definition, doc in ops if t == rtype]
         if mine:
             entry["operation"] = mine
+        if rtype == "Subscription":
+            from careflow.fhir import backport
+
+            entry["supportedProfile"] = [backport.SUBSCRIPTION_PROFILE]
+            entry["extension"] = [{"url": backport.TOPIC_CANONICAL_EXT, "valueCanonical": t} for t in backport.TOPICS]
+            entry["documentation"] = ("Topic-based Subscriptions (Subscriptions R5 Backport IG): rest-hook, "
+                                      "id-only payloads by default, signed (keys at /.well-known/jwks.json).")
         resources.append(entry)
     return {
         "resourceType": "CapabilityStatement",

@@ -382,6 +382,10 @@ def execute(uow: UnitOfWork, req: FhirRequest, ctx: Context) -> FhirResult:
 
 def _execute(uow: UnitOfWork, req: FhirRequest, ctx: Context) -> FhirResult:
     authorize(uow.principal, req)
+    if req.type == "Subscription" and req.method in ("POST", "PUT") and not req.operation and req.resource is not None:
+        from careflow.api.subscriptions import prepare_write
+
+        req = prepare_write(uow, req)  # the Backport IG's rules, the owner stamped
     if req.type == "AuditEvent":
         return _audit_events(uow, req, ctx)
     if req.operation:

@@ -27,6 +27,7 @@ PUBLIC_PATHS: frozenset[str] = frozenset({
     "/fhir/metadata",
     "/.well-known/smart-configuration",
     "/fhir/.well-known/smart-configuration",
+    "/.well-known/jwks.json",  # the keys that verify Subscription notification signatures
 })
 
 # The API's own description (no data; what schemathesis and a developer read). Open too: keeping

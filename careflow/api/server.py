@@ -90,6 +90,7 @@ def build_app(url: str | None, programs_dir: str | Path | None = None, *, engine
     from contextlib import asynccontextmanager
 
     from careflow.api.app import create_app
+    from careflow.engine import subscriptions
     from careflow.engine.consumer import EventConsumer
     from careflow.engine.events import install
     from careflow.store.database import open_repository, resolve_url
@@ -98,6 +99,7 @@ def build_app(url: str | None, programs_dir: str | Path | None = None, *, engine
     auth = server_auth(resolved, insecure_no_auth=insecure_no_auth, local_issuer=local_issuer)
     repository = open_repository(resolved)
     install(repository)
+    subscriptions.install(repository)  # Task and CarePlan changes for the Subscription matcher
     programs = load_programs(programs_dir)
     if programs:
         n = publish_programs(repository, programs)
@@ -106,14 +108,18 @@ def build_app(url: str | None, programs_dir: str | Path | None = None, *, engine
     app.state.programs_dir = programs_dir  # the pathway viewer shows the files the programmes came from
     if engine:
         consumer = EventConsumer(repository, programs)
+        notifier = subscriptions.SubscriptionConsumer(repository)
         app.state.event_consumer = consumer
+        app.state.subscription_consumer = notifier
 
         @asynccontextmanager
         async def lifespan(_app: Any):  # type: ignore[no-untyped-def]
             consumer.start()
+            notifier.start()
             try:
                 yield
             finally:
+                notifier.stop()
                 consumer.stop()
 
         app.router.lifespan_context = lifespan

@@ -44,6 +44,7 @@ TASK_STATUS = "task.status"
 PATIENT_ENDED = "patient.ended"
 DISCHARGED = "encounter.discharged"
 CARER_CHANGED = "relatedperson.carer"
+SUBSCRIPTION_TOPICS = ("subscription.resource", "subscription.changed")
 WATCHED_TASK_STATUSES = frozenset({"completed", "rejected"})
 _INSTALLED_ATTR = "_careflow_engine_events"
 
@@ -255,7 +256,8 @@ def process_events(repo: Repository, programs: Mapping[str, Program], now: datet
     counts = Counts()
     done: list[int] = []
     try:
-        for event in repo.outbox_claim(limit):
+        # the Subscription matcher (careflow.engine.subscriptions) drains its own topics of this outbox
+        for event in repo.outbox_claim(limit, exclude=SUBSCRIPTION_TOPICS):
             counts.add("events")
             rid = str(event.payload.get("id", ""))
             try:

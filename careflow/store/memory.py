@@ -426,12 +426,15 @@ class MemoryRepository(RepositoryReads):
             raise
         uow.audit_finish(None)
 
-    def outbox_claim(self, limit: int = 100) -> list[OutboxEvent]:
+    def outbox_claim(self, limit: int = 100, *, topics: tuple[str, ...] | None = None,
+                     exclude: tuple[str, ...] = ()) -> list[OutboxEvent]:
         with self._lock:
             now = utc_now()
             out: list[OutboxEvent] = []
             for eid in sorted(self._state.outbox):
                 event, until = self._state.outbox[eid]
+                if (topics is not None and event.topic not in topics) or event.topic in exclude:
+                    continue
                 if until is None or until < now:
                     self._state.outbox[eid] = (event, now + OUTBOX_LEASE)
                     out.append(event)

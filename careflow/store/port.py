@@ -229,9 +229,12 @@ class Repository(Protocol):
     def search(self, query: SearchQuery) -> SearchResult: ...
 
     # outbox consumption (each call is its own transaction)
-    def outbox_claim(self, limit: int = 100) -> list[OutboxEvent]:
+    def outbox_claim(self, limit: int = 100, *, topics: tuple[str, ...] | None = None,
+                     exclude: tuple[str, ...] = ()) -> list[OutboxEvent]:
         """Take up to ``limit`` unclaimed events, oldest first; concurrent consumers never get the same
-        event.  A claimed event not marked done within the lease (5 minutes) becomes claimable again."""
+        event.  A claimed event not marked done within the lease (5 minutes) becomes claimable again.
+        ``topics`` / ``exclude`` narrow the claim, so two consumers of one outbox (the engine's rules,
+        the Subscription matcher) each take only their own events."""
         ...
 
     def outbox_done(self, ids: list[int]) -> None:

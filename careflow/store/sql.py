@@ -645,15 +645,16 @@ class SqlRepository(RepositoryReads):
                 uow.close()
             uow.audit_finish(None)
 
-    def outbox_claim(self, limit: int = 100) -> list[OutboxEvent]:
+    def outbox_claim(self, limit: int = 100, *, topics: tuple[str, ...] | None = None,
+                     exclude: tuple[str, ...] = ()) -> list[OutboxEvent]:
         now = _naive(utc_now())
+        stmt = select(outbox).where(or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now))
+        if topics is not None:
+            stmt = stmt.where(outbox.c.topic.in_(list(topics)))
+        if exclude:
+            stmt = stmt.where(outbox.c.topic.not_in(list(exclude)))
         with _translated(), self.engine.connect() as conn, conn.begin():
-            rows = conn.execute(
-                select(outbox)
-                .where(or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now))
-                .order_by(outbox.c.id).limit(limit)
-                .with_for_update(skip_locked=True)
-            ).all()
+            rows = conn.execute(stmt.order_by(outbox.c.id).limit(limit).with_for_update(skip_locked=True)).all()
             if rows:
                 conn.execute(
                     update(outbox).where(outbox.c.id.in_([r.id for r in rows])).values(claimed_until=now + OUTBOX_LEASE)

@@ -208,3 +208,34 @@ audit_entity = Table(
     Column("seq", PK, nullable=False),
     PrimaryKeyConstraint("ref", "role", "seq"),
 )
+
+# Topic-based Subscriptions (careflow.engine.subscriptions): the delivery state of each Subscription
+# resource, and its numbered events.  ``events`` is the last event number handed out (gapless per
+# subscription: incremented in the transaction that inserts the event row); ``delivered`` the highest
+# number settled (sent, or withheld because the subscriber may no longer see the focus).
+subscription_state = Table(
+    "subscription_state", metadata,
+    Column("id", String(64), primary_key=True),  # the Subscription resource's id
+    Column("principal", LargeBinary, nullable=False),  # JSON of the creator's Principal
+    Column("status", String(16), nullable=False),  # requested | active | error | off
+    Column("events", BigInteger, nullable=False),
+    Column("delivered", BigInteger, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("first_failure", DateTime, nullable=True),  # naive UTC, the start of the failing run
+    Column("next_attempt", DateTime, nullable=True),
+    Column("last_sent", DateTime, nullable=True),
+    Column("error", Text, nullable=True),
+)
+
+subscription_event = Table(
+    "subscription_event", metadata,
+    Column("sub_id", String(64), nullable=False),
+    Column("number", BigInteger, nullable=False),
+    Column("focus", String(140), nullable=False),  # Type/id
+    Column("version", Integer, nullable=False),
+    Column("action", String(8), nullable=False),  # create | update | delete
+    Column("occurred", DateTime, nullable=False),
+    Column("state", String(10), nullable=False),  # pending | sent | withheld
+    PrimaryKeyConstraint("sub_id", "number"),
+    UniqueConstraint("sub_id", "focus", "version"),  # one change is one event: a replayed claim adds nothing
+)

@@ -9,8 +9,9 @@ import pytest
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "hl7-examples"
 EXAMPLES = sorted(EXAMPLES_DIR.glob("*.json"))
-# AuditEvents are written by the server itself (the audit trail is read-only over the API)
-WRITABLE = [p for p in EXAMPLES if not p.name.startswith("AuditEvent-")]
+# AuditEvents are written by the server itself (the audit trail is read-only over the API); the
+# Subscription example is a query-based R4 one, which careflow refuses (topic-based only, Backport IG)
+WRITABLE = [p for p in EXAMPLES if not p.name.startswith(("AuditEvent-", "Subscription-"))]
 STAMPED = ("versionId", "lastUpdated")
 
 
@@ -61,6 +62,12 @@ def test_the_audit_trail_example_is_refused_not_stored(client):
     for r in (put, posted, in_bundle):
         assert r.status_code == 405 and r.json()["resourceType"] == "OperationOutcome", r.text
     assert client.get(f"/fhir/AuditEvent/{original['id']}").status_code in (403, 404)
+
+
+def test_the_query_based_subscription_example_is_refused_saying_why(client):
+    original = next(load(p) for p in EXAMPLES if p.name.startswith("Subscription-"))
+    r = client.post("/fhir/Subscription", json=original)
+    assert r.status_code == 400 and "topic" in r.text and r.json()["resourceType"] == "OperationOutcome"
 
 
 @pytest.mark.parametrize("path", WRITABLE[:3], ids=lambda p: p.name)
