@@ -457,6 +457,9 @@ class MemoryRepository(RepositoryReads):
             for eid in ids:
                 self._state.outbox.pop(eid, None)
 
+    def refresh_statistics(self) -> None:
+        """Nothing to plan: the twin scans its dictionaries."""
+
     def close(self) -> None:
         pass
 

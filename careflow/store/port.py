@@ -240,4 +240,9 @@ class Repository(Protocol):
         """Mark claimed events processed (they are deleted)."""
         ...
 
+    def refresh_statistics(self) -> None:
+        """Bring the query planner's statistics up to date: called when bulk work (a region load,
+        an import, an enrolment run) ends, so the next searches are planned for the store as it is."""
+        ...
+
     def close(self) -> None: ...

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import orjson
 from sqlalchemy import Connection, Engine, Row, and_, delete, func, or_, select, update
@@ -459,9 +459,8 @@ class SqlUnitOfWork(UnitOfWorkBase):
         self._begin("read")
         self.flush()
         narrow = self._narrow
-        where = filter_clause(query.type, query.criteria, narrow)
         if query.total_only:
-            return SearchResult(self._count(where), [], [])
+            return SearchResult(self._count(filter_clause(query.type, query.criteria, narrow)), [], [])
         after_pk: int | None = None
         if query.after is not None:
             after_pk = self._conn.execute(
@@ -476,14 +475,14 @@ class SqlUnitOfWork(UnitOfWorkBase):
             stmt = page_in_creation_order(query.type, query.criteria, narrow, after_pk=after_pk, limit=limit)
             page = [(r[0], ()) for r in self._conn.execute(stmt.offset(query.offset) if query.offset else stmt)]
         else:
-            stmt = select(resource.c.pk, *exprs).where(where)
+            stmt = select(resource.c.pk, *exprs).where(filter_clause(query.type, query.criteria, narrow))
             if query.after is not None and after_pk is not None:
                 stmt = stmt.where(after_clause(query.sort, exprs, query.after.values, after_pk))
             stmt = stmt.order_by(*order_by(query.type, query.sort)).limit(limit).offset(query.offset)
             page = [(r[0], tuple(r[1:])) for r in self._conn.execute(stmt)]
         more = len(page) > query.count
         page = page[:query.count]
-        total = self._total(query, where, len(page), more)
+        total = self._total(query, lambda: filter_clause(query.type, query.criteria, narrow), len(page), more)
         if not page:
             return SearchResult(total, [], [])
         pks = [pk for pk, _ in page]
@@ -502,13 +501,15 @@ class SqlUnitOfWork(UnitOfWorkBase):
     def _count(self, where: Any) -> int:
         return self._conn.execute(select(func.count()).select_from(resource).where(where)).scalar() or 0
 
-    def _total(self, query: SearchQuery, where: Any, got: int, more: bool) -> int | None:
-        """The total the query asks for; the page already tells it when it is the first and last."""
+    def _total(self, query: SearchQuery, filtered: Callable[[], Any], got: int, more: bool) -> int | None:
+        """The total the query asks for; the page already tells it when it is the first and last
+        (``filtered`` builds the WHERE clause: only when a count needs it)."""
         wanted = query.total_wanted
         if wanted == "none":
             return None
         if not more and query.offset == 0 and query.after is None:
             return got  # every match is on this page
+        where = filtered()
         if wanted == "accurate":
             return self._count(where)
         capped = select(resource.c.pk).where(where).limit(TOTAL_CAP + 1).subquery()
@@ -721,6 +722,12 @@ class SqlRepository(RepositoryReads):
             return
         with _translated(), self.engine.connect() as conn, conn.begin():
             conn.execute(delete(outbox).where(outbox.c.id.in_(list(ids))))
+
+    def refresh_statistics(self) -> None:
+        from careflow.store.maintenance import analyze
+
+        with _translated():
+            analyze(self.engine)
 
     def close(self) -> None:
         if self.audit is not None:
