@@ -35,12 +35,12 @@ import base64
 import os
 import random
 import shutil
-import statistics
 import sys
 import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -163,15 +163,20 @@ class Timing:
         return 1000 * s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
 
 
-def timed(fn: Callable[[], Any], repeat: int) -> tuple[Timing, Any]:
-    fn()  # warm the caches once; every run after it is measured
-    t = Timing()
-    out = None
+def paired(a: Callable[[], Any], b: Callable[[], Any], repeat: int) -> tuple[Timing, Any, Timing, Any]:
+    """Time ``a`` and ``b`` alternately (a shared machine's load falls on both alike), after one warm-up each."""
+    out_a, out_b = a(), b()
+    ta, tb = Timing(), Timing()
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        t.latencies.append(time.perf_counter() - t0)
-    return t, out
+        for fn, t in ((a, ta), (b, tb)):
+            t0 = time.perf_counter()
+            out = fn()
+            t.latencies.append(time.perf_counter() - t0)
+            if fn is a:
+                out_a = out
+            else:
+                out_b = out
+    return ta, out_a, tb, out_b
 
 
 # ------------------------------------------------------------------------------------------ raw SQL
@@ -215,7 +220,7 @@ class Raw:
                 f"ORDER BY {'page.o, page.pk' if order != 'd.res_pk' else 'page.pk'}")
 
     def owner(self) -> str:
-        return (f"idx_reference d", f"AND d.rtype = 'Task' AND d.param = 'owner' AND d.target_id = {self.p} "
+        return ("idx_reference d", f"AND d.rtype = 'Task' AND d.param = 'owner' AND d.target_id = {self.p} "
                 "AND d.target_type = 'PractitionerRole'")
 
     def status(self, codes: str) -> str:
@@ -301,8 +306,7 @@ def measure(repo: SqlRepository, corpus: Corpus, repeat: int) -> list[dict[str, 
 
     def row(name: str, owner_tasks: int | str, store: Callable[[], Any], base: Callable[[], Any],
             check: bool = True) -> None:
-        ts, got = timed(store, repeat)
-        tb, want = timed(base, repeat)
+        ts, got, tb, want = paired(store, base, repeat)
         same = (got[0] == want[0] and (want[1] is None or got[1] == want[1])) if check else None
         rows.append({"query": name, "tasks/owner": owner_tasks, "p50": ts.p(0.5), "p99": ts.p(0.99),
                      "sql p50": tb.p(0.5), "sql p99": tb.p(0.99), "ratio p50": ts.p(0.5) / max(tb.p(0.5), 1e-6),
@@ -313,27 +317,27 @@ def measure(repo: SqlRepository, corpus: Corpus, repeat: int) -> list[dict[str, 
         ref, rid = f"PractitionerRole/role-{owner}", f"role-{owner}"
         base = [("owner", ref), ("status", "requested"), ("_count", "50")]
         sql, count = raw.worklist(count="capped")
-        row("Task?owner&status=requested", n, store_search(repo, "Task", base), lambda: raw.run(sql, (rid,), count))
+        row("Task?owner&status=requested", n, store_search(repo, "Task", base), partial(raw.run, sql, (rid,), count))
         sql2, count2 = raw.worklist(count="accurate")
         row("  ... &_total=accurate", n, store_search(repo, "Task", [*base, ("_total", "accurate")]),
-            lambda: raw.run(sql2, (rid,), count2))
+            partial(raw.run, sql2, (rid,), count2))
         sorted_q = [("owner", ref), ("status", OPEN), ("_sort", "due-date"), ("_total", "none"), ("_count", "50")]
         sql3 = raw.sorted_worklist()
-        row("  open, _sort=due-date", n, store_search(repo, "Task", sorted_q), lambda: raw.run(sql3, (rid,)))
+        row("  open, _sort=due-date", n, store_search(repo, "Task", sorted_q), partial(raw.run, sql3, (rid,)))
         filt = [*base, ("due-date", "le2026-06-30"), ("priority", "urgent"), ("business-status", "urn:bench:bs|late")]
         sql4, _ = raw.worklist(extra=raw.filters())
         row("  + due-date, priority, business-status", n, store_search(repo, "Task", filt),
-            lambda: raw.run(sql4, (rid,)))
+            partial(raw.run, sql4, (rid,)))
         cursor, after_id = cursor_after_pages(repo, base, 19)
         if cursor is not None:
             with repo.engine.connect() as conn:
                 after_pk = conn.execute(text("SELECT pk FROM resource WHERE type = 'Task' AND id = :i"), {"i": after_id}).scalar()
             sql5, _ = raw.worklist(after_pk=after_pk)
             row("  page 20 by cursor", n, store_search(repo, "Task", [*base, ("_cursor", cursor)]),
-                lambda: raw.run(sql5, (rid,)))
+                partial(raw.run, sql5, (rid,)))
             sql6, _ = raw.worklist(offset=950)
             row("  page 20 by _offset=950", n, store_search(repo, "Task", [*base, ("_offset", "950")]),
-                lambda: raw.run(sql6, (rid,)))
+                partial(raw.run, sql6, (rid,)))
     rnd = random.Random(5)
     pats = [rnd.choice(corpus.patients) for _ in range(8)]
     state = {"i": 0}

@@ -68,6 +68,8 @@ def decode(text: str, keys: int) -> Cursor:
         rid = data["id"]
         if not isinstance(rid, str) or not rid or len(values) != keys:
             raise ValueError("shape")
+        if any("\x00" in v for v in (rid, *values) if isinstance(v, str)):
+            raise ValueError("NUL")  # PostgreSQL refuses it in text
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
         raise InvalidSearch("_cursor", "is not a cursor of this search: follow the next link as given") from None
     return Cursor(values, rid)

@@ -338,11 +338,29 @@ def parse_search(rtype: str, params: list[tuple[str, str]] | tuple[tuple[str, st
         if offset:
             raise InvalidSearch("_cursor", "a cursor already says where the page starts: leave out _offset")
         after = decode(cursor_text, len(sort))
+        _check_cursor_kinds(sort, after)
     return SearchQuery(
         type=rtype, criteria=tuple(criteria), sort=sort, count=count, offset=offset,
         includes=tuple(includes), revincludes=tuple(revincludes), summary=summary, total=total,
         total_mode=total_mode, after=after, ignored=tuple(ignored), raw=tuple(raw), passthrough=tuple(passthrough),
     )
+
+
+def _check_cursor_kinds(sort: tuple[SortKey, ...], after: Cursor) -> None:
+    """A cursor's values must be of the kinds its sort keys compare (a forged one could otherwise
+    make the database compare a date with text)."""
+    for key, value in zip(sort, after.values):
+        if value is None:
+            continue
+        param = key.param
+        if param.column == "last_updated" or param.type == "date":
+            ok = isinstance(value, datetime) and value.tzinfo is None
+        elif param.type in ("quantity", "number"):
+            ok = isinstance(value, float)
+        else:
+            ok = isinstance(value, str)
+        if not ok:
+            raise InvalidSearch("_cursor", "is not a cursor of this search: follow the next link as given")
 
 
 def check_request_size(params: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> None:

@@ -30,8 +30,8 @@ from careflow.audit.log import MemoryAuditLog, audit_enabled
 from careflow.errors import Gone, NotFound
 from careflow.fhir import exact_json
 from careflow.fhir.identifying import Protection, hmac_blind
-from careflow.fhir.search_index import IndexRows
 from careflow.fhir.search_cursor import Cursor, cursor_gone
+from careflow.fhir.search_index import IndexRows
 from careflow.fhir.search_match import Candidate, after_cursor, matches_all, sort_candidates, sort_values
 from careflow.fhir.search_query import TOTAL_CAP, SearchQuery
 from careflow.fhir.search_values import to_utc_naive

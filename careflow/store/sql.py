@@ -29,8 +29,8 @@ from careflow.access.principal import SYSTEM, Principal
 from careflow.audit.log import SqlAuditLog, audit_enabled
 from careflow.errors import Gone, NotFound, TransientStoreError
 from careflow.fhir import exact_json
-from careflow.fhir.search_index import IndexRows
 from careflow.fhir.search_cursor import Cursor, cursor_gone
+from careflow.fhir.search_index import IndexRows
 from careflow.fhir.search_query import TOTAL_CAP, Include, SearchQuery
 from careflow.store.database import READ_ONLY
 from careflow.store.keyring import KeyRing

@@ -132,3 +132,17 @@ def test_search_reflects_writes_and_deletes(client):
     assert client.get("/fhir/Patient?family=goossens").json()["total"] == 1
     client.delete(f"/fhir/Patient/{p['id']}")
     assert client.get("/fhir/Patient?family=goossens").json()["total"] == 0
+
+
+def test_forged_cursors_are_400_never_500(client):
+    import base64
+    import json
+
+    pat = post(client, patient("Family0"))
+    post(client, task(f"Patient/{pat['id']}", "PractitionerRole/x", restriction={"period": {"end": "2026-01-05"}}))
+    forged = [{"v": [{"n": "1.5"}], "id": "x"}, {"v": ["text"], "id": "x"}, {"v": [{"d": "2026-01-01T00:00:00+02:00"}], "id": "x"},
+              {"v": [None], "id": "a\u0000b"}, {"v": [{"d": "not a date"}], "id": "x"}, {"v": [], "id": 5}]
+    for body in forged:
+        text = base64.urlsafe_b64encode(json.dumps(body).encode()).decode().rstrip("=")
+        r = client.get(f"/fhir/Task?_sort=due-date&_cursor={text}")
+        assert r.status_code == 400, (body, r.status_code, r.text)
