@@ -509,15 +509,16 @@ class SqlUnitOfWork(UnitOfWorkBase):
             return None
         if not more and query.offset == 0 and query.after is None:
             return got  # every match is on this page
-        where = filtered()
         if wanted == "accurate":
-            return self._count(where)
-        capped = select(resource.c.pk).where(where).limit(TOTAL_CAP + 1).subquery()
+            return self._count(filtered())
+        # counted on the streaming plan: it stops at the cap instead of collecting every match first
+        capped = page_in_creation_order(query.type, query.criteria, self._narrow, after_pk=None,
+                                        limit=TOTAL_CAP + 1).subquery()
         n = self._conn.execute(select(func.count()).select_from(capped)).scalar() or 0
         if n <= TOTAL_CAP:
             return n
         if wanted == "estimate":
-            return max(TOTAL_CAP + 1, self._estimate(where))
+            return max(TOTAL_CAP + 1, self._estimate(filtered()))
         return None
 
     def _estimate(self, where: Any) -> int:
@@ -526,7 +527,7 @@ class SqlUnitOfWork(UnitOfWorkBase):
         if not self._pg:
             return self._count(where)
         stmt = select(resource.c.pk).where(where)
-        compiled = stmt.compile(dialect=self._conn.dialect)
+        compiled = stmt.compile(dialect=self._conn.dialect, compile_kwargs={"render_postcompile": True})
         plan = self._conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params).scalar()
         doc = plan if isinstance(plan, list) else orjson.loads(plan)
         return int(doc[0]["Plan"]["Plan Rows"])
