@@ -220,6 +220,7 @@ def enrol_region(db_url: str | None = None, start: date | None = None,
             futures.append(future)
             sizes[future] = len(ids)
     counts = _gather(futures, "enrol", sizes)
+    repository(db_url).refresh_statistics()  # thousands of new plans and Tasks: plan searches for them
     publish_enrolment_summary(counts, day)
     return counts.as_dict()
 

@@ -61,6 +61,8 @@ def load_resources(repo: Repository, resources: Iterable[dict[str, Any]], *, wha
             rate = counts.total / max(time.monotonic() - started, 1e-9)
             progress(f"{what}: {counts.total:,} resources ({rate:,.0f}/s)")
             next_report = (counts.total // PROGRESS_EVERY + 1) * PROGRESS_EVERY
+    if counts.created:
+        repo.refresh_statistics()  # a bulk load leaves the planner's statistics behind (issue #13)
     return counts
 
 

@@ -213,10 +213,12 @@ def _summarise(resource: dict[str, Any], summary: str | None, elements: list[str
     return out
 
 
-def _paging_url(base: str, rtype: str, query: SearchQuery, offset: int, extra: list[tuple[str, str]]) -> str:
+def _paging_url(base: str, rtype: str, query: SearchQuery, offset: int, extra: list[tuple[str, str]],
+                cursor: str | None = None) -> str:
     qs = query.query_string()
     count = [] if "_count=" in qs else [("_count", str(query.count))]  # links always carry the page size
-    tail = urlencode([*count, *extra, *([("_offset", str(offset))] if offset else [])])
+    place = [("_cursor", cursor)] if cursor else [("_offset", str(offset))] if offset else []
+    tail = urlencode([*count, *extra, *place])
     joined = "&".join(p for p in (qs, tail) if p)
     return f"{base}/{rtype}" + (f"?{joined}" if joined else "")
 
@@ -233,10 +235,13 @@ def search_bundle(ctx: Context, query: SearchQuery, result: SearchResult) -> dic
     if query.total_only:
         bundle["link"] = bundles.links(_paging_url(ctx.base, query.type, query, offset, extra))
         return bundle
-    more = (offset + count < result.total) if result.total is not None else len(result.matches) >= count
+    # next pages continue from a cursor (keyset paging, careflow.fhir.search_cursor), never from an
+    # offset the database would have to skip; _offset is still read, and an offset page links back
+    here = query.after.encode() if query.after is not None else None
     bundle["link"] = bundles.links(
-        _paging_url(ctx.base, query.type, query, offset, extra),
-        next_url=_paging_url(ctx.base, query.type, query, offset + count, extra) if more and count else None,
+        _paging_url(ctx.base, query.type, query, offset, extra, here),
+        next_url=_paging_url(ctx.base, query.type, query, 0, extra, result.next_cursor)
+        if result.next_cursor and count else None,
         previous_url=_paging_url(ctx.base, query.type, query, max(0, offset - count), extra) if offset else None,
     )
     shape = (lambda r: _summarise(r, summary, elements)) if (summary in ("data", "true", "text") or elements) else None

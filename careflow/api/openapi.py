@@ -119,6 +119,8 @@ def _result_parameters(rtype: str) -> list[dict[str, Any]]:
         {"name": "_count", "in": "query", "description": f"page size (at most {MAX_COUNT}; 0 gives the total only)",
          "schema": {"type": "integer", "minimum": 0}},
         {"name": "_offset", "in": "query", "description": "how many matches to skip", "schema": {"type": "integer", "minimum": 0}},
+        {"name": "_cursor", "in": "query", "description": "where the page starts: copy it from a next link",
+         "schema": {"type": "string"}},
         {"name": "_sort", "in": "query", "description": "comma-separated parameter names, '-' for descending",
          "schema": {"type": "string"}},
         {"name": "_summary", "in": "query", "schema": {"type": "string", "enum": ["true", "text", "data", "count", "false"]}},

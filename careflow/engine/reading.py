@@ -22,17 +22,20 @@ def chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
 def search_pages(
     repo: Repository, rtype: str, params: list[tuple[str, str]], *, page_size: int = 500
 ) -> Iterator[SearchResult]:
-    """Every page of a search in ``_id`` order (stable while other rows change)."""
+    """Every page of a search in ``_id`` order (stable while other rows change), each continuing
+    from the last one's cursor: a deep page costs what the first does, where ``_offset`` made the
+    store find and skip every earlier match again."""
     size = max(1, min(page_size, MAX_COUNT))
-    offset = 0
+    cursor: str | None = None
     while True:
-        query = parse_search(rtype, [*params, ("_sort", "_id"), ("_count", str(size)), ("_offset", str(offset)),
-                                     ("_total", "none")], strict=True)
+        extra = [("_cursor", cursor)] if cursor else []
+        query = parse_search(rtype, [*params, ("_sort", "_id"), ("_count", str(size)), ("_total", "none"), *extra],
+                             strict=True)
         page = repo.search(query)
         yield page
-        if len(page.matches) < size:
+        if page.next_cursor is None:
             return
-        offset += size
+        cursor = page.next_cursor
 
 
 def search_all(repo: Repository, rtype: str, params: list[tuple[str, str]], *, page_size: int = 500) -> list[Stored]:

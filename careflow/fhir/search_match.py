@@ -158,3 +158,33 @@ def _sort_value(c: Candidate, key: SortKey) -> Any:
     field = {"token": "code", "date": "low", "string": "norm", "quantity": "value", "uri": "value"}[table]
     values = [getattr(r, field) for r in rows]
     return max(values) if key.descending else min(values)
+
+
+def sort_values(c: Candidate, keys: tuple[SortKey, ...]) -> tuple[Any, ...]:
+    """The values ``c`` is sorted by (what a next-page cursor records)."""
+    return tuple(_sort_value(c, key) for key in keys)
+
+
+def _compare(value: Any, mark: Any, descending: bool) -> int:
+    """-1 / 0 / 1: ``value`` sorts before, with, or after ``mark`` (missing values last either way)."""
+    if value is None or mark is None:
+        return 0 if value is None and mark is None else (1 if value is None else -1)
+    if value == mark:
+        return 0
+    return 1 if (value < mark if descending else value > mark) else -1
+
+
+def after_cursor(cands: list[Candidate], keys: tuple[SortKey, ...], marks: tuple[Any, ...],
+                 seq: int) -> list[Candidate]:
+    """The candidates that sort strictly after the position (``marks``, creation order ``seq``):
+    keyset paging, the twin of ``careflow.store.sql_search.after_clause``."""
+    out = []
+    for c in cands:
+        verdict = 0
+        for key, mark in zip(keys, marks):
+            verdict = _compare(_sort_value(c, key), mark, key.descending)
+            if verdict:
+                break
+        if verdict > 0 or (verdict == 0 and c.seq > seq):
+            out.append(c)
+    return out

@@ -71,7 +71,7 @@ class SearchParam:
 # result-shaping parameters the parser understands (not filters)
 CONTROL_PARAMS: frozenset[str] = frozenset(
     {"_count", "_offset", "_sort", "_include", "_revinclude", "_summary", "_total", "_format", "_elements",
-     "_include:iterate", "_revinclude:iterate", "_pretty"}
+     "_include:iterate", "_revinclude:iterate", "_pretty", "_cursor"}
 )
 
 # R4 search (http.html, search.html) names these beside the SearchParameter bundle; careflow does not

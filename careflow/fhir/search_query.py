@@ -19,7 +19,14 @@ structure, so a parameter means the same thing in both.  Semantics, per FHIR R4 
 * a standard R4 parameter careflow does not support (``search_params.refusal``) is refused, never
   ignored: ignoring it would widen the answer;
 * ``_id``, ``_lastUpdated``, ``_count``, ``_offset``, ``_sort``, ``_include``, ``_revinclude`` (with
-  ``:iterate``), ``_summary=count``, ``_total=none``.
+  ``:iterate``), ``_summary=count``, ``_total=none|estimate|accurate``, ``_cursor`` (keyset paging,
+  ``careflow.fhir.search_cursor``).
+
+Totals (``_total``, FHIR leaves the default to the server): absent, a page reached without a cursor
+counts its matches up to ``TOTAL_CAP`` and gives the exact total when there are no more than that (no
+total beyond: counting thousands of matches on every page is what made deep worklists slow); a page
+reached by a cursor gives none.  ``accurate`` always counts them all; ``estimate`` is exact up to the
+cap and the store's estimate beyond it; ``none`` never counts.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from decimal import Decimal
 from typing import Literal, Union
 
 from careflow.errors import InvalidSearch, UnsupportedSearch
+from careflow.fhir.search_cursor import Cursor, decode
 from careflow.fhir.search_params import (
     CONTROL_PARAMS,
     REGISTRY,
@@ -63,6 +71,8 @@ MAX_COUNT = 1000
 MAX_PARAMS = 100
 MAX_VALUES = 100
 MAX_OFFSET = 2**31 - 1
+# the default total is exact up to this many matches and left out beyond (see the module docstring)
+TOTAL_CAP = 1000
 
 
 @dataclass(frozen=True)
@@ -157,6 +167,8 @@ class SearchQuery:
     revincludes: tuple[Include, ...] = ()
     summary: str | None = None  # _summary as given ("count" -> total only)
     total: bool = True  # False for _total=none
+    total_mode: str | None = None  # _total as given: none | estimate | accurate; None when absent
+    after: Cursor | None = None  # _cursor: the page starts after this match
     ignored: tuple[str, ...] = ()  # parameter names skipped in lenient mode (report them)
     raw: tuple[tuple[str, str], ...] = ()  # the filter parameters as given, for links and conditional keys
     passthrough: tuple[tuple[str, str], ...] = field(default=(), compare=False)  # _format, _elements, ...
@@ -193,9 +205,19 @@ class SearchQuery:
             pairs.append(("_count", str(self.count)))
         if self.summary:
             pairs.append(("_summary", self.summary))
-        if not self.total:
-            pairs.append(("_total", "none"))
+        if self.total_mode is not None:
+            pairs.append(("_total", self.total_mode))
         return urlencode(pairs)
+
+    @property
+    def total_wanted(self) -> str:
+        """What total this page counts: "none", "capped" (exact up to TOTAL_CAP), "estimate", "accurate"."""
+        if self.total_only:
+            return "accurate"
+        mode = self.total_mode
+        if mode is None:
+            return "none" if self.after is not None else "capped"
+        return mode
 
 
 def _value_key(v: Value) -> str:
@@ -265,6 +287,8 @@ def parse_search(rtype: str, params: list[tuple[str, str]] | tuple[tuple[str, st
     revincludes: list[Include] = []
     summary: str | None = None
     total = True
+    total_mode: str | None = None
+    cursor_text: str | None = None
     ignored: list[str] = []
     raw: list[tuple[str, str]] = []
     passthrough: list[tuple[str, str]] = []
@@ -295,6 +319,9 @@ def parse_search(rtype: str, params: list[tuple[str, str]] | tuple[tuple[str, st
                 if value not in ("none", "estimate", "accurate"):
                     raise InvalidSearch(name, "must be none, estimate or accurate")
                 total = value != "none"
+                total_mode = value
+            elif name == "_cursor":
+                cursor_text = value
             else:
                 passthrough.append((name, value))
             continue
@@ -306,11 +333,34 @@ def parse_search(rtype: str, params: list[tuple[str, str]] | tuple[tuple[str, st
             continue
         criteria.append(crit)
         raw.append((name, value))
+    after: Cursor | None = None
+    if cursor_text is not None:
+        if offset:
+            raise InvalidSearch("_cursor", "a cursor already says where the page starts: leave out _offset")
+        after = decode(cursor_text, len(sort))
+        _check_cursor_kinds(sort, after)
     return SearchQuery(
         type=rtype, criteria=tuple(criteria), sort=sort, count=count, offset=offset,
         includes=tuple(includes), revincludes=tuple(revincludes), summary=summary, total=total,
-        ignored=tuple(ignored), raw=tuple(raw), passthrough=tuple(passthrough),
+        total_mode=total_mode, after=after, ignored=tuple(ignored), raw=tuple(raw), passthrough=tuple(passthrough),
     )
+
+
+def _check_cursor_kinds(sort: tuple[SortKey, ...], after: Cursor) -> None:
+    """A cursor's values must be of the kinds its sort keys compare (a forged one could otherwise
+    make the database compare a date with text)."""
+    for key, value in zip(sort, after.values):
+        if value is None:
+            continue
+        param = key.param
+        if param.column == "last_updated" or param.type == "date":
+            ok = isinstance(value, datetime) and value.tzinfo is None
+        elif param.type in ("quantity", "number"):
+            ok = isinstance(value, float)
+        else:
+            ok = isinstance(value, str)
+        if not ok:
+            raise InvalidSearch("_cursor", "is not a cursor of this search: follow the next link as given")
 
 
 def check_request_size(params: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> None:

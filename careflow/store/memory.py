@@ -30,9 +30,10 @@ from careflow.audit.log import MemoryAuditLog, audit_enabled
 from careflow.errors import Gone, NotFound
 from careflow.fhir import exact_json
 from careflow.fhir.identifying import Protection, hmac_blind
+from careflow.fhir.search_cursor import Cursor, cursor_gone
 from careflow.fhir.search_index import IndexRows
-from careflow.fhir.search_match import Candidate, matches_all, sort_candidates
-from careflow.fhir.search_query import SearchQuery
+from careflow.fhir.search_match import Candidate, after_cursor, matches_all, sort_candidates, sort_values
+from careflow.fhir.search_query import TOTAL_CAP, SearchQuery
 from careflow.fhir.search_values import to_utc_naive
 from careflow.store.port import Listener, OutboxEvent, SearchResult, Stored
 from careflow.store.unit_of_work import Current, RepositoryReads, UnitOfWorkBase, utc_now
@@ -285,12 +286,24 @@ class MemoryUnitOfWork(UnitOfWorkBase):
     def search(self, query: SearchQuery) -> SearchResult:
         query = self._protection.query(query)
         found = self._matching(query)
-        total = len(found) if query.total or query.total_only else None
         if query.total_only:
             return SearchResult(len(found), [], [])
-        page = sort_candidates(found, query.sort)[query.offset: query.offset + query.count]
+        wanted = query.total_wanted
+        total: int | None = None
+        if wanted in ("accurate", "estimate") or (wanted == "capped" and len(found) <= TOTAL_CAP):
+            total = len(found)  # the twin counts everything anyway: its estimate is exact
+        ordered = sort_candidates(found, query.sort)
+        if query.after is not None:
+            entry = self._s.entries.get(query.type, {}).get(query.after.id)
+            if entry is None or not self._visible(query.type, entry):
+                raise cursor_gone()
+            ordered = after_cursor(ordered, query.sort, query.after.values, entry.seq)
+        page = ordered[query.offset: query.offset + query.count + 1]
+        more = len(page) > query.count
+        page = page[:query.count]
+        next_cursor = Cursor(sort_values(page[-1], query.sort), page[-1].id).encode() if more and page else None
         matches = [self._entry(c.type, c.id).current for c in page]  # type: ignore[union-attr]
-        return SearchResult(total, matches, self._included(matches, query))
+        return SearchResult(total, matches, self._included(matches, query), next_cursor)
 
     def _included(self, matches: list[Stored], query: SearchQuery) -> list[Stored]:
         seen = {(s.type, s.id) for s in matches}
@@ -446,6 +459,9 @@ class MemoryRepository(RepositoryReads):
         with self._lock:
             for eid in ids:
                 self._state.outbox.pop(eid, None)
+
+    def refresh_statistics(self) -> None:
+        """Nothing to plan: the twin scans its dictionaries."""
 
     def close(self) -> None:
         pass

@@ -104,11 +104,13 @@ class Stored:
 class SearchResult:
     """``total`` counts all matches (``None`` when the query asked ``_total=none``); ``matches`` is
     the requested page; ``included`` holds ``_include`` / ``_revinclude`` resources (no duplicates,
-    none that is also in ``matches``)."""
+    none that is also in ``matches``); ``next_cursor`` is the ``_cursor`` of the page after this one,
+    None when no match follows."""
 
     total: int | None
     matches: list[Stored]
     included: list[Stored] = field(default_factory=list)
+    next_cursor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -239,6 +241,11 @@ class Repository(Protocol):
 
     def outbox_done(self, ids: list[int]) -> None:
         """Mark claimed events processed (they are deleted)."""
+        ...
+
+    def refresh_statistics(self) -> None:
+        """Bring the query planner's statistics up to date: called when bulk work (a region load,
+        an import, an enrolment run) ends, so the next searches are planned for the store as it is."""
         ...
 
     def close(self) -> None: ...

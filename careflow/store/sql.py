@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections import defaultdict
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
+import orjson
 from sqlalchemy import Connection, Engine, Row, and_, delete, func, or_, select, update
 
 from careflow.access.compartment import patient_of
@@ -28,13 +29,14 @@ from careflow.access.principal import SYSTEM, Principal
 from careflow.audit.log import SqlAuditLog, audit_enabled
 from careflow.errors import Gone, NotFound, TransientStoreError
 from careflow.fhir import exact_json
+from careflow.fhir.search_cursor import Cursor, cursor_gone
 from careflow.fhir.search_index import IndexRows
-from careflow.fhir.search_query import Include, SearchQuery
+from careflow.fhir.search_query import TOTAL_CAP, Include, SearchQuery
 from careflow.store.database import READ_ONLY
 from careflow.store.keyring import KeyRing
 from careflow.store.port import UNKNOWN, Listener, OutboxEvent, SearchResult, Stored
 from careflow.store.sql_access import access_clause
-from careflow.store.sql_search import filter_clause, order_by
+from careflow.store.sql_search import after_clause, filter_clause, order_by, page_in_creation_order, sort_exprs
 from careflow.store.tables import (
     INDEX_TABLES,
     access_grant,
@@ -111,6 +113,11 @@ HOT_SQL = {"sqlite": HotSql("sqlite"), "postgresql": HotSql("postgresql")}
 def _naive(moment: datetime) -> datetime:
     """Naive UTC for the DateTime columns; a naive input is taken to be UTC already."""
     return moment if moment.tzinfo is None else moment.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def _naive_value(value: Any) -> Any:
+    """A sort value as the cursor keeps it (datetimes naive UTC, as the index stores them)."""
+    return _naive(value) if isinstance(value, datetime) else value
 
 
 def _aware(moment: datetime) -> datetime:
@@ -441,38 +448,89 @@ class SqlUnitOfWork(UnitOfWorkBase):
         return total, [self._stored(r) for r in rows]
 
     def search(self, query: SearchQuery) -> SearchResult:
-        """Filter once: page keys and the total come from one statement (``count(*) OVER ()``), then
-        the page's JSON is fetched by primary key."""
+        """The page's keys (one more than asked, to know whether a next page exists), the total as
+        ``query.total_wanted`` says (``careflow.fhir.search_query``), then the page's JSON by primary key.
+
+        Without ``_sort`` the keys come from ``page_in_creation_order``, whose cost follows the page;
+        a cursor continues with ``pk >`` (or the sort values, ``after_clause``) instead of skipping
+        rows.  Every statement carries the access term, so totals and cursors count and see only
+        what the caller may see."""
         query = self._protection.query(query)
         self._begin("read")
         self.flush()
-        where = filter_clause(query.type, query.criteria, self._narrow)
+        narrow = self._narrow
         if query.total_only:
-            total = self._conn.execute(select(func.count()).select_from(resource).where(where)).scalar() or 0
-            return SearchResult(total, [], [])
-        want_total = query.total
-        keys = select(resource.c.pk, func.count().over().label("total")) if want_total else select(resource.c.pk)
-        page = self._conn.execute(
-            keys.where(where).order_by(*order_by(query.type, query.sort)).limit(query.count).offset(query.offset)
-        ).all()
-        total: int | None = None
-        if want_total:
-            if page:
-                total = page[0][1]
-            elif query.offset == 0:
-                total = 0
-            else:  # paged past the end: the window saw no rows
-                total = self._conn.execute(select(func.count()).select_from(resource).where(where)).scalar() or 0
+            return SearchResult(self._count(filter_clause(query.type, query.criteria, narrow)), [], [])
+        after_pk: int | None = None
+        if query.after is not None:
+            after_pk = self._conn.execute(
+                select(resource.c.pk).where(resource.c.type == query.type, resource.c.id == query.after.id,
+                                            *self._narrowed(query.type, "s"))
+            ).scalar()
+            if after_pk is None:  # gone, or never seen by this caller: the same answer either way
+                raise cursor_gone()
+        limit = query.count + 1
+        exprs = sort_exprs(query.sort)
+        if not query.sort:
+            stmt = page_in_creation_order(query.type, query.criteria, narrow, after_pk=after_pk, limit=limit)
+            page = [(r[0], ()) for r in self._conn.execute(stmt.offset(query.offset) if query.offset else stmt)]
+        else:
+            stmt = select(resource.c.pk, *exprs).where(filter_clause(query.type, query.criteria, narrow))
+            if query.after is not None and after_pk is not None:
+                stmt = stmt.where(after_clause(query.sort, exprs, query.after.values, after_pk))
+            stmt = stmt.order_by(*order_by(query.type, query.sort)).limit(limit).offset(query.offset)
+            page = [(r[0], tuple(r[1:])) for r in self._conn.execute(stmt)]
+        more = len(page) > query.count
+        page = page[:query.count]
+        total = self._total(query, lambda: filter_clause(query.type, query.criteria, narrow), len(page), more)
         if not page:
             return SearchResult(total, [], [])
-        pks = [r[0] for r in page]
+        pks = [pk for pk, _ in page]
         by_pk = {r[0]: r for r in self._conn.execute(select(*_COLUMNS).select_from(_CURRENT).where(resource.c.pk.in_(pks)))}
         rows = [by_pk[pk] for pk in pks if pk in by_pk]
         matches = [self._stored(r) for r in rows]
+        next_cursor = None
+        if more and rows:
+            last_values = tuple(_naive_value(v) for v in page[-1][1])
+            next_cursor = Cursor(last_values, rows[-1].id).encode()
         included: list[Stored] = []
         if query.includes or query.revincludes:
             included = self._included({r[0]: (r[1], r[2]) for r in rows}, query)
-        return SearchResult(total, matches, included)
+        return SearchResult(total, matches, included, next_cursor)
+
+    def _count(self, where: Any) -> int:
+        return self._conn.execute(select(func.count()).select_from(resource).where(where)).scalar() or 0
+
+    def _total(self, query: SearchQuery, filtered: Callable[[], Any], got: int, more: bool) -> int | None:
+        """The total the query asks for; the page already tells it when it is the first and last
+        (``filtered`` builds the WHERE clause: only when a count needs it)."""
+        wanted = query.total_wanted
+        if wanted == "none":
+            return None
+        if not more and query.offset == 0 and query.after is None:
+            return got  # every match is on this page
+        if wanted == "accurate":
+            return self._count(filtered())
+        # counted on the streaming plan: it stops at the cap instead of collecting every match first
+        capped = page_in_creation_order(query.type, query.criteria, self._narrow, after_pk=None,
+                                        limit=TOTAL_CAP + 1).subquery()
+        n = self._conn.execute(select(func.count()).select_from(capped)).scalar() or 0
+        if n <= TOTAL_CAP:
+            return n
+        if wanted == "estimate":
+            return max(TOTAL_CAP + 1, self._estimate(filtered()))
+        return None
+
+    def _estimate(self, where: Any) -> int:
+        """PostgreSQL's planner estimate of the matches (statistics kept fresh by ``maintenance.analyze``);
+        SQLite has none to give, so there the estimate is the count."""
+        if not self._pg:
+            return self._count(where)
+        stmt = select(resource.c.pk).where(where)
+        compiled = stmt.compile(dialect=self._conn.dialect, compile_kwargs={"render_postcompile": True})
+        plan = self._conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params).scalar()
+        doc = plan if isinstance(plan, list) else orjson.loads(plan)
+        return int(doc[0]["Plan"]["Plan Rows"])
 
     def _included(self, frontier: dict[int, tuple[str, str]], query: SearchQuery) -> list[Stored]:
         seen = set(frontier.values())
@@ -666,6 +724,12 @@ class SqlRepository(RepositoryReads):
             return
         with _translated(), self.engine.connect() as conn, conn.begin():
             conn.execute(delete(outbox).where(outbox.c.id.in_(list(ids))))
+
+    def refresh_statistics(self) -> None:
+        from careflow.store.maintenance import analyze
+
+        with _translated():
+            analyze(self.engine)
 
     def close(self) -> None:
         if self.audit is not None:

@@ -38,7 +38,7 @@ def filter_clause(rtype: str, criteria: tuple[Criterion, ...], narrow: Narrow | 
     others are correlated ``EXISTS`` probes on the (res_pk, param) index.  Without this SQLite, lacking
     statistics, scans every resource of the type and materialises each criterion's full row set.
     """
-    driver = min((c for c in criteria if _drivable(c)), key=_selectivity_rank, default=None)
+    driver = _driver(criteria)
     clauses: list[ColumnElement[bool]] = [resource.c.deleted == false()]
     if driver is None or driver.param.column == "id":
         clauses.append(resource.c.type == rtype)  # index rows already carry the type
@@ -48,6 +48,10 @@ def filter_clause(rtype: str, criteria: tuple[Criterion, ...], narrow: Narrow | 
         if access is not None:
             clauses.append(access)
     return and_(*clauses)
+
+
+def _driver(criteria: tuple[Criterion, ...]) -> Criterion | None:
+    return min((c for c in criteria if _drivable(c)), key=_selectivity_rank, default=None)
 
 
 def _drivable(c: Criterion) -> bool:
@@ -82,18 +86,22 @@ def criterion_clause(rtype: str, c: Criterion, *, drive: bool = True, narrow: Na
         col = resource.c.last_updated
         return or_(*(_date_clause(v, col, col) for v in c.values if isinstance(v, DateValue)))
     table = INDEX_TABLES[TABLE_OF_TYPE[param.type]]
-    if c.missing is not None:
-        where: ColumnElement[bool] = true()
-    elif c.chain:
-        where = or_(*(_chain_clause(table, t, inner, narrow) for t, inner in c.chain))
-    else:
-        where = or_(*(_value_clause(table, c.modifier, v) for v in c.values))
+    where = _values_where(table, c, narrow)
     negate = c.missing is True or c.modifier == "not"
     if drive and not negate:
         return resource.c.pk.in_(select(table.c.res_pk).where(table.c.rtype == rtype, table.c.param == param.name, where))
     # no rtype term: res_pk implies it, and leaving it out steers SQLite to the (res_pk, param) index
     probe = exists().where(table.c.res_pk == resource.c.pk, table.c.param == param.name, where)
     return ~probe if negate else probe
+
+
+def _values_where(table: Any, c: Criterion, narrow: Narrow | None) -> ColumnElement[bool]:
+    """What an index row (of ``table`` or an alias of it) of ``c``'s parameter must hold to match."""
+    if c.missing is not None:
+        return true()
+    if c.chain:
+        return or_(*(_chain_clause(table, t, inner, narrow) for t, inner in c.chain))
+    return or_(*(_value_clause(table, c.modifier, v) for v in c.values))
 
 
 def _chain_clause(ref_table: Any, target_type: str, inner: Criterion, narrow: Narrow | None = None) -> ColumnElement[bool]:
@@ -205,28 +213,88 @@ def _number_clause(v: NumberValue, col: Any) -> ColumnElement[bool]:
 def order_by(rtype: str, keys: tuple[SortKey, ...]) -> list[Any]:
     """ORDER BY terms: each key (missing values last either way), then creation order."""
     terms: list[Any] = []
+    for key, expr in zip(keys, sort_exprs(keys)):
+        terms.append(expr.desc().nulls_last() if key.descending else expr.asc().nulls_last())
+    terms.append(resource.c.pk.asc())
+    return terms
+
+
+def page_in_creation_order(rtype: str, criteria: tuple[Criterion, ...], narrow: Narrow | None, *,
+                           after_pk: int | None, limit: int | None) -> Select[Any]:
+    """Primary keys of the matches after ``after_pk`` in creation order (the default sort), as a plan
+    whose cost follows the page, not the number of matches.
+
+    The driving criterion's index rows are the FROM (``rtype, param, value..., res_pk`` is in
+    ``res_pk`` order when the value is fully given, e.g. ``owner=PractitionerRole/x``), joined to
+    ``resource`` and probed for the other criteria row by row, ``DISTINCT`` (a resource may have
+    several matching rows) and ``ORDER BY res_pk LIMIT``: both databases stream it and stop at the
+    page's end.  ``pk IN (subquery)`` instead made PostgreSQL hash the owner's whole Task list and
+    SQLite build it as a list, then both sorted every match to return fifty (issue #13)."""
+    driver = _driver(criteria)
+    if driver is None or driver.param.column == "id":
+        stmt = select(resource.c.pk.label("pk")).where(filter_clause(rtype, criteria, narrow))
+        if after_pk is not None:
+            stmt = stmt.where(resource.c.pk > after_pk)
+        return stmt.order_by(resource.c.pk).limit(limit)
+    drv = INDEX_TABLES[TABLE_OF_TYPE[driver.param.type]].alias("drv")
+    clauses: list[ColumnElement[bool]] = [
+        drv.c.rtype == rtype, drv.c.param == driver.param.name, _values_where(drv, driver, narrow),
+        resource.c.deleted == false(),
+    ]
+    clauses.extend(criterion_clause(rtype, c, drive=False, narrow=narrow) for c in criteria if c is not driver)
+    if narrow is not None:
+        access = narrow(rtype, resource)
+        if access is not None:
+            clauses.append(access)
+    if after_pk is not None:
+        clauses.append(drv.c.res_pk > after_pk)  # on the index column, so it bounds the index range
+    return (
+        select(drv.c.res_pk.label("pk")).distinct()
+        .select_from(drv.join(resource, resource.c.pk == drv.c.res_pk))
+        .where(*clauses).order_by(drv.c.res_pk).limit(limit)
+    )
+
+
+def sort_exprs(keys: tuple[SortKey, ...]) -> list[Any]:
+    """One SQL expression per sort key: the value the resource sorts by (``order_by`` orders on them)."""
+    exprs: list[Any] = []
     for key in keys:
         param = key.param
         if param.column == "id":
-            expr: Any = resource.c.id
+            exprs.append(resource.c.id)
         elif param.column == "last_updated":
-            expr = resource.c.last_updated
+            exprs.append(resource.c.last_updated)
         else:
             kind = TABLE_OF_TYPE[param.type]
             table = INDEX_TABLES[kind]
             agg = func.max if key.descending else func.min
-            expr = (
+            exprs.append(
                 select(agg(table.c[_SORT_COLUMN[kind]]))
-                .where(table.c.res_pk == resource.c.pk, table.c.param == param.name)  # (res_pk, param) index
+                .where(table.c.res_pk == resource.c.pk, table.c.param == param.name)  # (res_pk, param, ...) index
                 .scalar_subquery()
             )
-        terms.append(expr.desc().nulls_last() if key.descending else expr.asc().nulls_last())
-    terms.append(resource.c.pk.asc())
-    return terms
+    return exprs
+
+
+def after_clause(keys: tuple[SortKey, ...], exprs: list[Any], marks: tuple[Any, ...],
+                 after_pk: int) -> ColumnElement[bool]:
+    """Rows that sort strictly after the position (``marks``, ``after_pk``) in ``order_by``'s order
+    (missing values last either way): keyset paging, the twin of ``search_match.after_cursor``."""
+    alts: list[ColumnElement[bool]] = []
+    equal: list[ColumnElement[bool]] = []
+    for key, expr, mark in zip(keys, exprs, marks):
+        if mark is not None:
+            beyond = expr < mark if key.descending else expr > mark
+            alts.append(and_(*equal, or_(beyond, expr.is_(None))))
+            equal.append(expr == mark)
+        else:
+            equal.append(expr.is_(None))  # only other rows without a value tie; nothing sorts after them
+    alts.append(and_(*equal, resource.c.pk > after_pk))
+    return or_(*alts)
 
 
 def matching_pks(rtype: str, criteria: tuple[Criterion, ...], narrow: Narrow | None = None) -> Select[Any]:
     return select(resource.c.pk).where(filter_clause(rtype, criteria, narrow))
 
 
-__all__ = ["filter_clause", "order_by", "matching_pks"]
+__all__ = ["after_clause", "filter_clause", "order_by", "matching_pks", "page_in_creation_order", "sort_exprs"]

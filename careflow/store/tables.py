@@ -4,7 +4,8 @@
   create-if-absent and PUT-create race-free, and ``version`` is the compare-and-set field of updates.
 * ``resource_version``: every version's JSON (orjson bytes; NULL for a deletion) = the history.
 * ``idx_*``: search index rows of current, non-deleted versions, one table per value shape, each with
-  a composite (rtype, param, value..., res_pk) index so a parameter lookup is one index range scan.
+  a composite (rtype, param, value..., res_pk) index so a parameter lookup is one index range scan, and
+  a covering (res_pk, param, value...) index so a per-resource probe never reads the table.
 * ``condition_key``: unique (rtype, key) claimed by conditional creates in their own transaction.
 * ``outbox``: events written with the change that caused them.
 * ``access_grant``: which practitioner may see which patient, and why (consent + relationship).
@@ -81,7 +82,10 @@ resource_version = Table(
 )
 
 
-def _index_table(name: str, *columns: Column, lookup: tuple[str, ...]) -> Table:
+def _index_table(name: str, *columns: Column, lookup: tuple[str, ...], probe: tuple[str, ...]) -> Table:
+    """``lookup``: the value columns of the range a search drives from (then ``res_pk``, so a fully
+    given value yields its resources in creation order); ``probe``: those a per-resource probe
+    compares, covered by the (res_pk, param, ...) index (migration 0008)."""
     return Table(
         name, metadata,
         Column("res_pk", PK, nullable=False),
@@ -89,7 +93,7 @@ def _index_table(name: str, *columns: Column, lookup: tuple[str, ...]) -> Table:
         Column("param", String(64), nullable=False),
         *columns,
         Index(None, "rtype", "param", *lookup, "res_pk"),
-        Index(None, "res_pk", "param"),
+        Index(None, "res_pk", "param", *probe),
     )
 
 
@@ -97,26 +101,26 @@ idx_token = _index_table(
     "idx_token",
     Column("system", Text, nullable=False),
     Column("code", ORDERED_TEXT, nullable=False),  # migration 0002
-    lookup=("code", "system"),
+    lookup=("code", "system"), probe=("code", "system"),
 )
 idx_reference = _index_table(
     "idx_reference",
     Column("target_type", String(64), nullable=False),
     Column("target_id", String(64), nullable=False),
     Column("url", Text, nullable=False),
-    lookup=("target_id", "target_type"),
+    lookup=("target_id", "target_type"), probe=("target_id", "target_type"),
 )
 idx_date = _index_table(
     "idx_date",
     Column("low", DateTime, nullable=False),
     Column("high", DateTime, nullable=False),
-    lookup=("low", "high"),
+    lookup=("low", "high"), probe=("low", "high"),
 )
 idx_string = _index_table(
     "idx_string",
     Column("norm", ORDERED_TEXT, nullable=False),
     Column("exact", Text, nullable=False),
-    lookup=("norm",),
+    lookup=("norm",), probe=("norm",),
 )
 idx_quantity = _index_table(
     "idx_quantity",
@@ -124,12 +128,12 @@ idx_quantity = _index_table(
     Column("system", Text, nullable=False),
     Column("code", Text, nullable=False),
     Column("unit", Text, nullable=False),
-    lookup=("value",),
+    lookup=("value",), probe=("value",),
 )
 idx_uri = _index_table(
     "idx_uri",
     Column("value", ORDERED_TEXT, nullable=False),
-    lookup=("value",),
+    lookup=("value",), probe=("value",),
 )
 
 INDEX_TABLES: dict[str, Table] = {

@@ -59,7 +59,7 @@ def test_search_parameters_are_the_capability_statements(documents):
         names = {_resolve(doc, p)["name"] for p in get["parameters"]}
         claimed = {p["name"] for p in res["searchParam"]}
         assert claimed <= names, rtype
-        assert names - claimed <= {"_count", "_offset", "_sort", "_summary", "_total", "_elements", "_format",
+        assert names - claimed <= {"_count", "_offset", "_cursor", "_sort", "_summary", "_total", "_elements", "_format",
                                    "_include", "_revinclude", "Prefer"}, rtype
         include = next((_resolve(doc, p) for p in get["parameters"] if _resolve(doc, p)["name"] == "_include"), None)
         if res.get("searchInclude"):

@@ -32,14 +32,46 @@ def test_searchset_with_total_and_paging(client):
     assert all(e["search"]["mode"] == "match" for e in first["entry"])
     assert all(e["fullUrl"] == f"http://testserver/fhir/Patient/{e['resource']['id']}" for e in first["entry"])
     assert link(first, "previous") is None
-    nxt = link(first, "next")
-    assert parse_qs(urlsplit(nxt).query)["_count"] == ["3"] and parse_qs(urlsplit(nxt).query)["_offset"] == ["3"]
-    second = client.get(relative(nxt)).json()
+    nxt = parse_qs(urlsplit(link(first, "next")).query)
+    assert nxt["_count"] == ["3"] and "_offset" not in nxt and nxt["_cursor"]  # keyset paging
+    second = client.get(relative(link(first, "next"))).json()
     assert [e["resource"]["name"][0]["family"] for e in second["entry"]] == ["Family3", "Family4", "Family5"]
-    assert link(second, "previous") and "_offset" not in parse_qs(urlsplit(link(second, "previous")).query)
+    assert "total" not in second  # a page reached by a cursor does not count again (default _total)
     third = client.get(relative(link(second, "next"))).json()
     assert len(third["entry"]) == 1 and link(third, "next") is None
-    assert parse_qs(urlsplit(link(third, "self")).query)["_offset"] == ["6"]
+    assert parse_qs(urlsplit(link(third, "self")).query)["_cursor"]
+
+
+def test_offset_paging_still_accepted(client):
+    for i in range(7):
+        post(client, patient(f"Family{i}"))
+    second = client.get("/fhir/Patient?_count=3&_offset=3").json()
+    assert second["total"] == 7
+    assert [e["resource"]["name"][0]["family"] for e in second["entry"]] == ["Family3", "Family4", "Family5"]
+    assert link(second, "previous") and "_offset" not in parse_qs(urlsplit(link(second, "previous")).query)
+    third = client.get(relative(link(second, "next"))).json()  # continues by cursor from an offset page
+    assert [e["resource"]["name"][0]["family"] for e in third["entry"]] == ["Family6"]
+    assert client.get("/fhir/Patient?_count=3&_offset=3&_cursor=" + parse_qs(urlsplit(link(second, "next")).query)["_cursor"][0]).status_code == 400
+
+
+def test_total_modes(client):
+    for i in range(4):
+        post(client, patient(f"Family{i}"))
+    assert "total" not in client.get("/fhir/Patient?_count=2&_total=none").json()
+    assert client.get("/fhir/Patient?_count=2&_total=accurate").json()["total"] == 4
+    assert client.get("/fhir/Patient?_count=2&_total=estimate").json()["total"] == 4
+    first = client.get("/fhir/Patient?_count=2&_total=accurate").json()
+    nxt = link(first, "next")
+    assert parse_qs(urlsplit(nxt).query)["_total"] == ["accurate"]
+    assert client.get(relative(nxt)).json()["total"] == 4  # asked for: every page counts
+    assert client.get("/fhir/Patient?_total=sometimes").status_code == 400
+
+
+def test_bad_cursor_is_a_clear_400(client):
+    post(client, patient("Family0"))
+    for bad in ("nonsense", "e30", "eyJ2IjpbXSwiaWQiOiJub3BlIn0"):  # not base64 JSON; {}; an id that is not there
+        r = client.get(f"/fhir/Patient?_cursor={bad}")
+        assert r.status_code == 400 and r.json()["resourceType"] == "OperationOutcome", (bad, r.text)
 
 
 def test_summary_count(client):
@@ -100,3 +132,17 @@ def test_search_reflects_writes_and_deletes(client):
     assert client.get("/fhir/Patient?family=goossens").json()["total"] == 1
     client.delete(f"/fhir/Patient/{p['id']}")
     assert client.get("/fhir/Patient?family=goossens").json()["total"] == 0
+
+
+def test_forged_cursors_are_400_never_500(client):
+    import base64
+    import json
+
+    pat = post(client, patient("Family0"))
+    post(client, task(f"Patient/{pat['id']}", "PractitionerRole/x", restriction={"period": {"end": "2026-01-05"}}))
+    forged = [{"v": [{"n": "1.5"}], "id": "x"}, {"v": ["text"], "id": "x"}, {"v": [{"d": "2026-01-01T00:00:00+02:00"}], "id": "x"},
+              {"v": [None], "id": "a\u0000b"}, {"v": [{"d": "not a date"}], "id": "x"}, {"v": [], "id": 5}]
+    for body in forged:
+        text = base64.urlsafe_b64encode(json.dumps(body).encode()).decode().rstrip("=")
+        r = client.get(f"/fhir/Task?_sort=due-date&_cursor={text}")
+        assert r.status_code == 400, (body, r.status_code, r.text)
