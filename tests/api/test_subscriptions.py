@@ -337,11 +337,17 @@ def test_heartbeats_when_nothing_else_was_sent(world: World) -> None:
 def test_only_its_owner_changes_a_subscription_and_off_stops_delivery(world: World) -> None:
     sid = world.subscribe()
     world.round()
-    stored = world.client.get(f"/fhir/Subscription/{sid}", headers=world.as_("outsider")).json()
-    stored["channel"]["endpoint"] = "https://elsewhere.example/hook"
-    assert world.client.put(f"/fhir/Subscription/{sid}", json=stored, headers=world.as_("outsider")).status_code == 403
-    assert world.client.delete(f"/fhir/Subscription/{sid}", headers=world.as_("outsider")).status_code == 403
     mine = world.client.get(f"/fhir/Subscription/{sid}", headers=world.as_("nurse")).json()
+    # someone else's Subscription (whose patients it watches, where it sends) is not theirs to see
+    assert world.client.get(f"/fhir/Subscription/{sid}", headers=world.as_("outsider")).status_code == 404
+    found = world.client.get("/fhir/Subscription?_total=accurate", headers=world.as_("outsider")).json()
+    assert found["total"] == 0 and not found.get("entry")
+    assert world.client.get("/fhir/Subscription", headers=world.as_("nurse")).json()["entry"][0]["resource"]["id"] == sid
+    stolen = {**mine, "channel": {**mine["channel"], "endpoint": "https://elsewhere.example/hook"}}
+    assert world.client.put(f"/fhir/Subscription/{sid}", json=stolen, headers=world.as_("outsider")).status_code in (403, 404, 409)
+    # deleting what one cannot see deletes nothing (answered as for an absent resource)
+    assert world.client.delete(f"/fhir/Subscription/{sid}", headers=world.as_("outsider")).status_code in (204, 404)
+    assert world.client.get(f"/fhir/Subscription/{sid}", headers=world.as_("nurse")).json()["channel"] == mine["channel"]
     mine["status"] = "off"
     assert world.client.put(f"/fhir/Subscription/{sid}", json=mine, headers=world.as_("nurse")).status_code == 200
     touch(world.repo, "Task", "task-p1", "after off")
