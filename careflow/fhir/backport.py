@@ -208,10 +208,6 @@ def matches(spec: Spec, resource: dict[str, Any], team_patient: Callable[[str], 
     return True
 
 
-def teams_named(spec: Spec) -> frozenset[str]:
-    return frozenset(r for name, refs in spec.filters if name == "care-team" for r in refs)
-
-
 @dataclass(frozen=True)
 class Event:
     """One numbered event of one Subscription, as a notification carries it."""
