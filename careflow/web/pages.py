@@ -296,7 +296,7 @@ def _financing(request: Request, year: str | None, as_of: str | None) -> Any:
     from datetime import date
 
     from careflow.engine.financing import end_of_day
-    from careflow.population.financing_access import NotForYou
+    from careflow.population.shared_views import NotForYou
 
     principal = principal_of(request)
     _ = translator(_lang(request))
