@@ -191,7 +191,9 @@ class MemoryUnitOfWork(UnitOfWorkBase):
                     ok = self._matches_filters(rtype, e, v.matrix)
         elif v.summaries and pid == ORPHAN:
             ok = True
-        if ok and v.consented_only and pid:
+        if ok and v.consented_only and pid == ORPHAN:
+            ok = v.summaries  # orphan patient data (no consent) only as a summary report
+        elif ok and v.consented_only and pid:
             now = to_utc_naive(utc_now())
             held = self._s.grants.get(pid, {}).get((SHARING, "sharing"))
             ok = held is not None and (held.expires is None or held.expires > now)

@@ -80,7 +80,9 @@ def access_clause(view: View, rtype: str, now: datetime, table: Any = resource) 
     if view.consented_only:
         sharing = select(access_grant.c.patient_id).where(
             access_grant.c.grantee == SHARING, access_grant.c.reason == "sharing", _live(now))
-        clause = and_(clause, or_(patient.is_(None), patient == ORPHAN, patient.in_(sharing)))
+        # orphan patient data (no patient, so no consent) only as a summary report (an aggregate)
+        orphans = [patient == ORPHAN] if view.summaries else []
+        clause = and_(clause, or_(patient.is_(None), patient.in_(sharing), *orphans))
     if view.only_patient:
         clause = and_(clause, or_(patient.is_(None), patient == view.only_patient))
     if view.scope is not None:

@@ -103,7 +103,7 @@ def grouped_bars(table: Table, names: dict[str, str]) -> Chart:
 def lines(table: Table) -> Chart:
     """One line per row over the columns (months or periods), broken where a value is unknown or
     suppressed; scores on a 0-100 % axis, counts from 0 to the largest."""
-    width, height, left, right, top, bottom = 640, 240, 48, 16, 12, 36
+    width, height, left, right, top, bottom = 640, 240, 48, 40, 12, 36
     chart = Chart(width, height)
     top_value = 1.0 if table.score else _nice(table.maximum())
     n = max(1, len(table.columns) - 1)
@@ -116,7 +116,7 @@ def lines(table: Table) -> Chart:
 
     for k in range(5):
         v = top_value * k / 4
-        chart.ticks.append((y_of(v), f"{100 * v:.0f}%" if table.score else f"{v:.0f}"))
+        chart.ticks.append((y_of(v), f"{100 * v:.0f}%" if table.score else f"{v:g}"))
     step = max(1, len(table.columns) // 6)
     chart.columns = [(x, c) for i, (x, c) in enumerate(zip(xs, table.columns)) if i % step == 0 or i == len(xs) - 1]
     colour_i = 0
@@ -126,7 +126,9 @@ def lines(table: Table) -> Chart:
         else:
             colour, marker, dashed = PALETTE[colour_i % len(PALETTE)], MARKERS[colour_i % 4], False
             colour_i += 1
-        points, segments, current = [], [], []
+        points: list[Point] = []
+        segments: list[str] = []
+        current: list[str] = []
         for x, value in zip(xs, row.values):
             if value is None:
                 if current:

@@ -6,7 +6,7 @@ alternative and the CSV download are all drawn from (so they cannot disagree).
 * **enrolment**: patients with a programme part (its CarePlan; not a draft) covering each of the last
   12 months (``CarePlan?instantiates-canonical=…&date=ge…&date=le…``);
 * **work**: open Tasks per discipline (``performer`` = the role's codes) that are escalated or overdue
-  (``business-status``);
+  (``business-status``); a discipline with neither is left out;
 * **indicators**: the quality indicators per team, per period, and the region's average, from the
   stored summary MeasureReports (``MeasureReport?subject:missing=true&status=complete``), titled from
   their Measure (``Measure?url=…``) when there is one.
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from careflow.access.principal import Principal
 from careflow.fhir.search_query import parse_search
@@ -196,7 +196,8 @@ def _work(uow: Any, role_codes: dict[tuple[str, str], str]) -> Table:
     status = ("status", ",".join(OPEN))
     for role, codes in sorted(by_role.items()):
         counts = [_count(uow, "Task", [status, ("business-status", kind), ("performer", ",".join(codes))]) for kind in WORK]
-        table.rows.append(Row(role, role, [shown(n) for n in counts]))
+        if any(counts):  # a discipline with no late work is left out: the chart shows where work waits
+            table.rows.append(Row(role, role, [shown(n) for n in counts]))
     return table
 
 
@@ -295,14 +296,13 @@ def _indicators(uow: Any, today: date, teams: list[tuple[str, str]], everything:
         reports = [latest[(url, kind, p)][1] for p in periods]
         ident = url.removeprefix(MEASURE_BASE)
         table = Table(ident, periods, score=True, title=titles.get(url, ident))
-        region: Callable[[dict[str, Any]], Value] = lambda r: score_of((r.get("group") or [{}])[0])
         for team, name in teams:
             values: list[Value] = []
             for r in reports:
                 stratum = _stratum_for(team, name, _team_strata(r))
                 values.append(None if stratum is None else score_of(stratum))
             table.rows.append(Row(team, name, values))
-        table.rows.append(Row("region", "", [region(r) for r in reports], region=True))
+        table.rows.append(Row("region", "", [score_of((r.get("group") or [{}])[0]) for r in reports], region=True))
         out.append(table)
     return out
 

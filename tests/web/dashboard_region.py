@@ -14,7 +14,7 @@ Enrolment (today 3 June 2026; the last 12 months are 2025-07 .. 2026-06):
 Work (home nurse's open Tasks): escalated 5 (team A) + 1 of a patient without consent + 1 completed;
     overdue 4 (team A).
 Indicators (``hf-weight``): 2026-04 region 0.7 of 10, team A 0.5 of 6, team B 1.0 of 4 (suppressed);
-    2026-05 region 0.8 of 11, team A 1.0 of 6, team B 0.4 of 5; a pending report and an
+    2026-05 region 9 of 11 (81.8 %), team A 1.0 of 6, team B 0.4 of 5; a pending report and an
     individual report are not shown.
 """
 
