@@ -178,6 +178,34 @@ def test_memory_and_sql_stores_agree(region: dict[str, Any]) -> None:
         assert a == b
 
 
+def test_postgresql_gives_the_same_panels(region: dict[str, Any]) -> None:
+    """The same region on PostgreSQL (when CAREFLOW_TEST_DATABASE_URL is set): the same panels."""
+    import os
+
+    from careflow.access.principal import Principal
+    from careflow.store.database import make_engine, scratch_schema
+    from careflow.store.sql import SqlRepository
+    from careflow.web.dashboard import dashboard
+    from careflow.web.pages import role_codes
+
+    base = os.environ.get("CAREFLOW_TEST_DATABASE_URL")
+    if not base:
+        pytest.skip("CAREFLOW_TEST_DATABASE_URL is not set")
+    with scratch_schema(base, "cf_dash") as url:
+        pg = SqlRepository(make_engine(url))
+        try:
+            build(pg, region["programs"])
+            codes = role_codes(region["programs"])
+            for who in (Principal(kind="practitioner", id=REGION_COACH, acts_as=(REGION_COACH,), discipline="care-coach",
+                                  organizations=("Organization/region-zl",)),
+                        Principal(kind="practitioner", id=COACH_A, acts_as=(COACH_A,), discipline="care-coach",
+                                  organizations=("Organization/team-a",))):
+                assert dashboard(pg, who, region["programs"], codes, TODAY, "en") == \
+                    dashboard(region["repo"], who, region["programs"], codes, TODAY, "en")
+        finally:
+            pg.close()
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
 def test_in_a_real_browser(region: dict[str, Any], tmp_path: Path) -> None:
     import socket
