@@ -19,13 +19,13 @@ whose denominator is 1 to 4 shows no score. A team coach sees the indicator line
 beside the region's average; the team strata of the report are picked by the same ``visible_teams``
 rule as the financing's lines.
 
-What a page costs (each a count inside the database or a short page of directory data and reports,
-never a read of every patient): the teams and neighbourhoods 2 searches (a coach 1 more, to see
-whether their organisation is the region); the pyramid 4 counts per neighbourhood; the enrolment 12
-counts per programme; the work 2 counts per discipline; the indicators one search per 500 stored
-summary reports of the last 12 months, one Measure search and one Organization search. With the demo
-region's 8 neighbourhoods, 4 programmes and 11 disciplines: about 110 queries, each answered from the
-search index; one panel's CSV costs that panel's queries only.
+What a page costs (each a count inside the database or a short page of directory data and stored
+reports, never a read of every patient): the teams 1 search (a team coach 2: is their organisation
+the region, and its name); the pyramid 1 Location search and 4 counts per neighbourhood; the
+enrolment 12 counts per programme; the work 2 counts per discipline; the indicators 1 search per 500
+summary reports since 1 January of the first month's year, and 1 Measure search. With
+the demo region's 8 neighbourhoods, 4 programmes and 12 disciplines: about 110 queries, each answered
+from the search index; one panel's CSV costs the teams' search and that panel's queries only.
 """
 
 from __future__ import annotations
@@ -269,7 +269,7 @@ def _stratum_for(team: str, name: str, strata: dict[str, dict[str, Any]]) -> dic
 
 
 def _indicators(uow: Any, today: date, teams: list[tuple[str, str]], everything: bool) -> list[Table]:
-    since = _months(today)[0][0].replace(month=1)  # this year's and last year's reports
+    since = _months(today)[0][0].replace(month=1)  # the year of the first month shown, for yearly reports too
     latest: dict[tuple[str, str, str], tuple[Any, dict[str, Any]]] = {}
     for s in _all(uow, "MeasureReport", [("subject:missing", "true"), ("status", "complete"),
                                          ("period", f"ge{since.isoformat()}")]):
