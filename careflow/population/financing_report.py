@@ -24,7 +24,8 @@ from decimal import Decimal
 from typing import Any
 
 from careflow.naming import BASE
-from careflow.population.financing import SUPPRESS_BELOW, YEARLY_AMOUNT, Line, Statement
+from careflow.population.financing import YEARLY_AMOUNT, Line, Statement
+from careflow.population.shared_views import SUPPRESS_BELOW
 from careflow.population.spreadsheet import text_cell
 
 FINANCING_IDENTIFIER = f"{BASE}/sid/team-financing"
