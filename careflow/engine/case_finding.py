@@ -161,13 +161,13 @@ def _batch(repo: Repository, rules: CaseFindingSet, programs: Mapping[str, Progr
     pids = sorted(matches)
     consents: dict[str, list[dict[str, Any]]] = {}
     for s in by_ids(repo, "Consent", pids, "patient"):
-        if s.resource and (pid := _subject(s.resource)):
-            consents.setdefault(pid, []).append(s.resource)
+        if s.resource and (whose := _subject(s.resource)):
+            consents.setdefault(whose, []).append(s.resource)
     plans = {s.id for s in by_ids(repo, "CarePlan", pids, "patient") if (s.resource or {}).get("status") in ENROLLED}
     earlier: dict[str, list[dict[str, Any]]] = {}
     for s in by_ids(repo, "Task", pids, "patient", [("code", f"{TASK_KIND}|{CASE_FINDING}")]):
-        if s.resource and (pid := _subject({"subject": s.resource.get("for")})):
-            earlier.setdefault(pid, []).append(s.resource)
+        if s.resource and (whose := _subject({"subject": s.resource.get("for")})):
+            earlier.setdefault(whose, []).append(s.resource)
     inclusion = open_proposals(repo, pids)
     tasks: list[tuple[str, str | None, dict[str, Any]]] = []
     for pid in pids:

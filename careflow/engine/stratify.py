@@ -20,6 +20,7 @@ from careflow.errors import VersionConflict
 from careflow.naming import POPULATION_GROUP
 from careflow.planning.patient import _neighbourhood, replaced_by
 from careflow.population.assessment import assessment_id, group_coding, risk_assessment, same_assessment
+from careflow.population.case_model import CaseFindingSet
 from careflow.population.evaluate import Stratum
 from careflow.population.evaluate import stratify as place
 from careflow.population.facts import MEDICATION_TYPES, Inhabitant, inhabitant
@@ -33,7 +34,6 @@ from careflow.population.model import (
     ObservationCriterion,
     RuleSet,
 )
-from careflow.population.case_model import CaseFindingSet
 from careflow.store.port import Repository, Stored
 
 BATCH = 500  # patients read and written per unit of work

@@ -74,7 +74,7 @@ def rule_of(task: Mapping[str, Any]) -> str | None:
     """The case-finding rule id a proposal Task was made by."""
     for c in (task.get("reasonCode") or {}).get("coding") or ():
         if isinstance(c, dict) and c.get("system") == CASE_FINDING_RULE and isinstance(c.get("code"), str):
-            return c["code"]
+            return str(c["code"])
     return None
 
 

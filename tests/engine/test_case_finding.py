@@ -26,7 +26,7 @@ from careflow.programs.codes import ICD10, LOINC, SNOMED
 from careflow.programs.loader import load_directory
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from population.people import ATC, condition, egfr, medicine, patient  # noqa: E402
+from population.people import condition, egfr, medicine, patient  # noqa: E402
 
 DAY = date(2026, 11, 1)
 GP = "PractitionerRole/role-gp-1"
