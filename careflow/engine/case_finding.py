@@ -9,7 +9,8 @@ stratification reads them. A rule with no such fact (an age alone) falls back to
 
 Never proposed: the deceased and records no longer in use, patients whose sharing consent was
 withdrawn (a sharing Consent exists and none permits sharing now), patients already in the rule's
-programme (its CarePlan draft, active or on hold) or with an inclusion proposal for it still open.
+programme (its CarePlan draft, active or on hold) or with an inclusion proposal for it still open
+or rejected (``careflow.engine.inclusion.open_proposals``: a rejection of the inclusion stands).
 Idempotent: one open proposal per patient and rule, deterministic ids, ``create_if_absent``; a
 proposal closed (rejected or done) is not made again for the same evidence
 (``careflow.population.case_finding.should_propose``). Writes are one unit of work per batch as SYSTEM.
@@ -208,7 +209,7 @@ def find_cases(repo: Repository, rules: CaseFindingSet, programs: Mapping[str, P
 
     keys (``by_program`` holds them per rule): matched, proposed, already-proposed (one is open),
     seen-before (a closed proposal already cited this evidence), already-enrolled, inclusion-proposed
-    (an inclusion proposal for the programme is open), consent-withdrawn, not-in-use (deceased,
+    (an inclusion proposal for the programme is open or was rejected), consent-withdrawn, not-in-use (deceased,
     inactive or merged records), missing-patient."""
     ids_ = candidates(repo, rules, day) if patient_ids is None else sorted(set(patient_ids))
     counts = Counts()
