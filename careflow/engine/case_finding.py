@@ -13,7 +13,9 @@ programme (its CarePlan draft, active or on hold) or with an inclusion proposal 
 or rejected (``careflow.engine.inclusion.open_proposals``: a rejection of the inclusion stands).
 Idempotent: one open proposal per patient and rule, deterministic ids, ``create_if_absent``; a
 proposal closed (rejected or done) is not made again for the same evidence
-(``careflow.population.case_finding.should_propose``). Writes are one unit of work per batch as SYSTEM.
+(``careflow.population.case_finding.should_propose``). An open proposal that no longer stands (the
+patient died, withdrew consent or was enrolled meanwhile) is cancelled with the reason in
+``statusReason``. Writes are one unit of work per batch as SYSTEM, each cancellation its own with If-Match.
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ from careflow.engine.inclusion import open_proposals
 from careflow.engine.reading import by_ids, chunks, search_pages
 from careflow.engine.stratify import _subject, population_ids, read_inhabitants
 from careflow.engine.team import TeamDirectory
+from careflow.errors import VersionConflict
 from careflow.naming import TASK_KIND
 from careflow.planning import ids
 from careflow.planning.patient import _neighbourhood, is_deceased, replaced_by
-from careflow.population.case_finding import CASE_FINDING, Match, find, proposal, should_propose
+from careflow.population.case_finding import CASE_FINDING, OPEN_STATUSES, Match, find, proposal, rule_of, should_propose
 from careflow.population.case_model import CaseFindingSet
 from careflow.population.facts import MEDICATION_TYPES
 from careflow.population.model import (
@@ -48,7 +51,7 @@ from careflow.population.model import (
 from careflow.programs.codes import ATC, ICD10, ICPC2
 from careflow.programs.durations import parse_duration
 from careflow.programs.model import Coding, Program
-from careflow.store.port import Repository
+from careflow.store.port import Repository, Stored
 
 BATCH = 500  # candidates read and written per unit of work
 ENROLLED = ("draft", "active", "on-hold")
@@ -149,26 +152,37 @@ def _batch(repo: Repository, rules: CaseFindingSet, programs: Mapping[str, Progr
     found = read_inhabitants(repo, batch, rules)
     counts.add("missing-patient", len(set(batch) - set(found)))
     matches: dict[str, list[Match]] = {}
+    gone: list[str] = []
     for pid, (stored, who) in sorted(found.items()):
         patient = stored.resource or {}
         if not _in_use(patient):
             counts.add("not-in-use", neighbourhood=_neighbourhood(patient))
+            gone.append(pid)
             continue
         got = find(who, rules, day)
         if got:
             matches[pid] = got
-    if not matches:
+    if not matches and not gone:
         return
     pids = sorted(matches)
+    earlier: dict[str, list[Stored]] = {}
+    for s in by_ids(repo, "Task", sorted([*pids, *gone]), "patient", [("code", f"{TASK_KIND}|{CASE_FINDING}")]):
+        if s.resource and (whose := _subject({"subject": s.resource.get("for")})):
+            earlier.setdefault(whose, []).append(s)
+    retire: list[tuple[Stored, str, str]] = []  # open proposals that may no longer stand: (task, why, count key)
+
+    def open_of(pid: str, rule_id: str | None = None) -> list[Stored]:
+        return [s for s in earlier.get(pid, []) if (s.resource or {}).get("status") in OPEN_STATUSES
+                and (rule_id is None or rule_of(s.resource or {}) == rule_id)]
+
+    for pid in gone:
+        retire += [(s, "the patient's record is no longer in use (deceased, inactive or merged)", "withdrawn-not-in-use")
+                   for s in open_of(pid)]
     consents: dict[str, list[dict[str, Any]]] = {}
     for s in by_ids(repo, "Consent", pids, "patient"):
         if s.resource and (whose := _subject(s.resource)):
             consents.setdefault(whose, []).append(s.resource)
     plans = {s.id for s in by_ids(repo, "CarePlan", pids, "patient") if (s.resource or {}).get("status") in ENROLLED}
-    earlier: dict[str, list[dict[str, Any]]] = {}
-    for s in by_ids(repo, "Task", pids, "patient", [("code", f"{TASK_KIND}|{CASE_FINDING}")]):
-        if s.resource and (whose := _subject({"subject": s.resource.get("for")})):
-            earlier.setdefault(whose, []).append(s.resource)
     inclusion = open_proposals(repo, pids)
     tasks: list[tuple[str, str | None, dict[str, Any]]] = []
     for pid in pids:
@@ -176,31 +190,49 @@ def _batch(repo: Repository, rules: CaseFindingSet, programs: Mapping[str, Progr
         hood = _neighbourhood(patient)
         if withdrew_consent(consents.get(pid, []), policy, day):
             counts.add("consent-withdrawn", len(matches[pid]), neighbourhood=hood)
+            retire += [(s, "the patient withdrew their consent to sharing", "withdrawn-consent") for s in open_of(pid)]
             continue
         for m in matches[pid]:
             counts.add("matched", program=m.rule.id, neighbourhood=hood)
             prog = programs.get(m.rule.programme or "")
             if m.rule.programme and ids.careplan_id(pid, m.rule.programme) in plans:
                 counts.add("already-enrolled", program=m.rule.id, neighbourhood=hood)
+                retire += [(s, f"the patient is already in the {m.rule.programme} programme", "withdrawn-enrolled")
+                           for s in open_of(pid, m.rule.id)]
                 continue
             if prog is not None and prog.url in inclusion.get(pid, ()):
                 counts.add("inclusion-proposed", program=m.rule.id, neighbourhood=hood)
                 continue
-            why = should_propose(m, earlier.get(pid, []))
+            why = should_propose(m, [s.resource for s in earlier.get(pid, []) if s.resource])
             if why:
                 counts.add(why, program=m.rule.id, neighbourhood=hood)
                 continue
             team, org = directory.team_for(patient)
             programme = (prog.canonical, prog.title.en, prog.title.nl) if prog is not None else None
             tasks.append((m.rule.id, hood, proposal(m, team, org, day, programme)))
-    if not tasks:
+    if tasks:
+        with repo.unit_of_work(SYSTEM) as uow:
+            for rule_id, hood, task in tasks:
+                if uow.create_if_absent(task)[1]:
+                    counts.add("proposed", program=rule_id, neighbourhood=hood)
+                else:
+                    counts.add("already-proposed", program=rule_id, neighbourhood=hood)
+    for stored, why, key in retire:
+        _withdraw(repo, stored, why, day, key, counts)
+
+
+def _withdraw(repo: Repository, stored: Stored, why: str, day: date, key: str, counts: Counts) -> None:
+    """Cancel an open proposal that no longer stands (If-Match: a GP's step taken meanwhile wins)."""
+    task = {**(stored.resource or {}), "status": "cancelled", "statusReason": {"text": f"Withdrawn: {why}"},
+            "lastModified": day.isoformat()}
+    task.pop("meta", None)
+    try:
+        with repo.unit_of_work(SYSTEM) as uow:
+            uow.update(task, if_match=stored.version)
+    except VersionConflict:
+        counts.add("conflict")
         return
-    with repo.unit_of_work(SYSTEM) as uow:
-        for rule_id, hood, task in tasks:
-            if uow.create_if_absent(task)[1]:
-                counts.add("proposed", program=rule_id, neighbourhood=hood)
-            else:
-                counts.add("already-proposed", program=rule_id, neighbourhood=hood)
+    counts.add(key, program=rule_of(task))
 
 
 def find_cases(repo: Repository, rules: CaseFindingSet, programs: Mapping[str, Program], day: date,
@@ -210,7 +242,8 @@ def find_cases(repo: Repository, rules: CaseFindingSet, programs: Mapping[str, P
     keys (``by_program`` holds them per rule): matched, proposed, already-proposed (one is open),
     seen-before (a closed proposal already cited this evidence), already-enrolled, inclusion-proposed
     (an inclusion proposal for the programme is open or was rejected), consent-withdrawn, not-in-use (deceased,
-    inactive or merged records), missing-patient."""
+    inactive or merged records), missing-patient; withdrawn-not-in-use, withdrawn-consent,
+    withdrawn-enrolled (an open proposal cancelled, with the reason in ``statusReason``), conflict."""
     ids_ = candidates(repo, rules, day) if patient_ids is None else sorted(set(patient_ids))
     counts = Counts()
     directory = TeamDirectory(repo)

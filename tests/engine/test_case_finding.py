@@ -226,3 +226,23 @@ def test_accepting_a_proposal_takes_the_inclusion_path(repo, rules, programs):
     counts = Counts()
     handle_task(repo, programs, h1["id"], datetime(2026, 11, 2, 9, tzinfo=timezone.utc), counts)
     assert counts["not-included"] == 1
+
+
+def test_an_open_proposal_that_no_longer_stands_is_withdrawn(repo, rules, programs):
+    load(repo)
+    find_cases(repo, rules, programs, DAY)
+    found = proposals(repo)
+    with repo.unit_of_work(SYSTEM) as uow:
+        h1 = uow.read("Patient", "h1")
+        uow.update({**h1.resource, "deceasedDateTime": "2026-10-20"}, if_match=h1.version)
+        uow.create_if_absent(consent("h3", "inactive"))
+        uow.create_if_absent({"resourceType": "CarePlan", "id": ids.careplan_id("k1", "chronic-kidney-disease"),
+                              "status": "active", "intent": "plan", "subject": {"reference": "Patient/k1"}})
+    again = find_cases(repo, rules, programs, DAY)
+    assert again["withdrawn-not-in-use"] == 1 and again["withdrawn-consent"] == 1 and again["withdrawn-enrolled"] == 1
+    assert again["proposed"] == 0 and again["already-proposed"] == 5
+    for pid, why in (("h1", "no longer in use"), ("h3", "withdrew their consent"), ("k1", "already in the chronic-kidney")):
+        task = repo.read("Task", found[pid][0]["id"]).resource
+        assert task["status"] == "cancelled" and why in task["statusReason"]["text"], task
+        assert r4_errors(task) == []
+    assert find_cases(repo, rules, programs, DAY)["withdrawn-consent"] == 0  # cancelled once
