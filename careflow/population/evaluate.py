@@ -240,7 +240,7 @@ class Evaluation:
             results = results[-1:]
             if not results or not self._meets(t, results[0]):
                 return None
-            return [Reason(_result_text(t.label, results[0]), (results[0].id,) if results[0].id else ())]
+            return [Reason(_result_text(t.label, results[0], t.value_in), (results[0].id,) if results[0].id else ())]
         counted: list[ObservationFact] = []
         for obs in results:
             if not self._meets(t, obs) or obs.when is None:
@@ -255,11 +255,14 @@ class Evaluation:
         return [Reason(text, tuple(dict.fromkeys(o.id for o in counted if o.id)))]
 
 
-def _result_text(label: str, obs: ObservationFact) -> str:
+def _result_text(label: str, obs: ObservationFact, named: list[Coding] | None = None) -> str:
+    """'eGFR 52 on 2026-04-10', 'smoking status Smoker on 2026-06-01' (a coded result by the rule's
+    display of it, else its code)."""
     on = obs.when.date().isoformat() if obs.when else "an unknown day"
     if obs.value is not None:
         return f"{label} {_value(obs.value)} on {on}"
-    coded = next((c for _, c in obs.value_codes), "")
+    displays = {(c.system, c.code): c.display for c in named or () if c.display}
+    coded = next((displays.get(c) or c[1] for c in obs.value_codes), "")
     return f"{label} {coded} on {on}" if coded else f"{label} on {on}"
 
 

@@ -166,7 +166,9 @@ def test_each_rule_proposes_the_hand_counted_patients(repo, rules, programs):
     assert "eGFR 55 on 2026-01-10 and 52 on 2026-04-10" in k1["reasonCode"]["text"]
     assert evidence_of(found["k4"][0]) == {"Observation/k4-egfr0", "Observation/k4-egfr2"}
     s1 = found["s1"][0]
-    assert "age 40" in s1["reasonCode"]["text"] and "no spirometry in 5 years" in s1["reasonCode"]["text"]
+    assert s1["reasonCode"]["text"] == ("Smoker aged 40 or over without a spirometry in 5 years: age 40, smoking status "
+                                        "Smoker on 2026-06-01, no spirometry in 5 years, no COPD diagnosis "
+                                        "(rule set case-finding 2026.1)")
     assert evidence_of(s1) == {"Observation/s1-72166-2-0"}
     d1 = found["d1"][0]
     assert {"type": {"text": "programme"}, "valueCanonical": programs["diabetes-type-2"].canonical} in d1["input"]
