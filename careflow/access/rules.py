@@ -15,6 +15,7 @@ from typing import Any, Literal
 from careflow.access.compartment import DIRECTORY_TYPES, ORPHAN, patient_of
 from careflow.access.policy import AccessPolicy, Filter
 from careflow.access.principal import Principal
+from careflow.fhir.search_values import escape
 
 Interaction = Literal["c", "r", "u", "d", "s"]
 
@@ -56,6 +57,10 @@ def view(principal: Principal, rtype: str, policy: AccessPolicy, interaction: In
     if scope == []:
         return NOTHING
     scope_t = None if scope is None else tuple(scope)
+    if rtype == "Subscription" and principal.kind != "system":
+        # a Subscription names the patients and the endpoint someone watches: its owner's alone
+        mine = ("owner", escape(principal.id))
+        return View(directory=True, scope=tuple((*f, mine) for f in scope_t) if scope_t is not None else ((mine,),))
     directory = rtype in DIRECTORY_TYPES
     if principal.kind == "system":
         return EVERYTHING if scope_t is None else View(directory=True, all_patients=True, scope=scope_t)

@@ -427,6 +427,16 @@ async def _form_or_error(request: Request) -> Any:
         return False
 
 
+async def _posted_form(request: Request) -> Any:
+    """The viewer's posted form, or the page that answers a too-large or unreadable one."""
+    form = await _form_or_error(request)
+    if form is None:
+        return _too_large(request)
+    if form is False:
+        return _page(request, "error.html", 400, message=translator(_lang(request))("The form could not be read."))
+    return form
+
+
 @router.get("/programs")
 def programs_page(request: Request) -> HTMLResponse:
     principal_of(request)
@@ -446,11 +456,9 @@ async def validate_page(request: Request) -> HTMLResponse:
 
     principal_of(request)
     _ = translator(_lang(request))
-    form = await _form_or_error(request)
-    if form is None:
-        return _too_large(request)
-    if form is False:
-        return _page(request, "error.html", 400, message=_("The form could not be read."))
+    form = await _posted_form(request)
+    if isinstance(form, HTMLResponse):
+        return form
     text, filename, problem = await _posted_text(form, "program", _("pasted text"))
     if problem is not None:
         checked = Checked(filename, "", [problem], [], None)
@@ -474,11 +482,9 @@ async def compare_page(request: Request) -> HTMLResponse:
 
     principal_of(request)
     _ = translator(_lang(request))
-    form = await _form_or_error(request)
-    if form is None:
-        return _too_large(request)
-    if form is False:
-        return _page(request, "error.html", 400, message=_("The form could not be read."))
+    form = await _posted_form(request)
+    if isinstance(form, HTMLResponse):
+        return form
     programs = _programs(request)
     base = form.get("base")
     base = base if isinstance(base, str) and base in programs else ""
