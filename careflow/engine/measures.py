@@ -135,3 +135,33 @@ def subject_list(repo: Repository, principal: Principal, m: MeasureDef, period: 
 
 
 __all__ = ["Refresh", "compute", "refresh", "report_id", "subject_list", "summaries", "visible_patients", "world"]
+
+
+def regions(repo: Repository) -> frozenset[str]:
+    """The region's Organizations: those the neighbourhood teams are ``partOf``."""
+    parents = {(s.resource or {}).get("partOf", {}).get("reference") for s in search_all(repo, "Organization", [])}
+    return frozenset(p for p in parents if isinstance(p, str) and p.startswith("Organization/"))
+
+
+def evaluate_for(repo: Repository, principal: Principal, m: MeasureDef, period: Period, today: date,
+                 report_type: str, subject: str | None = None) -> dict[str, Any]:
+    """One MeasureReport for ``principal`` (``$evaluate-measure``): ``population`` the summary (the
+    region's, or a coach's own team's), ``subject-list`` the subjects they may see, ``subject`` one
+    patient they may see (NotFound otherwise, as a read of a hidden patient answers)."""
+    from careflow.measures.access import aggregate_teams
+    from careflow.measures.report import individual_report
+
+    rows = compute(repo, [m], period)[0][m.id]
+    closed = period.closed(today)
+    if report_type == "population":
+        teams = aggregate_teams(principal, regions(repo))
+        counted = summaries(repo, [m], period, {m.id: rows} if _sql_engine(repo) is None else None, teams)[m.id]
+        reporter = next(iter(teams)) if teams is not None and len(teams) == 1 else None
+        return summary_report(m, period, counted, closed=closed, reporter=reporter)
+    if report_type == "subject-list":
+        return subject_list(repo, principal, m, period, today, rows)
+    assert subject is not None
+    pid = subject.split("/", 1)[1] if subject.startswith("Patient/") else subject
+    with repo.unit_of_work(principal) as uow:
+        uow.read("Patient", pid)  # NotFound for a patient the caller may not see
+    return individual_report(m, period, pid, rows, closed=closed)
