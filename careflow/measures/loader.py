@@ -33,7 +33,10 @@ def _sentence(err: dict[str, Any]) -> str:
     if kind == "missing":
         return f"missing required key {loc[-1]!r}"
     if kind == "not_a_criterion":
-        return "not a criterion: give exactly one of " + ", ".join(CRITERIA)
+        given = [str(k) for k in err["input"]] if isinstance(err.get("input"), dict) else []
+        close = [m for k in given for m in difflib.get_close_matches(k, CRITERIA, n=1)]
+        hint = f" (did you mean {close[0]!r}?)" if len(given) == 1 and close else ""
+        return "not a criterion: give exactly one of " + ", ".join(CRITERIA) + hint
     if kind == "string_pattern_mismatch" and loc and loc[-1] == "version":
         return f"{err['input']!r} is not a version such as 2026.1"
     if kind == "string_pattern_mismatch" and loc and loc[-1] == "season_opens":

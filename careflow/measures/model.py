@@ -140,6 +140,15 @@ Criterion = Annotated[
 AnyCriterion.model_rebuild()
 
 
+def _walk(criteria: list[Criterion]) -> list[Criterion]:
+    out: list[Criterion] = []
+    for c in criteria:
+        out.append(c)
+        if isinstance(c, AnyCriterion):
+            out += _walk(c.any)
+    return out
+
+
 class ConditionExclusion(Strict):
     label: str = Field(min_length=1)
     codes: list[Coding] = Field(min_length=1, description="an active Condition with one of these codes (e.g. palliative care)")
@@ -199,6 +208,16 @@ class MeasureSet(Strict):
             raise ValueError("Task indicators (subject: task) need disciplines")
         if self.subject == "patient" and self.disciplines:
             raise ValueError("disciplines apply to Task indicators only (subject: task)")
+        if self.subject == "patient" and self.program == "*":
+            raise ValueError("patient indicators count one programme's patients: give its PlanDefinition URL")
+        if self.subject == "task" and self.program != "*":
+            raise ValueError("Task indicators count the Tasks of every programme: program must be '*'")
+        if self.subject == "patient":
+            if any(e.kind == "task_status" for e in self.exclusions):
+                raise ValueError("task_status excludes Tasks: it applies to Task indicators only (subject: task)")
+            for ind in self.indicators:
+                if any(isinstance(c, TaskCriterion) for c in _walk(ind.numerator)):
+                    raise ValueError(f"indicator {ind.id}: a task criterion applies to Task indicators only (subject: task)")
         return self
 
 
