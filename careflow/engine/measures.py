@@ -18,7 +18,7 @@ from careflow.engine.reading import chunks, search_all
 from careflow.errors import Gone, NotFound
 from careflow.fhir.search_query import parse_search
 from careflow.measures import reference
-from careflow.measures.model import MeasureDef
+from careflow.measures.model import MeasureDef, measures_of
 from careflow.measures.period import Period
 from careflow.measures.report import measure_resource, report_id, subject_list_report, summary_report
 from careflow.measures.rows import Row, Summary, summarise
@@ -48,30 +48,45 @@ def world(repo: Repository) -> reference.World:
     return reference.World(s.resource for t in reference.TYPES for s in search_all(repo, t, []) if s.resource)
 
 
+def whole_sets(measures: Sequence[MeasureDef]) -> list[MeasureDef]:
+    """Every Measure of the indicator sets ``measures`` come from: a set is computed as a whole."""
+    sets: dict[str, Any] = {}
+    for m in measures:
+        sets.setdefault(m.set.id, m.set)
+    return measures_of(list(sets.values()))
+
+
 def compute(repo: Repository, measures: Sequence[MeasureDef], period: Period) -> tuple[dict[str, list[Row]], Refresh]:
-    """The rows of every Measure over ``period``: on SQL the stored rows brought up to date (only the
-    changed patients recomputed), on the memory twin evaluated afresh."""
+    """The rows of every Measure of the sets of ``measures`` over ``period``: on SQL the stored rows
+    brought up to date (per indicator set, only the changed patients recomputed), on the memory twin
+    evaluated afresh."""
     done = Refresh(period.label)
+    todo_measures = whole_sets(measures)
     engine = _sql_engine(repo)
     if engine is None:
         w = world(repo)
         done.full = True
         done.recomputed_patients = len({d.patient for t in w.by_type.values() for d in t.values() if d.patient})
-        return {m.id: reference.evaluate(m, w, period) for m in measures}, done
+        return {m.id: reference.evaluate(m, w, period) for m in todo_measures}, done
     from careflow.store import measures_sql as q
 
+    out: dict[str, list[Row]] = {}
+    by_set: dict[str, list[MeasureDef]] = {}
+    for m in todo_measures:
+        by_set.setdefault(m.set.id, []).append(m)
     with engine.begin() as conn:
-        marks = q.fingerprints(conn, q.definitions_hash(measures))
-        changed, gone = q.changed_patients(conn, period, marks)
-        stored_any = conn.execute(q.measure_watermark.select().where(
-            q.measure_watermark.c.period == period.label).limit(1)).first() is not None
-        everyone = not stored_any
-        if everyone or changed or gone:
-            todo = sorted(marks) if everyone else sorted(set(changed) | set(gone))
-            rows = {m.id: q.evaluate(conn, m, period, None if everyone else todo) for m in measures}
-            q.replace_rows(conn, period, measures, todo, rows, marks, everyone=everyone)
-            done.recomputed_patients, done.full = len(todo), everyone
-        return {m.id: q.stored_rows(conn, m.id, period) for m in measures}, done
+        for set_id, group in by_set.items():
+            marks = q.fingerprints(conn, q.definitions_hash(group))
+            changed, gone, seen = q.changed_patients(conn, set_id, period, marks)
+            everyone = not seen
+            if everyone or changed or gone:
+                todo = sorted(marks) if everyone else sorted(set(changed) | set(gone))
+                rows = {m.id: q.evaluate(conn, m, period, None if everyone else todo) for m in group}
+                q.replace_rows(conn, set_id, period, group, todo, rows, marks, everyone=everyone)
+                done.recomputed_patients = max(done.recomputed_patients, len(todo))
+                done.full = done.full or everyone
+            out.update({m.id: q.stored_rows(conn, m.id, period) for m in group})
+    return out, done
 
 
 def summaries(repo: Repository, measures: Sequence[MeasureDef], period: Period,
@@ -95,6 +110,7 @@ def _same(stored: dict[str, Any] | None, new: dict[str, Any]) -> bool:
 
 def refresh(repo: Repository, measures: Sequence[MeasureDef], period: Period, today: date) -> Refresh:
     """Bring the rows, the Measures and the period's summary MeasureReports up to date."""
+    measures = whole_sets(measures)
     rows, done = compute(repo, measures, period)
     done.summaries = summaries(repo, measures, period, rows if _sql_engine(repo) is None else None)
     closed = period.closed(today)

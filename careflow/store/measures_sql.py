@@ -231,35 +231,39 @@ def fingerprints(conn: Connection, defs: str) -> dict[str, str]:
     return {r.patient: f"{defs}:{r.lu}:{r.n}" for r in rows}
 
 
-def changed_patients(conn: Connection, period: Period, now: dict[str, str]) -> tuple[list[str], list[str]]:
-    """(patients to recompute, patients whose stored fingerprint is gone) for ``period``."""
-    stored = {r.patient: r.fingerprint for r in conn.execute(
-        measure_watermark.select().where(measure_watermark.c.period == period.label))}
+def _marks(set_id: str, period: Period) -> Any:
+    return (measure_watermark.c.measure_set == set_id, measure_watermark.c.period == period.label)
+
+
+def changed_patients(conn: Connection, set_id: str, period: Period, now: dict[str, str]) -> tuple[list[str], list[str], bool]:
+    """(patients to recompute, patients whose stored fingerprint is gone, whether the set was ever
+    computed for ``period``)."""
+    stored = {r.patient: r.fingerprint for r in conn.execute(measure_watermark.select().where(*_marks(set_id, period)))}
     changed = sorted(p for p, f in now.items() if stored.get(p) != f)
     gone = sorted(set(stored) - set(now))
-    return changed, gone
+    return changed, gone, bool(stored)
 
 
-def replace_rows(conn: Connection, period: Period, measures: Sequence[MeasureDef], patients: Sequence[str],
+def replace_rows(conn: Connection, set_id: str, period: Period, measures: Sequence[MeasureDef], patients: Sequence[str],
                  rows: dict[str, list[Row]], marks: dict[str, str], *, everyone: bool) -> None:
-    """Store the recomputed rows of ``patients`` (every patient when ``everyone``) and their fingerprints."""
+    """Store the recomputed rows of one indicator set's ``measures`` for ``patients`` (every patient
+    when ``everyone``) and their fingerprints."""
     ids = [m.id for m in measures]
+    mine = (measure_result.c.period == period.label, measure_result.c.measure.in_(ids))
     if everyone:
-        conn.execute(measure_result.delete().where(measure_result.c.period == period.label))
-        conn.execute(measure_watermark.delete().where(measure_watermark.c.period == period.label))
+        conn.execute(measure_result.delete().where(*mine))
+        conn.execute(measure_watermark.delete().where(*_marks(set_id, period)))
     else:
         for i in range(0, len(patients), CHUNK):
             chunk = list(patients[i:i + CHUNK])
-            conn.execute(measure_result.delete().where(measure_result.c.period == period.label,
-                                                       measure_result.c.patient.in_(chunk)))
-            conn.execute(measure_watermark.delete().where(measure_watermark.c.period == period.label,
-                                                          measure_watermark.c.patient.in_(chunk)))
+            conn.execute(measure_result.delete().where(*mine, measure_result.c.patient.in_(chunk)))
+            conn.execute(measure_watermark.delete().where(*_marks(set_id, period), measure_watermark.c.patient.in_(chunk)))
     batch = [{"measure": mid, "period": period.label, "subject": r.subject, "patient": r.patient,
               "excluded": r.excluded, "numerator": r.numerator, "grp": r.group, "hood": r.neighbourhood,
               "practice": r.practice, "team": r.team} for mid in ids for r in rows.get(mid, ())]
     for i in range(0, len(batch), 5000):
         conn.execute(measure_result.insert(), batch[i:i + 5000])
-    mark_rows = [{"period": period.label, "patient": p, "fingerprint": marks[p]} for p in patients if p in marks]
+    mark_rows = [{"measure_set": set_id, "period": period.label, "patient": p, "fingerprint": marks[p]} for p in patients if p in marks]
     for i in range(0, len(mark_rows), 5000):
         conn.execute(measure_watermark.insert(), mark_rows[i:i + 5000])
 

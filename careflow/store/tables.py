@@ -246,7 +246,7 @@ subscription_event = Table(
 
 # Quality indicators (careflow.store.measures_sql): one row per Measure, period and subject (a patient, or
 # a Task of a Task indicator) with its populations and strata, counted by GROUP BY for the MeasureReports;
-# and per period and patient the fingerprint of what the rows were computed from, so a rerun recomputes
+# and per indicator set, period and patient the fingerprint of what the rows were computed from, so a rerun recomputes
 # only the patients whose compartment changed (migration 0009).
 measure_result = Table(
     "measure_result", metadata,
@@ -266,8 +266,9 @@ measure_result = Table(
 
 measure_watermark = Table(
     "measure_watermark", metadata,
+    Column("measure_set", String(64), nullable=False),  # the indicator file's id: each set is refreshed on its own
     Column("period", String(7), nullable=False),
     Column("patient", String(64), nullable=False),
     Column("fingerprint", String(120), nullable=False),
-    PrimaryKeyConstraint("period", "patient"),
+    PrimaryKeyConstraint("measure_set", "period", "patient"),
 )

@@ -35,10 +35,11 @@ def upgrade() -> None:
     op.create_index("ix_measure_result_period_patient", "measure_result", ["period", "patient"])
     op.create_table(
         "measure_watermark",
+        sa.Column("measure_set", sa.String(64), nullable=False),
         sa.Column("period", sa.String(7), nullable=False),
         sa.Column("patient", sa.String(64), nullable=False),
         sa.Column("fingerprint", sa.String(120), nullable=False),
-        sa.PrimaryKeyConstraint("period", "patient", name="pk_measure_watermark"),
+        sa.PrimaryKeyConstraint("measure_set", "period", "patient", name="pk_measure_watermark"),
     )
 
 
