@@ -12,9 +12,9 @@ from ruamel.yaml import YAML
 
 from careflow.errors import MeasureSetError
 from careflow.measures.loader import load_measure_sets, load_measures, parse_measures
+from careflow.measures.model import Window
 from careflow.measures.period import parse_period, window_since
 from careflow.measures.schema import render
-from careflow.measures.model import Window
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = (ROOT / "measures" / "copd.yaml").read_text(encoding="utf-8")
