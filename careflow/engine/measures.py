@@ -153,6 +153,18 @@ def subject_list(repo: Repository, principal: Principal, m: MeasureDef, period: 
 __all__ = ["Refresh", "compute", "refresh", "report_id", "subject_list", "summaries", "visible_patients", "world"]
 
 
+def live_rows(repo: Repository, m: MeasureDef, period: Period) -> list[Row]:
+    """``m``'s rows computed now and stored nowhere (the API's ``$evaluate-measure``): the same
+    set-wise query on SQL, read-only, so concurrent callers never contend for the stored rows."""
+    engine = _sql_engine(repo)
+    if engine is None:
+        return reference.evaluate(m, world(repo), period)
+    from careflow.store import measures_sql as q
+
+    with engine.connect() as conn:
+        return q.evaluate(conn, m, period)
+
+
 def regions(repo: Repository) -> frozenset[str]:
     """The region's Organizations: those the neighbourhood teams are ``partOf``."""
     parents = {(s.resource or {}).get("partOf", {}).get("reference") for s in search_all(repo, "Organization", [])}
@@ -167,11 +179,12 @@ def evaluate_for(repo: Repository, principal: Principal, m: MeasureDef, period: 
     from careflow.measures.access import aggregate_teams
     from careflow.measures.report import individual_report
 
-    rows = compute(repo, [m], period)[0][m.id]
+    if report_type == "population":
+        teams = aggregate_teams(principal, regions(repo))  # refuse before computing anything
+    rows = live_rows(repo, m, period)
     closed = period.closed(today)
     if report_type == "population":
-        teams = aggregate_teams(principal, regions(repo))
-        counted = summaries(repo, [m], period, {m.id: rows} if _sql_engine(repo) is None else None, teams)[m.id]
+        counted = summarise(rows, teams=teams)
         reporter = next(iter(teams)) if teams is not None and len(teams) == 1 else None
         return summary_report(m, period, counted, closed=closed, reporter=reporter)
     if report_type == "subject-list":
