@@ -63,6 +63,7 @@ def run(url: str, name: str, size: int) -> None:
         programs = load_programs([default_program_dir()])
         _timed(f"setup: enrol {len(ids):,} chronic patients", enrolment.enrol, repo, programs, ids, date(2026, 6, 1))
         _timed("setup: stratify", stratify, repo, rules_in_force(load_rule_sets([default_rules_dir()]), DAY), DAY)
+        repo.refresh_statistics()  # as the enrolment flow does when it ends
         print(f"  ({loaded.total:,} resources loaded)")
         defs = load_measures()
         full = _timed(f"full refresh: {len(defs)} indicators", engine.refresh, repo, defs, PERIOD, TODAY)

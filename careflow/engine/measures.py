@@ -56,10 +56,12 @@ def whole_sets(measures: Sequence[MeasureDef]) -> list[MeasureDef]:
     return measures_of(list(sets.values()))
 
 
-def compute(repo: Repository, measures: Sequence[MeasureDef], period: Period) -> tuple[dict[str, list[Row]], Refresh]:
+def compute(repo: Repository, measures: Sequence[MeasureDef], period: Period, *, rows: bool = True
+            ) -> tuple[dict[str, list[Row]], Refresh]:
     """The rows of every Measure of the sets of ``measures`` over ``period``: on SQL the stored rows
     brought up to date (per indicator set, only the changed patients recomputed), on the memory twin
-    evaluated afresh."""
+    evaluated afresh. ``rows`` False: bring the stored rows up to date without reading them back
+    (the SQL summaries count them in the database)."""
     done = Refresh(period.label)
     todo_measures = whole_sets(measures)
     engine = _sql_engine(repo)
@@ -81,11 +83,12 @@ def compute(repo: Repository, measures: Sequence[MeasureDef], period: Period) ->
             everyone = not seen
             if everyone or changed or gone:
                 todo = sorted(marks) if everyone else sorted(set(changed) | set(gone))
-                rows = {m.id: q.evaluate(conn, m, period, None if everyone else todo) for m in group}
-                q.replace_rows(conn, set_id, period, group, todo, rows, marks, everyone=everyone)
+                fresh = {m.id: q.evaluate(conn, m, period, None if everyone else todo) for m in group}
+                q.replace_rows(conn, set_id, period, group, todo, fresh, marks, everyone=everyone)
                 done.recomputed_patients = max(done.recomputed_patients, len(todo))
                 done.full = done.full or everyone
-            out.update({m.id: q.stored_rows(conn, m.id, period) for m in group})
+            if rows:
+                out.update({m.id: q.stored_rows(conn, m.id, period) for m in group})
     return out, done
 
 
@@ -111,8 +114,9 @@ def _same(stored: dict[str, Any] | None, new: dict[str, Any]) -> bool:
 def refresh(repo: Repository, measures: Sequence[MeasureDef], period: Period, today: date) -> Refresh:
     """Bring the rows, the Measures and the period's summary MeasureReports up to date."""
     measures = whole_sets(measures)
-    rows, done = compute(repo, measures, period)
-    done.summaries = summaries(repo, measures, period, rows if _sql_engine(repo) is None else None)
+    sql = _sql_engine(repo) is not None
+    rows, done = compute(repo, measures, period, rows=not sql)
+    done.summaries = summaries(repo, measures, period, None if sql else rows)
     closed = period.closed(today)
     writes: list[dict[str, Any]] = []
     for m in measures:

@@ -194,10 +194,13 @@ def rows_sql(m: MeasureDef, period: Period, dialect: str, patients: Sequence[str
     excluded = _exclusions(q, m, period)
     numerator = " AND ".join(_criterion(q, c, period) for c in m.indicator.numerator)
     one, zero = ("true", "false") if q.hot.pg else ("1", "0")
-    sql = (f"SELECT t.subject, t.pid, CASE WHEN {excluded} THEN {one} ELSE {zero} END AS excluded,"
+    # the subjects and their strata are materialised once (CTEs), so the planner neither repeats the
+    # strata subqueries inside every criterion nor joins the subjects before it knows how many there are
+    sql = (f"WITH s AS MATERIALIZED ({subjects}), u AS MATERIALIZED ({strata} FROM s),"
+           f" t AS MATERIALIZED (SELECT u.*, {_practice('u.gp')} AS practice FROM u)"
+           f" SELECT t.subject, t.pid, CASE WHEN {excluded} THEN {one} ELSE {zero} END AS excluded,"
            f" CASE WHEN {numerator} THEN {one} ELSE {zero} END AS numerator, t.grp, t.hood,"
-           f" t.practice, COALESCE(t.managing, t.practice) AS team"
-           f" FROM (SELECT u.*, {_practice('u.gp')} AS practice FROM ({strata} FROM ({subjects}) s) u) t ORDER BY t.subject")
+           f" t.practice, COALESCE(t.managing, t.practice) AS team FROM t ORDER BY t.subject")
     return sql, q.params
 
 
