@@ -65,6 +65,9 @@ class TaskDone(Window):
     codes: list[Coding] = Field(min_length=1)
 
 
+MedicationStatus = Literal["active", "not-taken"]
+
+
 class Medication(Strict):
     """A MedicationStatement or MedicationRequest in one of the ATC classes (a class covers its subtree)
     whose status is one of ``status`` (default active); ``[not-taken]`` is a statement that the patient
@@ -72,7 +75,7 @@ class Medication(Strict):
 
     label: str = Field(min_length=1)
     atc: list[str] = Field(min_length=1)
-    status: list[Literal["active", "not-taken"]] = Field(default_factory=lambda: ["active"], min_length=1)
+    status: list[MedicationStatus] = Field(default_factory=lambda: list[MedicationStatus](["active"]), min_length=1)
 
     @field_validator("atc")
     @classmethod
