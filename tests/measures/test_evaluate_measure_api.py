@@ -102,3 +102,29 @@ def test_bad_parameters_are_a_400(api: tuple[TestClient, Any], params: dict[str,
     r = client.get(URL, params=params, headers=headers("system"))
     assert r.status_code == 400 and r.json()["issue"][0]["expression"] == [where]
     assert client.get("/fhir/Measure/no-such/$evaluate-measure", params=MARCH, headers=headers("system")).status_code == 404
+
+
+def test_stored_reports_are_searchable_by_the_r4_parameters(api: tuple[TestClient, Any], repo: Any) -> None:
+    from datetime import date
+
+    from careflow.engine.measures import refresh
+    from careflow.measures.loader import load_measures
+    from careflow.measures.period import parse_period
+
+    client, headers = api
+    refresh(repo, load_measures(), parse_period("2026-03"), date(2026, 4, 2))
+    system = headers("system")
+    url = "https://careflow.dev/fhir/Measure/dm-hba1c-6m"
+    found = client.get("/fhir/MeasureReport", params={"measure": url, "period": "2026-03", "status": "complete"},
+                       headers=system).json()
+    assert [e["resource"]["id"] for e in found["entry"]] == ["dm-hba1c-6m-2026-03"]
+    assert client.get("/fhir/MeasureReport", params={"measure": url, "period": "2026-05"}, headers=system).json()["total"] == 0
+    by_id = client.get("/fhir/MeasureReport", params={"identifier": "https://careflow.dev/fhir/sid/measure-report|dm-hba1c-6m-2026-03"},
+                       headers=system).json()
+    assert by_id["total"] == 1
+    # Measures are directory data: any signed-in caller finds them by url and version
+    gp = headers("PractitionerRole/role-gp-1")
+    measures = client.get("/fhir/Measure", params={"url": url, "version": "2026.1", "status": "active"}, headers=gp).json()
+    assert [e["resource"]["id"] for e in measures["entry"]] == ["dm-hba1c-6m"]
+    # the stored summaries name no patient: the API serves them to the system only ($evaluate-measure serves people)
+    assert client.get("/fhir/MeasureReport", params={"measure": url}, headers=gp).json()["total"] == 0
