@@ -9,6 +9,7 @@ team coach and the region only), ``subject-list`` (the patients the caller may s
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -18,6 +19,7 @@ from careflow.errors import Forbidden, NotFound
 from careflow.store.port import UnitOfWork
 
 DEFINITION = "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure"
+_PATIENT = re.compile(r"^(Patient/)?[A-Za-z0-9\-.]{1,64}$")
 REPORT_TYPES = ("subject", "subject-list", "population")
 
 
@@ -80,6 +82,8 @@ def register(state: Any) -> None:
             raise InvalidRequest("reportType subject needs a subject (Patient/[id])", expression="subject")
         if subject and report_type != "subject":
             raise InvalidRequest("subject goes with reportType subject", expression="subject")
+        if subject and not _PATIENT.match(subject):
+            raise InvalidRequest("subject must be Patient/[id]", expression="subject")
         today = ctx.now().astimezone(timezone.utc).date() if isinstance(ctx.now(), datetime) else date.today()
         try:
             report = evaluate_for(repo, uow.principal, m, period, today, report_type, subject)

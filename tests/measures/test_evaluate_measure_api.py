@@ -96,6 +96,9 @@ def test_drill_down_follows_the_access_rules(api: tuple[TestClient, Any]) -> Non
     ({"periodStart": "2026-03-01"}, "periodStart"),
     ({**MARCH, "reportType": "everything"}, "reportType"),
     ({**MARCH, "color": "red"}, "color"),
+    ({**MARCH, "subject": "Task/t1"}, "subject"),
+    ({**MARCH, "subject": "Patient/d1", "reportType": "population"}, "subject"),
+    ({"periodStart": "soon", "periodEnd": "later"}, "periodStart"),
 ])
 def test_bad_parameters_are_a_400(api: tuple[TestClient, Any], params: dict[str, str], where: str) -> None:
     client, headers = api
