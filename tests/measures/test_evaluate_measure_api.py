@@ -87,6 +87,11 @@ def test_drill_down_follows_the_access_rules(api: tuple[TestClient, Any]) -> Non
     assert _counts(stranger) == [0, 0, 0, 0]
     one = client.get(URL, params={**MARCH, "subject": "Patient/d1"}, headers=headers("PractitionerRole/role-gp-1"))
     assert one.status_code == 200 and one.json()["subject"] == {"reference": "Patient/d1"} and _counts(one.json()) == [1, 1, 0, 1]
+    assert one.json()["type"] == "individual" and r4_errors(one.json()) == []
+    tasks = client.get("/fhir/Measure/tasks-overdue-home-nurse/$evaluate-measure", params=params,
+                       headers=headers("PractitionerRole/role-gp-1")).json()
+    overdue = next(c for c in tasks["contained"] if c["id"] == "numerator")
+    assert [e["item"]["reference"] for e in overdue["entry"]] == ["Task/t2", "Task/t3"] and r4_errors(tasks) == []
     hidden = client.get(URL, params={**MARCH, "subject": "Patient/d1"}, headers=headers("PractitionerRole/role-gp-2"))
     assert hidden.status_code == 404
 
