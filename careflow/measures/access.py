@@ -1,7 +1,7 @@
 """Who may see which quality-indicator figures.
 
 Aggregates (summary MeasureReports) follow the team financing's rule
-(``careflow.population.financing_access``): the region (a care coach of the region's Organization, a
+(``careflow.population.shared_views``): the region (a care coach of the region's Organization, a
 system client, the command line) sees every team; a care coach sees their own team(s), counted over
 their team's patients only; everyone else is refused. Drill-down (subject-list and individual
 reports) lists only the patients the caller may see through the repository port, so it follows the
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from careflow.access.principal import Principal
-from careflow.population.financing_access import NotForYou, visible_teams
+from careflow.population.shared_views import NotForYou, visible_teams
 
 
 class NoAggregates(NotForYou):

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from pydantic import ValidationError
-from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from careflow.errors import MeasureSetError
 from careflow.measures.model import CRITERIA, MeasureDef, MeasureSet, measures_of
-from careflow.programs.loader import Loc, Problem, _dedupe, _path, _position, _yaml
+from careflow.programs.loader import _dedupe
+from careflow.programs.positioned_yaml import Loc, Problem, load_mapping, read_source, yaml_files
+from careflow.programs.positioned_yaml import dotted_path as _path
+from careflow.programs.positioned_yaml import position as _position
 
 _KEYS = CRITERIA + ("deceased", "consent_withdrawn", "condition", "task_status", "within", "season_opens",
                     "below", "below_for_group", "codes", "label", "atc", "status", "numerator", "exclusions")
@@ -76,16 +77,8 @@ def cross_reference_problems(data: Any) -> list[tuple[Loc, str]]:
 
 def parse_measures(text: str, filename: str = "<string>") -> MeasureSet:
     """Parse and validate one indicator file; MeasureSetError listing every problem when it is not valid."""
-    try:
-        data = _yaml().load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise MeasureSetError([Problem(filename, line, col, "", f"not valid YAML: {(exc.problem or exc.context or '').strip()}")]) from None
-    except YAMLError as exc:
-        raise MeasureSetError([Problem(filename, 1, 1, "", f"not valid YAML: {exc}")]) from None
-    if not isinstance(data, CommentedMap):
-        raise MeasureSetError([Problem(filename, 1, 1, "", "an indicator file must be a mapping of keys (id, version, indicators, …)")])
+    data = load_mapping(text, filename, MeasureSetError,
+                        "an indicator file must be a mapping of keys (id, version, indicators, …)")
     problems: list[Problem] = []
     ms: MeasureSet | None = None
     try:
@@ -104,22 +97,11 @@ def parse_measures(text: str, filename: str = "<string>") -> MeasureSet:
 
 
 def load_measure_file(path: str | Path) -> MeasureSet:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise MeasureSetError([Problem(str(p), 1, 1, "", f"cannot read the file: {exc.strerror or exc}")]) from None
-    except UnicodeDecodeError:
-        raise MeasureSetError([Problem(str(p), 1, 1, "", "the file is not UTF-8 text")]) from None
-    return parse_measures(text, str(p))
+    return parse_measures(read_source(path, MeasureSetError), str(path))
 
 
 def measure_files(paths: Iterable[str | Path]) -> list[Path]:
-    files: list[Path] = []
-    for raw in paths:
-        p = Path(raw)
-        files.extend(sorted(q for q in p.iterdir() if q.suffix in (".yaml", ".yml")) if p.is_dir() else [p])
-    return files
+    return yaml_files(paths)
 
 
 def load_measure_sets(paths: Iterable[str | Path]) -> list[MeasureSet]:
