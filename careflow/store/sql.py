@@ -731,6 +731,14 @@ class SqlRepository(RepositoryReads):
         with _translated():
             analyze(self.engine)
 
+    def try_lead(self, name: str) -> Any:
+        from careflow.store import leader
+
+        with _translated():
+            if self.engine.dialect.name == "postgresql":
+                return leader.try_postgres(self.engine, name)
+            return leader.try_file(str(self.engine.url.database), name)
+
     def close(self) -> None:
         if self.audit is not None:
             self.audit.close()  # nothing queued is lost on a clean shutdown
