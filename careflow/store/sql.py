@@ -44,9 +44,9 @@ from careflow.store.tables import (
     condition_key,
     idx_reference,
     outbox,
-    task_worklist,
     resource,
     resource_version,
+    task_worklist,
 )
 from careflow.store.unit_of_work import Current, RepositoryReads, UnitOfWorkBase, utc_now
 
