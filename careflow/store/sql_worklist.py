@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Callable
 
-from sqlalchemy import ColumnElement, Select, and_, false, or_, select, text, true
+from sqlalchemy import Select, and_, false, or_, select, text, true
 
 from careflow.fhir.search_index import IndexRows
 from careflow.fhir.search_query import Criterion, ReferenceValue, SearchQuery, TokenValue
@@ -91,7 +91,7 @@ def sorted_page(query: SearchQuery, narrow: Narrow | None, *, after: tuple[Any, 
     codes = _open_codes(status_c)
     assert owner is not None and codes is not None
     w = task_worklist.c
-    clauses: list[ColumnElement[bool]] = [
+    clauses: list[Any] = [
         w.owner_id == owner.id, w.owner_type == owner.type,
         text(_OPEN_PREDICATE),  # the partial index's own predicate, word for word (SQLite matches it so)
         w.status.in_(codes), resource.c.deleted == false(),
