@@ -117,3 +117,21 @@ def test_a_worker_round_of_subscriptions_is_skipped_while_a_server_delivers(repo
     back = repo.try_lead(BACKGROUND)
     assert back is not None  # the round gave the lease back
     back.release()
+
+
+def test_a_lease_whose_connection_died_is_not_held_any_more(repo: Any, other: Any) -> None:
+    """PostgreSQL drops a session's advisory locks with the session: the holder notices (and its
+    runner stops the loops), and another process gets the lease."""
+    if getattr(getattr(repo, "engine", None), "dialect", None) is None or repo.engine.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL session's lock")
+    lease = repo.try_lead("lease-c")
+    assert lease is not None and lease.alive()
+    pid = lease._conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    with other.engine.connect() as conn:
+        conn.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+        conn.commit()
+    assert not lease.alive()
+    taken = other.try_lead("lease-c")
+    assert taken is not None
+    taken.release()
+    lease.release()  # on a dead connection: nothing to do, and no error
