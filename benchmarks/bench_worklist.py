@@ -324,7 +324,8 @@ class general_plan:
         sql.sorted_page = self._saved
 
 
-def cursor_after_pages(repo: SqlRepository, params: list[tuple[str, str]], pages: int) -> tuple[str | None, str | None]:
+def cursor_after_pages(repo: SqlRepository, params: list[tuple[str, str]], pages: int,
+                       keys: int = 0) -> tuple[str | None, str | None]:
     """The cursor of page ``pages`` + 1 (by following next links) and the id it continues after."""
     cursor = None
     for _ in range(pages):
@@ -334,7 +335,7 @@ def cursor_after_pages(repo: SqlRepository, params: list[tuple[str, str]], pages
             return None, None
     from careflow.fhir.search_cursor import decode
 
-    return cursor, decode(cursor, 0).id
+    return cursor, decode(cursor, keys).id
 
 
 def measure(repo: SqlRepository, corpus: Corpus, repeat: int) -> list[dict[str, Any]]:
@@ -365,7 +366,7 @@ def measure(repo: SqlRepository, corpus: Corpus, repeat: int) -> list[dict[str, 
         with general_plan():
             row("  ... plan before 0009 vs its best SQL", n, store_search(repo, "Task", sorted_q),
                 partial(raw.run, raw.sorted_worklist(), (rid,)))
-        cursor, after_id = cursor_after_pages(repo, sorted_q, 4)
+        cursor, after_id = cursor_after_pages(repo, sorted_q, 4, keys=1)
         if cursor is not None:
             from careflow.fhir.search_cursor import decode
 
