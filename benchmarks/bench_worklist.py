@@ -66,6 +66,7 @@ LOINC = ("29463-7", "8480-6", "4548-4")  # weight, systolic pressure, HbA1c
 OPEN = "requested,accepted,received,ready,in-progress,on-hold"
 STATUSES = ("requested",) * 8 + ("in-progress",) * 2 + ("completed",) * 8 + ("cancelled",) * 2
 BATCH = 500
+DISCIPLINES = ("nurse", "gp", "dietitian")  # each Task's performerType: a third of all Tasks per discipline
 OPEN_INDEXED = "'requested', 'received', 'accepted', 'ready', 'in-progress', 'on-hold'"  # the partial index's predicate
 
 
@@ -131,6 +132,8 @@ class Corpus:
                 "businessStatus": {"coding": [{"system": "urn:bench:bs", "code": rnd.choice(("waiting", "due", "late"))}]},
                 "for": subject, "basedOn": [{"reference": f"CarePlan/cp{i}"}],
                 "owner": {"reference": f"PractitionerRole/role-{owner}"},
+                "performerType": [{"coding": [{"system": "urn:bench:snomed", "code": DISCIPLINES[self.tasks % 3]},
+                                              {"system": "urn:bench:hcparty", "code": "pers" + DISCIPLINES[self.tasks % 3]}]}],
                 "restriction": {"period": {"start": due[:8] + "01", "end": due}},
             })
         return out
@@ -270,6 +273,18 @@ class Raw:
                 f"JOIN resource r ON r.pk = page.pk JOIN resource_version v ON v.res_pk = r.pk AND v.version = r.version "
                 f"ORDER BY page.m, page.o, page.pk")
 
+    def compiled(self, params: list[tuple[str, str]]) -> str:
+        """The store's own statement for the page on task_performer (migration 0009), as plain SQL with
+        the page's JSON joined: for the queue the merge of per-coding ranges is the best plain query known."""
+        from careflow.store.sql_worklist import sorted_page
+
+        stmt = sorted_page(parse_search("Task", params, strict=True), None, after=None, limit=50)
+        assert stmt is not None
+        inner = str(stmt.compile(dialect=self.repo.engine.dialect, compile_kwargs={"literal_binds": True}))
+        return (f"SELECT r.pk, r.id, v.version, v.content FROM ({inner}) page JOIN resource r ON r.pk = page.pk "
+                "JOIN resource_version v ON v.res_pk = r.pk AND v.version = r.version "
+                "ORDER BY CASE WHEN page.due IS NULL THEN 1 ELSE 0 END, page.due, page.pk")
+
     def filters(self) -> str:
         return ("AND EXISTS (SELECT 1 FROM idx_date x WHERE x.res_pk = r.pk AND x.param = 'due-date' AND x.low <= '2026-06-30 23:59:59.999999') "
                 "AND EXISTS (SELECT 1 FROM idx_token x WHERE x.res_pk = r.pk AND x.param = 'priority' AND x.code = 'urgent') "
@@ -390,6 +405,14 @@ def measure(repo: SqlRepository, corpus: Corpus, repeat: int) -> list[dict[str, 
             sql6, _ = raw.worklist(offset=950)
             row("  page 20 by _offset=950", n, store_search(repo, "Task", [*base, ("_offset", "950")]),
                 partial(raw.run, sql6, (rid,)))
+    queue = [("performer", "urn:bench:snomed|nurse,urn:bench:hcparty|persnurse"),
+             ("status", "requested,received,accepted,ready,on-hold"), ("_sort", "due-date"), ("_total", "none"),
+             ("_count", "50")]
+    row("queue: performer&status&_sort=due-date", corpus.tasks // 3, store_search(repo, "Task", queue),
+        partial(raw.run, raw.compiled(queue), ()))
+    with general_plan():
+        row("  ... plan before 0009", corpus.tasks // 3, store_search(repo, "Task", queue),
+            partial(raw.run, raw.compiled(queue), ()))
     rnd = random.Random(5)
     pats = [rnd.choice(corpus.patients) for _ in range(8)]
     state = {"i": 0}

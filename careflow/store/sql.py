@@ -37,7 +37,7 @@ from careflow.store.keyring import KeyRing
 from careflow.store.port import UNKNOWN, Listener, OutboxEvent, SearchResult, Stored
 from careflow.store.sql_access import access_clause
 from careflow.store.sql_search import after_clause, filter_clause, order_by, page_in_creation_order, sort_exprs
-from careflow.store.sql_worklist import sorted_page, worklist_row
+from careflow.store.sql_worklist import sorted_page, worklist_rows
 from careflow.store.tables import (
     INDEX_TABLES,
     access_grant,
@@ -46,6 +46,7 @@ from careflow.store.tables import (
     outbox,
     resource,
     resource_version,
+    task_performer,
     task_worklist,
 )
 from careflow.store.unit_of_work import Current, RepositoryReads, UnitOfWorkBase, utc_now
@@ -54,7 +55,7 @@ OUTBOX_LEASE = timedelta(minutes=5)
 MAX_INCLUDE_ROUNDS = 4
 
 _TABLES = {"resource_version": resource_version, "outbox": outbox, **{f"idx_{k}": t for k, t in INDEX_TABLES.items()},
-           "task_worklist": task_worklist}
+           "task_worklist": task_worklist, "task_performer": task_performer}
 _COLUMNS = (
     resource.c.pk, resource.c.type, resource.c.id, resource_version.c.version,
     resource_version.c.last_updated, resource_version.c.deleted, resource_version.c.content,
@@ -93,7 +94,7 @@ class HotSql:
             f"UPDATE resource SET version = {p}, last_updated = {p}, deleted = {p} WHERE pk = {p} AND version = {p}"
         )
         self.delete_index = tuple(f"DELETE FROM {t.name} WHERE res_pk = {p}"
-                                  for t in (*INDEX_TABLES.values(), task_worklist))
+                                  for t in (*INDEX_TABLES.values(), task_worklist, task_performer))
         columns = {
             name: [c.name for c in table.columns
                    if not (c.primary_key and c.autoincrement is True) and c.name != "claimed_until"]
@@ -188,9 +189,8 @@ class SqlUnitOfWork(UnitOfWorkBase):
                     bucket.extend((pk, rtype, r.param, ts(r.low), ts(r.high)) for r in rows)
                 else:
                     bucket.extend((pk, rtype, *r) for r in rows)
-        row = worklist_row(pk, rtype, index, ts)
-        if row is not None:
-            self._pending["task_worklist"].append(row)
+        for name, listed in worklist_rows(pk, rtype, index, ts).items():
+            self._pending[name].extend(listed)
 
     def _seal(self, pk: int, stored: Stored) -> bytes | None:
         """The content column of a new version: its JSON encrypted under the active content key."""
@@ -381,7 +381,7 @@ class SqlUnitOfWork(UnitOfWorkBase):
         removed = [(r.type, r.id) for r in rows]
         for start in range(0, len(pks), 500):
             chunk = pks[start:start + 500]
-            for table in (*INDEX_TABLES.values(), task_worklist):
+            for table in (*INDEX_TABLES.values(), task_worklist, task_performer):
                 self._conn.execute(delete(table).where(table.c.res_pk.in_(chunk)))
             self._conn.execute(delete(resource_version).where(resource_version.c.res_pk.in_(chunk)))
             self._conn.execute(delete(resource).where(resource.c.pk.in_(chunk)))

@@ -162,6 +162,21 @@ task_worklist = Table(
           sqlite_where=text(_OPEN_TASK), postgresql_where=text(_OPEN_TASK)),
 )
 
+# The team queue's twin of ``task_worklist``: one row per (Task, performerType coding), so the
+# partial index holds a discipline's open Tasks in due order (``Task?performer=system|code&status&_sort=due-date``).
+task_performer = Table(
+    "task_performer", metadata,
+    Column("res_pk", PK, nullable=False),
+    Column("system", Text, nullable=False),
+    Column("code", Text, nullable=False),
+    Column("status", String(64), nullable=True),
+    Column("due_missing", Boolean, nullable=False),
+    Column("due", DateTime, nullable=True),
+    PrimaryKeyConstraint("res_pk", "system", "code"),
+    Index("ix_task_performer_open_code_due", "code", "system", "due_missing", "due", "res_pk",
+          sqlite_where=text(_OPEN_TASK), postgresql_where=text(_OPEN_TASK)),
+)
+
 condition_key = Table(
     "condition_key", metadata,
     Column("rtype", String(64), nullable=False),
