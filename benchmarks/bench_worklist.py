@@ -12,7 +12,10 @@ At every size, for each owner, ``--repeat`` runs of each query, one at a time (l
 
 * ``Task?owner&status=requested&_count=50`` (the worklist; default total: exact up to the cap);
 * the same with ``_total=accurate`` (what every page used to pay);
-* the worklist page: open statuses, ``_sort=due-date``, ``_total=none``;
+* the worklist page: open statuses, ``_sort=due-date``, ``_total=none`` (baseline: the same page read
+  from ``task_worklist``'s partial index, migration 0009); the same through the plan from before
+  0009 next to that plan's best SQL (drive by owner, probe status, rank every match by due date);
+  page 5 of it by cursor;
 * ``due-date=le…&priority=urgent&business-status=…`` filters on top;
 * page 20 of the owner's requested Tasks, by following ``next`` cursors vs ``_offset=950``;
 * ``CarePlan?patient&_revinclude=Task:based-on`` and ``Observation?patient&code&date``.
@@ -63,6 +66,8 @@ LOINC = ("29463-7", "8480-6", "4548-4")  # weight, systolic pressure, HbA1c
 OPEN = "requested,accepted,received,ready,in-progress,on-hold"
 STATUSES = ("requested",) * 8 + ("in-progress",) * 2 + ("completed",) * 8 + ("cancelled",) * 2
 BATCH = 500
+DISCIPLINES = ("nurse", "gp", "dietitian")  # each Task's performerType: a third of all Tasks per discipline
+OPEN_INDEXED = "'requested', 'received', 'accepted', 'ready', 'in-progress', 'on-hold'"  # the partial index's predicate
 
 
 def owner_of(j: int) -> str:
@@ -127,6 +132,8 @@ class Corpus:
                 "businessStatus": {"coding": [{"system": "urn:bench:bs", "code": rnd.choice(("waiting", "due", "late"))}]},
                 "for": subject, "basedOn": [{"reference": f"CarePlan/cp{i}"}],
                 "owner": {"reference": f"PractitionerRole/role-{owner}"},
+                "performerType": [{"coding": [{"system": "urn:bench:snomed", "code": DISCIPLINES[self.tasks % 3]},
+                                              {"system": "urn:bench:hcparty", "code": "pers" + DISCIPLINES[self.tasks % 3]}]}],
                 "restriction": {"period": {"start": due[:8] + "01", "end": due}},
             })
         return out
@@ -250,6 +257,34 @@ class Raw:
         return self._page(drive, owner + " " + self.status(OPEN), order="dd.low",
                           extra_from="JOIN idx_date dd ON dd.res_pk = r.pk AND dd.param = 'due-date'")
 
+    def sorted_from_worklist_index(self, after: tuple[str, int] | None = None) -> str:
+        """The sorted page on ``task_worklist`` (migration 0009): the partial index on open Tasks in
+        (owner, due) order, read from the owner's first open Task on and stopped after fifty."""
+        inlist = ", ".join(f"'{c}'" for c in OPEN.split(","))
+        keyset = ""
+        if after is not None:
+            keyset = (f" AND (w.due_missing = {'true' if self.pg else '1'} OR w.due > '{after[0]}' "
+                      f"OR (w.due = '{after[0]}' AND w.res_pk > {after[1]}))")
+        return (f"SELECT r.pk, r.id, v.version, v.content FROM (SELECT w.res_pk AS pk, w.due_missing AS m, w.due AS o "
+                f"FROM task_worklist w JOIN resource r ON r.pk = w.res_pk WHERE w.owner_id = {self.p} "
+                f"AND w.owner_type = 'PractitionerRole' AND w.status IN ({OPEN_INDEXED}) "
+                f"AND w.status IN ({inlist}) AND r.deleted = {self.false}{keyset} "
+                f"ORDER BY w.owner_id, w.owner_type, w.due_missing, w.due, w.res_pk LIMIT 50) page "
+                f"JOIN resource r ON r.pk = page.pk JOIN resource_version v ON v.res_pk = r.pk AND v.version = r.version "
+                f"ORDER BY page.m, page.o, page.pk")
+
+    def compiled(self, params: list[tuple[str, str]]) -> str:
+        """The store's own statement for the page on task_performer (migration 0009), as plain SQL with
+        the page's JSON joined: for the queue the merge of per-coding ranges is the best plain query known."""
+        from careflow.store.sql_worklist import sorted_page
+
+        stmt = sorted_page(parse_search("Task", params, strict=True), None, after=None, limit=50)
+        assert stmt is not None
+        inner = str(stmt.compile(dialect=self.repo.engine.dialect, compile_kwargs={"literal_binds": True}))
+        return (f"SELECT r.pk, r.id, v.version, v.content FROM ({inner}) page JOIN resource r ON r.pk = page.pk "
+                "JOIN resource_version v ON v.res_pk = r.pk AND v.version = r.version "
+                "ORDER BY CASE WHEN page.due IS NULL THEN 1 ELSE 0 END, page.due, page.pk")
+
     def filters(self) -> str:
         return ("AND EXISTS (SELECT 1 FROM idx_date x WHERE x.res_pk = r.pk AND x.param = 'due-date' AND x.low <= '2026-06-30 23:59:59.999999') "
                 "AND EXISTS (SELECT 1 FROM idx_token x WHERE x.res_pk = r.pk AND x.param = 'priority' AND x.code = 'urgent') "
@@ -289,7 +324,23 @@ def store_search(repo: SqlRepository, rtype: str, params: list[tuple[str, str]])
     return run
 
 
-def cursor_after_pages(repo: SqlRepository, params: list[tuple[str, str]], pages: int) -> tuple[str | None, str | None]:
+class general_plan:
+    """The store's plan from before migration 0009 (``sorted_page`` off): what the sorted page cost."""
+
+    def __enter__(self) -> None:
+        from careflow.store import sql
+
+        self._saved = sql.sorted_page
+        sql.sorted_page = lambda *a, **k: None
+
+    def __exit__(self, *exc: Any) -> None:
+        from careflow.store import sql
+
+        sql.sorted_page = self._saved
+
+
+def cursor_after_pages(repo: SqlRepository, params: list[tuple[str, str]], pages: int,
+                       keys: int = 0) -> tuple[str | None, str | None]:
     """The cursor of page ``pages`` + 1 (by following next links) and the id it continues after."""
     cursor = None
     for _ in range(pages):
@@ -299,7 +350,7 @@ def cursor_after_pages(repo: SqlRepository, params: list[tuple[str, str]], pages
             return None, None
     from careflow.fhir.search_cursor import decode
 
-    return cursor, decode(cursor, 0).id
+    return cursor, decode(cursor, keys).id
 
 
 def measure(repo: SqlRepository, corpus: Corpus, repeat: int) -> list[dict[str, Any]]:
@@ -325,8 +376,21 @@ def measure(repo: SqlRepository, corpus: Corpus, repeat: int) -> list[dict[str, 
         row("  ... &_total=accurate", n, store_search(repo, "Task", [*base, ("_total", "accurate")]),
             partial(raw.run, sql2, (rid,), count2))
         sorted_q = [("owner", ref), ("status", OPEN), ("_sort", "due-date"), ("_total", "none"), ("_count", "50")]
-        sql3 = raw.sorted_worklist()
+        sql3 = raw.sorted_from_worklist_index()
         row("  open, _sort=due-date", n, store_search(repo, "Task", sorted_q), partial(raw.run, sql3, (rid,)))
+        with general_plan():
+            row("  ... plan before 0009 vs its best SQL", n, store_search(repo, "Task", sorted_q),
+                partial(raw.run, raw.sorted_worklist(), (rid,)))
+        cursor, after_id = cursor_after_pages(repo, sorted_q, 4, keys=1)
+        if cursor is not None:
+            from careflow.fhir.search_cursor import decode
+
+            mark = decode(cursor, 1).values[0]
+            with repo.engine.connect() as conn:
+                after_pk = conn.execute(text("SELECT pk FROM resource WHERE type = 'Task' AND id = :i"), {"i": after_id}).scalar()
+            stamp = mark.isoformat(sep=" ", timespec="microseconds")
+            row("  sorted page 5 by cursor", n, store_search(repo, "Task", [*sorted_q, ("_cursor", cursor)]),
+                partial(raw.run, raw.sorted_from_worklist_index((stamp, after_pk)), (rid,)))
         filt = [*base, ("due-date", "le2026-06-30"), ("priority", "urgent"), ("business-status", "urn:bench:bs|late")]
         sql4, _ = raw.worklist(extra=raw.filters())
         row("  + due-date, priority, business-status", n, store_search(repo, "Task", filt),
@@ -341,6 +405,14 @@ def measure(repo: SqlRepository, corpus: Corpus, repeat: int) -> list[dict[str, 
             sql6, _ = raw.worklist(offset=950)
             row("  page 20 by _offset=950", n, store_search(repo, "Task", [*base, ("_offset", "950")]),
                 partial(raw.run, sql6, (rid,)))
+    queue = [("performer", "urn:bench:snomed|nurse,urn:bench:hcparty|persnurse"),
+             ("status", "requested,received,accepted,ready,on-hold"), ("_sort", "due-date"), ("_total", "none"),
+             ("_count", "50")]
+    row("queue: performer&status&_sort=due-date", corpus.tasks // 3, store_search(repo, "Task", queue),
+        partial(raw.run, raw.compiled(queue), ()))
+    with general_plan():
+        row("  ... plan before 0009", corpus.tasks // 3, store_search(repo, "Task", queue),
+            partial(raw.run, raw.compiled(queue), ()))
     rnd = random.Random(5)
     pats = [rnd.choice(corpus.patients) for _ in range(8)]
     state = {"i": 0}

@@ -20,19 +20,27 @@ def serve_command(
     insecure_no_auth: bool = typer.Option(False, "--insecure-no-auth",
                                           help="DANGER: no token checks, every caller acts as the system; "
                                                "refuses any host but loopback (load tests only)"),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1,
+                                          help="worker processes; default one per core on PostgreSQL, "
+                                               "1 on SQLite (which has one writer: more are refused)"),
 ) -> None:
     """Serve the FHIR R4 API (base /fhir) with the care programmes published as PlanDefinitions."""
-    from careflow.api.server import serve
+    from careflow.api.server import default_workers, serve
     from careflow.store.database import resolve_url
 
     url = resolve_url(db)  # an unusable URL is one error line, before anything else is said
+    if workers is None:
+        workers = default_workers(url)
     _check_port_free(host, port)
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
 
     def ready() -> None:
-        typer.echo(f"careflow: FHIR API at http://{shown}:{port}/fhir (metadata: /fhir/metadata); Ctrl-C to stop", err=True)
+        many = f" ({workers} worker processes)" if workers > 1 else ""
+        typer.echo(f"careflow: FHIR API at http://{shown}:{port}/fhir{many} (metadata: /fhir/metadata); Ctrl-C to stop",
+                   err=True)
 
-    serve(url, host, port, engine=engine, insecure_no_auth=insecure_no_auth, local_issuer=local_issuer, on_ready=ready)
+    serve(url, host, port, engine=engine, insecure_no_auth=insecure_no_auth, local_issuer=local_issuer, on_ready=ready,
+          workers=workers)
 
 
 def _check_port_free(host: str, port: int) -> None:

@@ -84,9 +84,25 @@ class LocalIssuer:
         """The private keys, newest last; a first key is made when there is none (and ``create``)."""
         keys = self._read()
         if not keys and create:
-            keys = [_new_key()]
-            self._write(keys)
+            self._create_first()
+            keys = self._read()
         return keys
+
+    def _create_first(self) -> None:
+        """Write a first key unless another process just did: two processes starting at once (the
+        workers of ``serve --workers N``) must end up signing with the same key, so the file is
+        linked into place only when absent and the loser reads the winner's."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"keys": [_new_key()]}, f)
+        try:
+            os.link(tmp, self.path)
+        except FileExistsError:
+            pass  # another process made the first key: theirs is the one
+        finally:
+            os.unlink(tmp)
 
     def rotate(self, keep: int = KEEP_KEYS) -> str:
         """Sign with a new key from now on; keep the ``keep - 1`` previous ones trusted. Returns the new kid."""

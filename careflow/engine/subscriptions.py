@@ -434,8 +434,21 @@ def process_subscriptions(repo: Repository, now: datetime, *, base: str | None =
     """One round for a worker or the command line: match the outbox, deliver what is due. It feeds
     on what writers recorded: ``careflow serve`` installs the listener on its repository (API writes
     and its in-server engine); the worker's own bulk enrolment and sweep writes are not fed (one
-    outbox row per Task write of a whole region is a cost to weigh first)."""
-    return Notifier(repo, base=base or public_base(), send=send).run_once(now)
+    outbox row per Task write of a whole region is a cost to weigh first).
+
+    The round holds the store's background lease (careflow.store.leader), the one a serving process
+    holds while it delivers: two rounds never post the same pending events twice, and a round while
+    ``careflow serve`` delivers does nothing."""
+    from careflow.store.leader import BACKGROUND
+
+    lease = repo.try_lead(BACKGROUND)
+    if lease is None:
+        log.info("another process delivers the Subscriptions now; this round is skipped")
+        return Round()
+    try:
+        return Notifier(repo, base=base or public_base(), send=send).run_once(now)
+    finally:
+        lease.release()
 
 
 class SubscriptionConsumer:

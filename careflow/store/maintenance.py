@@ -15,7 +15,8 @@ from careflow.store.tables import metadata
 
 # the tables the search planner reasons about (the audit tables are append-only and scanned by seq)
 SEARCH_TABLES = ("resource", "resource_version", "access_grant",
-                 "idx_token", "idx_reference", "idx_date", "idx_string", "idx_quantity", "idx_uri")
+                 "idx_token", "idx_reference", "idx_date", "idx_string", "idx_quantity", "idx_uri",
+                 "task_worklist", "task_performer")
 SQLITE_ANALYSIS_LIMIT = 2000
 
 

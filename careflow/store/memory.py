@@ -35,6 +35,7 @@ from careflow.fhir.search_index import IndexRows
 from careflow.fhir.search_match import Candidate, after_cursor, matches_all, sort_candidates, sort_values
 from careflow.fhir.search_query import TOTAL_CAP, SearchQuery
 from careflow.fhir.search_values import to_utc_naive
+from careflow.store.leader import InProcessLeases
 from careflow.store.port import Listener, OutboxEvent, SearchResult, Stored
 from careflow.store.unit_of_work import Current, RepositoryReads, UnitOfWorkBase, utc_now
 
@@ -414,6 +415,7 @@ class MemoryRepository(RepositoryReads):
         self.policy = policy
         self._state = _State()
         self._lock = threading.RLock()
+        self._leases = InProcessLeases()
         self._listeners: list[Listener] = []
         self._protection = Protection(hmac_blind(os.urandom(32)))
         self.audit: MemoryAuditLog | None = MemoryAuditLog() if audit_enabled() else None
@@ -470,6 +472,9 @@ class MemoryRepository(RepositoryReads):
 
     def refresh_statistics(self) -> None:
         """Nothing to plan: the twin scans its dictionaries."""
+
+    def try_lead(self, name: str) -> Any:
+        return self._leases.try_lead(name)
 
     def close(self) -> None:
         pass

@@ -248,4 +248,9 @@ class Repository(Protocol):
         an import, an enrolment run) ends, so the next searches are planned for the store as it is."""
         ...
 
+    def try_lead(self, name: str) -> Any:
+        """The lease ``name`` (careflow.store.leader.Lease) when no other process sharing this store
+        holds it, else None: what runs once across ``careflow serve --workers N`` takes it."""
+        ...
+
     def close(self) -> None: ...

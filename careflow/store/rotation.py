@@ -33,7 +33,8 @@ from careflow.fhir.search_index import extract_index
 from careflow.store.database import READ_ONLY
 from careflow.store.keyring import BLIND, CONTENT, EXCLUSIVE_LOCK, insert_key
 from careflow.store.sql import SqlRepository
-from careflow.store.tables import INDEX_TABLES, condition_key, data_key, resource, resource_version
+from careflow.store.sql_worklist import worklist_rows
+from careflow.store.tables import INDEX_TABLES, condition_key, data_key, resource, resource_version, task_performer, task_worklist
 
 PLAINTEXT = "plaintext"
 Progress = Callable[[str], None]
@@ -225,9 +226,10 @@ def reindex(repo: SqlRepository, *, new_blind_key: bool = True, batch: int = 500
                     ).all()
                     chunk = [*chunk, *rest]
                 pks = sorted({r.res_pk for r in chunk})
-                for table in INDEX_TABLES.values():
+                for table in (*INDEX_TABLES.values(), task_worklist, task_performer):
                     conn.execute(delete(table).where(table.c.res_pk.in_(pks)))
                 rows: dict[str, list[dict[str, Any]]] = {k: [] for k in INDEX_TABLES}
+                worklist: dict[str, list[dict[str, Any]]] = {"task_worklist": [], "task_performer": []}
                 for r in chunk:
                     if r.content is None:
                         continue
@@ -250,9 +252,15 @@ def reindex(repo: SqlRepository, *, new_blind_key: bool = True, batch: int = 500
                         for row in getattr(index, kind):
                             values = dict(zip([c.name for c in table.columns][2:], row))
                             rows[kind].append({"res_pk": r.res_pk, "rtype": r.type, **values})
+                    for name, listed in worklist_rows(r.res_pk, r.type, index, lambda moment: moment).items():
+                        columns = [c.name for c in (task_worklist if name == "task_worklist" else task_performer).columns]
+                        worklist[name].extend(dict(zip(columns, row)) for row in listed)
                 for kind, table in INDEX_TABLES.items():
                     if rows[kind]:
                         conn.execute(table.insert(), rows[kind])
+                for name, table in (("task_worklist", task_worklist), ("task_performer", task_performer)):
+                    if worklist[name]:
+                        conn.execute(table.insert(), worklist[name])
                 last = last_pk
             if progress:
                 progress(f"re-indexed {indexed} resources")

@@ -37,6 +37,7 @@ from careflow.store.keyring import KeyRing
 from careflow.store.port import UNKNOWN, Listener, OutboxEvent, SearchResult, Stored
 from careflow.store.sql_access import access_clause
 from careflow.store.sql_search import after_clause, filter_clause, order_by, page_in_creation_order, sort_exprs
+from careflow.store.sql_worklist import sorted_page, worklist_rows
 from careflow.store.tables import (
     INDEX_TABLES,
     access_grant,
@@ -45,13 +46,16 @@ from careflow.store.tables import (
     outbox,
     resource,
     resource_version,
+    task_performer,
+    task_worklist,
 )
 from careflow.store.unit_of_work import Current, RepositoryReads, UnitOfWorkBase, utc_now
 
 OUTBOX_LEASE = timedelta(minutes=5)
 MAX_INCLUDE_ROUNDS = 4
 
-_TABLES = {"resource_version": resource_version, "outbox": outbox, **{f"idx_{k}": t for k, t in INDEX_TABLES.items()}}
+_TABLES = {"resource_version": resource_version, "outbox": outbox, **{f"idx_{k}": t for k, t in INDEX_TABLES.items()},
+           "task_worklist": task_worklist, "task_performer": task_performer}
 _COLUMNS = (
     resource.c.pk, resource.c.type, resource.c.id, resource_version.c.version,
     resource_version.c.last_updated, resource_version.c.deleted, resource_version.c.content,
@@ -89,7 +93,8 @@ class HotSql:
         self.delete_version = (
             f"UPDATE resource SET version = {p}, last_updated = {p}, deleted = {p} WHERE pk = {p} AND version = {p}"
         )
-        self.delete_index = tuple(f"DELETE FROM {t.name} WHERE res_pk = {p}" for t in INDEX_TABLES.values())
+        self.delete_index = tuple(f"DELETE FROM {t.name} WHERE res_pk = {p}"
+                                  for t in (*INDEX_TABLES.values(), task_worklist, task_performer))
         columns = {
             name: [c.name for c in table.columns
                    if not (c.primary_key and c.autoincrement is True) and c.name != "claimed_until"]
@@ -184,6 +189,8 @@ class SqlUnitOfWork(UnitOfWorkBase):
                     bucket.extend((pk, rtype, r.param, ts(r.low), ts(r.high)) for r in rows)
                 else:
                     bucket.extend((pk, rtype, *r) for r in rows)
+        for name, listed in worklist_rows(pk, rtype, index, ts).items():
+            self._pending[name].extend(listed)
 
     def _seal(self, pk: int, stored: Stored) -> bytes | None:
         """The content column of a new version: its JSON encrypted under the active content key."""
@@ -374,7 +381,7 @@ class SqlUnitOfWork(UnitOfWorkBase):
         removed = [(r.type, r.id) for r in rows]
         for start in range(0, len(pks), 500):
             chunk = pks[start:start + 500]
-            for table in INDEX_TABLES.values():
+            for table in (*INDEX_TABLES.values(), task_worklist, task_performer):
                 self._conn.execute(delete(table).where(table.c.res_pk.in_(chunk)))
             self._conn.execute(delete(resource_version).where(resource_version.c.res_pk.in_(chunk)))
             self._conn.execute(delete(resource).where(resource.c.pk.in_(chunk)))
@@ -474,6 +481,9 @@ class SqlUnitOfWork(UnitOfWorkBase):
         if not query.sort:
             stmt = page_in_creation_order(query.type, query.criteria, narrow, after_pk=after_pk, limit=limit)
             page = [(r[0], ()) for r in self._conn.execute(stmt.offset(query.offset) if query.offset else stmt)]
+        elif (fast := sorted_page(query, narrow, limit=limit, after=None if after_pk is None or query.after is None
+                                  else (_naive_value(query.after.values[0]) if query.after.values else None, after_pk))) is not None:
+            page = [(r[0], (r[1],)) for r in self._conn.execute(fast)]  # careflow.store.sql_worklist
         else:
             stmt = select(resource.c.pk, *exprs).where(filter_clause(query.type, query.criteria, narrow))
             if query.after is not None and after_pk is not None:
@@ -730,6 +740,14 @@ class SqlRepository(RepositoryReads):
 
         with _translated():
             analyze(self.engine)
+
+    def try_lead(self, name: str) -> Any:
+        from careflow.store import leader
+
+        with _translated():
+            if self.engine.dialect.name == "postgresql":
+                return leader.try_postgres(self.engine, name)
+            return leader.try_file(str(self.engine.url.database), name)
 
     def close(self) -> None:
         if self.audit is not None:

@@ -37,6 +37,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData(
@@ -140,6 +141,41 @@ INDEX_TABLES: dict[str, Table] = {
     "token": idx_token, "reference": idx_reference, "date": idx_date, "string": idx_string,
     "quantity": idx_quantity, "uri": idx_uri,
 }
+
+# Tasks still to be done (careflow.web.worklist.OPEN): the statuses the worklist's partial indexes keep
+OPEN_TASK_STATUSES = ("requested", "received", "accepted", "ready", "in-progress", "on-hold")
+_OPEN_TASK = "status IN (" + ", ".join(f"'{s}'" for s in OPEN_TASK_STATUSES) + ")"
+
+# One row per current Task with the values the worklist filters and sorts by side by side, so one
+# composite index holds an owner's open Tasks in due order (migration 0009; careflow.store.sql_worklist).
+# The values are the Task's own index rows (owner reference, status code, the due date's low bound
+# as ``_sort=due-date`` ranks it), kept in the same transaction as the index rows.
+task_worklist = Table(
+    "task_worklist", metadata,
+    Column("res_pk", PK, primary_key=True, autoincrement=False),
+    Column("owner_type", String(64), nullable=True),
+    Column("owner_id", String(64), nullable=True),
+    Column("status", String(64), nullable=True),
+    Column("due_missing", Boolean, nullable=False),  # ascending with missing last, on SQLite too
+    Column("due", DateTime, nullable=True),
+    Index("ix_task_worklist_open_owner_due", "owner_id", "owner_type", "due_missing", "due", "res_pk",
+          sqlite_where=text(_OPEN_TASK), postgresql_where=text(_OPEN_TASK)),
+)
+
+# The team queue's twin of ``task_worklist``: one row per (Task, performerType coding), so the
+# partial index holds a discipline's open Tasks in due order (``Task?performer=system|code&status&_sort=due-date``).
+task_performer = Table(
+    "task_performer", metadata,
+    Column("res_pk", PK, nullable=False),
+    Column("system", Text, nullable=False),
+    Column("code", Text, nullable=False),
+    Column("status", String(64), nullable=True),
+    Column("due_missing", Boolean, nullable=False),
+    Column("due", DateTime, nullable=True),
+    PrimaryKeyConstraint("res_pk", "system", "code"),
+    Index("ix_task_performer_open_code_due", "code", "system", "due_missing", "due", "res_pk",
+          sqlite_where=text(_OPEN_TASK), postgresql_where=text(_OPEN_TASK)),
+)
 
 condition_key = Table(
     "condition_key", metadata,
