@@ -1,4 +1,4 @@
-"""The worklist's sorted page and the team queue (``task_worklist``, ``task_performer``, migration 0009)
+"""The worklist's sorted page and the team queue (``task_worklist``, ``task_performer``, migration 0010)
 answer exactly as before.
 
 Every SQL answer is compared page by page (keyset cursors) with the memory twin holding the same
@@ -112,7 +112,7 @@ def test_sql_pages_equal_the_memory_twin_and_the_general_plan(sql_repo: Any, par
     assert pages(sql_repo, params) == expected
     assert pages(sql_repo, params, count=50) == pages(twin, params, count=50)
     assert any(a is not None for a in answered) == applies(parse_search("Task", params, strict=True))
-    monkeypatch.setattr(sql_store, "sorted_page", lambda *a, **k: None)  # the plan from before 0009
+    monkeypatch.setattr(sql_store, "sorted_page", lambda *a, **k: None)  # the plan from before 0010
     assert pages(sql_repo, params) == expected
 
 
