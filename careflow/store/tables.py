@@ -147,7 +147,7 @@ OPEN_TASK_STATUSES = ("requested", "received", "accepted", "ready", "in-progress
 _OPEN_TASK = "status IN (" + ", ".join(f"'{s}'" for s in OPEN_TASK_STATUSES) + ")"
 
 # One row per current Task with the values the worklist filters and sorts by side by side, so one
-# composite index holds an owner's open Tasks in due order (migration 0009; careflow.store.sql_worklist).
+# composite index holds an owner's open Tasks in due order (migration 0010; careflow.store.sql_worklist).
 # The values are the Task's own index rows (owner reference, status code, the due date's low bound
 # as ``_sort=due-date`` ranks it), kept in the same transaction as the index rows.
 task_worklist = Table(
