@@ -56,7 +56,8 @@ def server(tmp_path: Path) -> Iterator[dict[str, Any]]:
         env = {**os.environ, "CAREFLOW_DATA_DIR": str(tmp_path / "data"),
                "CAREFLOW_AUTH_LOCAL_KEYS": str(tmp_path / "issuer.json"),
                "CAREFLOW_NOTIFICATION_KEYS": str(tmp_path / "notification.json"),
-               "CAREFLOW_PUBLIC_URL": f"http://127.0.0.1:{port}/fhir"}
+               "CAREFLOW_PUBLIC_URL": f"http://127.0.0.1:{port}/fhir",
+               "CAREFLOW_SUBSCRIPTION_PRIVATE_ENDPOINTS": "127.0.0.1/32"}  # the receiver runs here
         proc = subprocess.Popen([sys.executable, "-P", "-m", "careflow.cli", "serve", "--db", url, "--port", str(port),
                                  "--workers", "2", "--local-issuer"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, start_new_session=True)
