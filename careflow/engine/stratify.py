@@ -235,9 +235,9 @@ def run_id(rules: RuleSet) -> str:
     return f"stratify-run-{rules.id}"[:64]
 
 
-def run_record(rules: RuleSet, day: date, started: datetime) -> dict[str, Any]:
+def run_record(rules: RuleSet, day: date, started: datetime, look_back: timedelta = LOOK_BACK) -> dict[str, Any]:
     """The Basic resource saying a run of ``rules`` on ``day`` finished and saw every change made
-    before ``started`` (minus LOOK_BACK): what the next run on the same day starts from."""
+    before ``started`` (less ``look_back``): what the next run on the same day starts from."""
     return {
         "resourceType": "Basic", "id": run_id(rules),
         "code": {"coding": [{"system": STRATIFICATION_RUN, "code": "stratification-run"}],
@@ -245,7 +245,7 @@ def run_record(rules: RuleSet, day: date, started: datetime) -> dict[str, Any]:
         "created": day.isoformat(),
         "identifier": [{"system": POPULATION_RULES, "value": f"{rules.id}|{rules.version}"}],
         "extension": [{"url": EXT_STRATIFICATION_WATERMARK,
-                       "valueInstant": (started - LOOK_BACK).astimezone(timezone.utc).isoformat().replace("+00:00", "Z")}],
+                       "valueInstant": (started - look_back).astimezone(timezone.utc).isoformat().replace("+00:00", "Z")}],
     }
 
 
@@ -295,12 +295,13 @@ def changed_patients(repo: Repository, since: datetime, *, page: int = 1000) -> 
     return sorted(out)
 
 
-def record_run(repo: Repository, rules: RuleSet, day: date, started: datetime) -> None:
+def record_run(repo: Repository, rules: RuleSet, day: date, started: datetime,
+               look_back: timedelta = LOOK_BACK) -> None:
     """Remember a finished run (called after every partition landed; a run cut short, or one that
     left a conflicting patient for later, records nothing, so the next starts from the earlier
     watermark)."""
     with repo.unit_of_work(SYSTEM) as uow:
-        uow.update(run_record(rules, day, started))
+        uow.update(run_record(rules, day, started, look_back))
 
 
 def plan_run(repo: Repository, rules: RuleSet, day: date, *, incremental: bool = True) -> tuple[list[str], bool]:
@@ -313,10 +314,11 @@ def plan_run(repo: Repository, rules: RuleSet, day: date, *, incremental: bool =
 
 
 def refresh(repo: Repository, rules: RuleSet, day: date, *, incremental: bool = False,
-            batch_size: int = BATCH) -> Counts:
+            batch_size: int = BATCH, look_back: timedelta = LOOK_BACK) -> Counts:
     """``stratify`` everyone, or (``incremental``) the patients changed since the last finished run
     on the same day (everyone when there was none), then record this run. Counts as ``stratify``, plus ``incremental`` (1 when only the changed were
-    read) and ``recomputed`` (how many patients were)."""
+    read) and ``recomputed`` (how many patients were). ``look_back``: see LOOK_BACK (zero only where
+    nothing else writes, as in the benchmark)."""
     started = datetime.now(timezone.utc)
     ids, partial = plan_run(repo, rules, day, incremental=incremental)
     counts = stratify(repo, rules, day, ids, batch_size=batch_size)
@@ -324,5 +326,5 @@ def refresh(repo: Repository, rules: RuleSet, day: date, *, incremental: bool = 
     if partial:
         counts.add("incremental")
     if not counts["conflict"]:  # a patient left for the next run must be in it
-        record_run(repo, rules, day, started)
+        record_run(repo, rules, day, started, look_back)
     return counts

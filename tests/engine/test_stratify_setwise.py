@@ -23,7 +23,7 @@ from careflow.engine.reading import by_ids
 from careflow.errors import InvalidSearch
 from careflow.fhir.profiles import extension_errors
 from careflow.fhir.r4_schema import r4_errors
-from careflow.population.assessment import assessment_id, risk_assessment
+from careflow.population.assessment import risk_assessment
 from careflow.population.evaluate import stratify as place
 from careflow.population.facts import MEDICATION_TYPES, inhabitant
 from careflow.population.loader import default_rules_dir, load_rule_sets, rules_in_force
