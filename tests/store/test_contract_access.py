@@ -230,3 +230,16 @@ def test_orphan_patient_data_is_seen_by_nobody_but_the_system(world):
         assert "orphan" not in _ids(world, principal, "Observation")
     with world.unit_of_work(SYSTEM) as uow:
         assert uow.read("Observation", "orphan").id == "orphan"
+
+
+def test_search_many_is_narrowed_like_a_search(world):
+    """The engines' set-wise read answers every caller with what their searches would show."""
+    for who in (GP, NURSE, PHARMACIST, OUTSIDER, patient_principal("p2")):
+        with world.unit_of_work(who) as uow:
+            observations = sorted(s.id for s in uow.search_many("Observation", [], "patient", ["p1", "p2"]))
+            patients = sorted(s.id for s in uow.search_many("Patient", [], "_id", ["p1", "p2"]))
+            labs = sorted(s.id for s in uow.search_many("Observation", [("category", "laboratory")], "patient", ["p1", "p2"]))
+        assert observations == _ids(world, who, "Observation", [("patient", "p1,p2")])
+        assert patients == _ids(world, who, "Patient", [("_id", "p1,p2")])
+        assert labs == _ids(world, who, "Observation", [("patient", "p1,p2"), ("category", "laboratory")])
+    assert _ids(world, NURSE, "Observation") == ["weight-p1"]
