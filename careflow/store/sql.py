@@ -20,7 +20,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator, Sequence
 
 import orjson
-from sqlalchemy import Connection, Engine, Row, and_, delete, func, or_, select, update
+from sqlalchemy import Connection, Engine, Row, String, and_, any_, bindparam, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from careflow.access.compartment import patient_of
 from careflow.access.grants import DERIVED, Grant
@@ -516,14 +517,24 @@ class SqlUnitOfWork(UnitOfWorkBase):
         for start in range(0, len(unique), MANY_CHUNK):
             chunk = unique[start:start + MANY_CHUNK]
             if spec is None:
-                keyed = resource.c.id.in_(chunk)
+                keyed = self._one_of(resource.c.id, chunk)
             else:
                 keyed = resource.c.pk.in_(select(idx_reference.c.res_pk).where(
-                    idx_reference.c.rtype == type, idx_reference.c.param == param, idx_reference.c.target_id.in_(chunk)))
+                    idx_reference.c.rtype == type, idx_reference.c.param == param,
+                    self._one_of(idx_reference.c.target_id, chunk)))
             for row in self._conn.execute(select(*_COLUMNS).select_from(_CURRENT).where(where, keyed)):
                 if row[0] not in found:
                     found[row[0]] = self._stored(row)
         return list(found.values())
+
+    def _one_of(self, column: Any, values: list[str]) -> Any:
+        """``column`` is one of ``values``, given as ONE parameter (PostgreSQL: ``= ANY(array)``;
+        SQLite: ``IN (SELECT value FROM json_each(json))``): SQLAlchemy and the drivers bind it once
+        instead of rendering, parsing and casting a thousand placeholders."""
+        if self._pg:
+            return column == any_(bindparam("one_of", list(values), type_=ARRAY(String(64)), unique=True))
+        each = func.json_each(bindparam("one_of", orjson.dumps(values).decode(), unique=True)).table_valued("value")
+        return column.in_(select(each.c.value))
 
     def _count(self, where: Any) -> int:
         return self._conn.execute(select(func.count()).select_from(resource).where(where)).scalar() or 0
