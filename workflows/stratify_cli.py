@@ -40,6 +40,8 @@ def stratify_command(
     explain: Optional[list[str]] = typer.Option(None, "--explain", metavar="PATIENT",
                                                 help="explain this patient's group (Patient id; repeatable); nothing is written"),
     today: Optional[str] = typer.Option(None, "--today", help="record the groups as of this day (default today)"),
+    incremental: bool = typer.Option(False, "--incremental", help="only the patients whose records changed since "
+                                     "the last run of the same rule version on the same day (everyone if none)"),
     partitions: int = PartitionsOpt, as_json: bool = JsonOpt,
 ) -> None:
     """Place every inhabitant in group A-D and record it as RiskAssessments (or replay / explain)."""
@@ -60,12 +62,14 @@ def stratify_command(
     running.use_database(db)
     with running.stop_on_interrupt():
         result = running.run(stratify_region, db_url=None, day=day, rules=str(rules) if rules else None,
-                             partitions=partitions)
+                             partitions=partitions, incremental=incremental)
     if as_json:
         return _print_json(result)
     total = result.get("total", {})
+    scope = (f"{total.get('recomputed', 0):,} patients changed since the last run, recomputed: "
+             if total.get("incremental") else "")
     typer.echo(f"careflow: stratification done (rule set {result['rule_set']} {result['version']}, {result['day']}): "
-               f"{_groups(total)}; {total.get('assessments-written', 0):,} assessments written, "
+               f"{scope}{_groups(total)}; {total.get('assessments-written', 0):,} assessments written, "
                f"{total.get('group-tags-updated', 0):,} group tags updated, "
                f"{total.get('frailty-screen-stale', 0):,} frailty screens too old to use")
 

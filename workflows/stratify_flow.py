@@ -41,8 +41,17 @@ def _run_name() -> str:
 
 
 @task(name="find-population", task_run_name="find-population", **_TASK_OPTIONS)
-def find_population(db_url: str | None, partitions: int) -> list[list[str]]:
-    return enrolment.partition(stratify.population_ids(repository(db_url)), partitions)
+def find_population(db_url: str | None, partitions: int, rules: RuleSet, day: date, incremental: bool
+                    ) -> tuple[list[list[str]], bool]:
+    """Everyone, or (incremental) the patients whose inputs changed since the last finished run of
+    the same rule version on the same day; cut into partitions."""
+    ids, partial = stratify.plan_run(repository(db_url), rules, day, incremental=incremental)
+    return enrolment.partition(ids, partitions), partial
+
+
+@task(name="record-run", task_run_name="record-run", **_TASK_OPTIONS)
+def record_run(db_url: str | None, rules: RuleSet, day: date, started: datetime) -> None:
+    stratify.record_run(repository(db_url), rules, day, started)
 
 
 @task(name="stratify-partition", task_run_name=_partition_name("stratify"), **_TASK_OPTIONS)
@@ -52,14 +61,17 @@ def stratify_partition(db_url: str | None, index: int, patient_ids: Sequence[str
 
 @flow(name="stratify-region", flow_run_name=_run_name, task_runner=_runner(), persist_result=False, log_prints=False)
 def stratify_region(db_url: str | None = None, day: date | None = None, rules: str | None = None,
-                    partitions: int = DEFAULT_PARTITIONS) -> dict[str, Any]:
-    """Stratify every Patient on ``day`` (default today) under the rule set in force that day, write
-    the RiskAssessments and group tags that changed; returns counts plus the rule set used."""
-    when = day or datetime.now(timezone.utc).date()
+                    partitions: int = DEFAULT_PARTITIONS, incremental: bool = False) -> dict[str, Any]:
+    """Stratify on ``day`` (default today) under the rule set in force that day, write the
+    RiskAssessments and group tags that changed; returns counts plus the rule set used.
+    ``incremental``: only the patients whose inputs changed since the last finished run of the same
+    rule version on the same day (everyone when there was none)."""
+    started = datetime.now(timezone.utc)
+    when = day or started.date()
     chosen = rule_set(rules, when)
-    slices = find_population(db_url, max(1, partitions))
-    _report(f"stratify: {sum(map(len, slices)):,} patients in {len(slices)} partitions, rule set "
-            f"{chosen.id} {chosen.version}")
+    slices, partial = find_population(db_url, max(1, partitions), chosen, when, incremental)
+    _report(f"stratify: {sum(map(len, slices)):,} {'changed ' if partial else ''}patients in {len(slices)} "
+            f"partitions, rule set {chosen.id} {chosen.version}")
     futures = []
     sizes: dict[Any, int] = {}
     for index, ids in enumerate(slices):
@@ -68,4 +80,9 @@ def stratify_region(db_url: str | None = None, day: date | None = None, rules: s
             futures.append(future)
             sizes[future] = len(ids)
     counts = _gather(futures, "stratify", sizes)
+    if not counts["conflict"]:  # a patient left for the next run must be in it
+        record_run(db_url, chosen, when, started)
+    counts.add("recomputed", sum(map(len, slices)))
+    if partial:
+        counts.add("incremental")
     return {**counts.as_dict(), "rule_set": chosen.id, "version": chosen.version, "day": when.isoformat()}

@@ -23,8 +23,10 @@ import orjson
 __all__ = ["ExactDecimal", "dumps", "loads"]
 
 # a number with a fraction or an exponent, or with more digits than 64 bits hold (orjson would make
-# a float of it), right after ':' '[' or ',' (whitespace allowed)
-_MAYBE_DECIMAL = re.compile(rb"[:\[,]\s*-?(?:[0-9]{19,}|[0-9]+(?:\.[0-9]+|(?:\.[0-9]+)?[eE][+-]?[0-9]+))")
+# a float of it), right after ':' '[' or ',' and followed by what ends a JSON number (whitespace
+# allowed): without that end, the seconds of every ``meta.lastUpdated`` ("…T20:02:00.123+00:00")
+# looked like a decimal and sent every stored resource to the slow parser
+_MAYBE_DECIMAL = re.compile(rb"[:\[,]\s*-?(?:[0-9]{19,}|[0-9]+(?:\.[0-9]+|(?:\.[0-9]+)?[eE][+-]?[0-9]+))(?=\s*(?:[,}\]]|\Z))")
 
 
 class ExactDecimal(float):

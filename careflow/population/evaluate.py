@@ -8,8 +8,9 @@ a RiskAssessment cites); a frailty screen too old to use is flagged, never silen
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
+from typing import Iterable
 
 from careflow.planning.eligibility import PREFIX_SYSTEMS
 from careflow.planning.patient import Code, ObservationFact
@@ -317,3 +318,23 @@ def stratify(who: Inhabitant, rules: RuleSet, day: date) -> Stratum:
     evidence = tuple(ref for refs in ev.kinds.values() for ref in refs)
     return Stratum(who.id, rules.default, rules.id, rules.version, day, None,
                    (Reason("no rule holds", evidence),), ev.age, tuple(ev.flags), chronic)
+
+
+def stratify_all(people: Iterable[Inhabitant], rules: RuleSet, day: date) -> list[Stratum]:
+    """``stratify`` for many inhabitants at once, in their order. Most of a region has no recorded
+    condition, measurement, medicine or stay: for them the placement depends on the age alone, so it
+    is worked out once per age and only the patient's id changes."""
+    by_age: dict[int | None, Stratum] = {}
+    out: list[Stratum] = []
+    for who in people:
+        if who.diagnoses or who.observations or who.medicines or who.stays:
+            out.append(stratify(who, rules, day))
+            continue
+        age = who.age_on(day)
+        known = by_age.get(age)
+        if known is None:
+            known = by_age[age] = stratify(who, rules, day)
+            out.append(known)
+        else:
+            out.append(replace(known, patient=who.id))
+    return out

@@ -25,7 +25,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Literal, Protocol, runtime_checkable
+from typing import Any, Callable, Literal, Protocol, Sequence, runtime_checkable
 
 from careflow.access.principal import Principal
 from careflow.fhir import exact_json
@@ -192,6 +192,14 @@ class UnitOfWork(Protocol):
     def search(self, query: SearchQuery) -> SearchResult:
         ...
 
+    def search_many(self, type: str, params: list[tuple[str, str]], param: str, values: Sequence[str]) -> list[Stored]:
+        """Every match of the search ``type?params`` whose ``param`` (``_id``, or a reference parameter
+        such as ``patient``, given plain ids) is one of ``values``: what ``param=v1,v2,…`` added to the
+        search finds, all of it, unpaged and in no set order, narrowed and audited like a search.  For
+        engines that read the records of thousands of patients at once: the SQL store answers a
+        thousand values per statement where paged searches by id lists cost a query per hundred."""
+        ...
+
     def outbox_add(self, topic: str, payload: dict[str, Any]) -> None:
         """Record an event that commits (or not) with this unit of work."""
         ...
@@ -229,6 +237,8 @@ class Repository(Protocol):
     ) -> tuple[int, list[Stored]]: ...
 
     def search(self, query: SearchQuery) -> SearchResult: ...
+
+    def search_many(self, type: str, params: list[tuple[str, str]], param: str, values: Sequence[str]) -> list[Stored]: ...
 
     # outbox consumption (each call is its own transaction)
     def outbox_claim(self, limit: int = 100, *, topics: tuple[str, ...] | None = None,

@@ -17,21 +17,23 @@ from __future__ import annotations
 from collections import defaultdict
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import orjson
-from sqlalchemy import Connection, Engine, Row, and_, delete, func, or_, select, update
+from sqlalchemy import Connection, Engine, Row, String, and_, any_, bindparam, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from careflow.access.compartment import patient_of
 from careflow.access.grants import DERIVED, Grant
 from careflow.access.policy import AccessPolicy
 from careflow.access.principal import SYSTEM, Principal
 from careflow.audit.log import SqlAuditLog, audit_enabled
-from careflow.errors import Gone, NotFound, TransientStoreError
+from careflow.errors import Gone, InvalidSearch, NotFound, TransientStoreError
 from careflow.fhir import exact_json
 from careflow.fhir.search_cursor import Cursor, cursor_gone
 from careflow.fhir.search_index import IndexRows
-from careflow.fhir.search_query import TOTAL_CAP, Include, SearchQuery
+from careflow.fhir.search_params import get_param
+from careflow.fhir.search_query import TOTAL_CAP, Include, SearchQuery, parse_search
 from careflow.store.database import READ_ONLY
 from careflow.store.keyring import KeyRing
 from careflow.store.port import UNKNOWN, Listener, OutboxEvent, SearchResult, Stored
@@ -52,6 +54,7 @@ from careflow.store.tables import (
 from careflow.store.unit_of_work import Current, RepositoryReads, UnitOfWorkBase, utc_now
 
 OUTBOX_LEASE = timedelta(minutes=5)
+MANY_CHUNK = 1000  # values per statement of search_many (well under SQLite's bound-parameter limit)
 MAX_INCLUDE_ROUNDS = 4
 
 _TABLES = {"resource_version": resource_version, "outbox": outbox, **{f"idx_{k}": t for k, t in INDEX_TABLES.items()},
@@ -507,6 +510,41 @@ class SqlUnitOfWork(UnitOfWorkBase):
         if query.includes or query.revincludes:
             included = self._included({r[0]: (r[1], r[2]) for r in rows}, query)
         return SearchResult(total, matches, included, next_cursor)
+
+    def search_many(self, type: str, params: list[tuple[str, str]], param: str, values: Sequence[str]) -> list[Stored]:
+        """One statement per thousand values: ``param`` as one ``IN`` list (``resource.id``, or the
+        reference index's ``target_id``), the rest of the search and the access term as ``search``
+        builds them."""
+        spec = get_param(type, param) if param != "_id" else None
+        if param != "_id" and (spec is None or spec.type != "reference"):
+            raise InvalidSearch(param, "search_many takes _id or a reference parameter")
+        query = self._protection.query(parse_search(type, params, strict=True))
+        self._begin("read")
+        self.flush()
+        where = filter_clause(type, query.criteria, self._narrow)
+        found: dict[int, Stored] = {}
+        unique = sorted(set(values))
+        for start in range(0, len(unique), MANY_CHUNK):
+            chunk = unique[start:start + MANY_CHUNK]
+            if spec is None:
+                keyed = self._one_of(resource.c.id, chunk)
+            else:
+                keyed = resource.c.pk.in_(select(idx_reference.c.res_pk).where(
+                    idx_reference.c.rtype == type, idx_reference.c.param == param,
+                    self._one_of(idx_reference.c.target_id, chunk)))
+            for row in self._conn.execute(select(*_COLUMNS).select_from(_CURRENT).where(where, keyed)):
+                if row[0] not in found:
+                    found[row[0]] = self._stored(row)
+        return list(found.values())
+
+    def _one_of(self, column: Any, values: list[str]) -> Any:
+        """``column`` is one of ``values``, given as ONE parameter (PostgreSQL: ``= ANY(array)``;
+        SQLite: ``IN (SELECT value FROM json_each(json))``): SQLAlchemy and the drivers bind it once
+        instead of rendering, parsing and casting a thousand placeholders."""
+        if self._pg:
+            return column == any_(bindparam("one_of", list(values), type_=ARRAY(String(64)), unique=True))
+        each = func.json_each(bindparam("one_of", orjson.dumps(values).decode(), unique=True)).table_valued("value")
+        return column.in_(select(each.c.value))
 
     def _count(self, where: Any) -> int:
         return self._conn.execute(select(func.count()).select_from(resource).where(where)).scalar() or 0

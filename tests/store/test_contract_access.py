@@ -253,3 +253,16 @@ def test_a_shared_view_counts_only_consented_patients_and_reads_summary_reports(
     assert _ids(world, region, "Patient") == [] and _total(world, region, "Task") == 0
     load(world, [consent("p2")])
     assert _ids(world, region, "Patient") == ["p2"]
+
+
+def test_search_many_is_narrowed_like_a_search(world):
+    """The engines' set-wise read answers every caller with what their searches would show."""
+    for who in (GP, NURSE, PHARMACIST, OUTSIDER, patient_principal("p2")):
+        with world.unit_of_work(who) as uow:
+            observations = sorted(s.id for s in uow.search_many("Observation", [], "patient", ["p1", "p2"]))
+            patients = sorted(s.id for s in uow.search_many("Patient", [], "_id", ["p1", "p2"]))
+            labs = sorted(s.id for s in uow.search_many("Observation", [("category", "laboratory")], "patient", ["p1", "p2"]))
+        assert observations == _ids(world, who, "Observation", [("patient", "p1,p2")])
+        assert patients == _ids(world, who, "Patient", [("_id", "p1,p2")])
+        assert labs == _ids(world, who, "Observation", [("patient", "p1,p2"), ("category", "laboratory")])
+    assert _ids(world, NURSE, "Observation") == ["weight-p1"]

@@ -87,3 +87,21 @@ def test_bad_input_is_one_readable_line(tmp_path):
     lines = proc.stderr.splitlines()
     assert f"{bad}:6:1: rulez: unknown key 'rulez'" in lines[0] or any(line.startswith(f"{bad}:6:1: rulez") for line in lines)
     assert lines[-1].startswith("careflow: ") and "problems found" in lines[-1]
+
+
+def test_stratify_incremental_reads_only_what_changed_since_the_last_run(tmp_path, prefect_api):
+    db = _store(tmp_path)
+    env = subprocess_env(prefect_api)
+    args = ["stratify", "--db", db, "--today", "2026-11-01", "--json"]
+    first = json.loads(_ok(run_careflow([*args, "--incremental"], env)))["total"]
+    assert not first.get("incremental") and first["recomputed"] == 6  # no earlier run: everyone
+    # everything was written within the look-back: recomputed again, nothing written
+    again = json.loads(_ok(run_careflow([*args, "--incremental"], env)))["total"]
+    assert again["incremental"] == 1 and again["recomputed"] == 6 and again.get("assessments-written", 0) == 0
+    assert len(all_resources(db, "Basic")) == 1  # the run record
+    other_day = json.loads(_ok(run_careflow(["stratify", "--db", db, "--today", "2026-11-02", "--json",
+                                             "--incremental"], env)))["total"]
+    assert not other_day.get("incremental") and other_day["recomputed"] == 6
+    text = _ok(run_careflow(["stratify", "--db", db, "--today", "2026-11-02", "--incremental"], env)).strip()
+    assert text.startswith("careflow: stratification done (rule set pyramid 2026.2, 2026-11-02): "
+                           "6 patients changed since the last run, recomputed: 2 A, 2 B, 1 C, 0 D;")
