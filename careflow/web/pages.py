@@ -125,7 +125,7 @@ def worklist_page(request: Request, patient: str | None = None, overdue: str | N
     program = program if program in programs else ""
     wl = worklist(state.repository, principal, programs, today, patient=patient or None, overdue_only=overdue == "1",
                   lang=_lang(request), program=program or None, team=view == "team")
-    titles = {pid: (p.title.nl if _lang(request) == "nl" else p.title.en) for pid, p in sorted(programs.items())}
+    titles = {pid: p.title.in_language(_lang(request)) for pid, p in sorted(programs.items())}
     # after a step the result is shown (and focused) in the Task's own row while it is still listed
     listed = {r.id for rows in (wl.overdue, wl.this_week, wl.later, wl.queue) for r in rows}
     return _page(request, "worklist.html", wl=wl, me=principal, today=today, patient=patient or "",
