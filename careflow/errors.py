@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the loader imports this module; the type is only named here
-    from careflow.programs.loader import Problem
+    from careflow.programs.positioned_yaml import Problem
 
 
 class CareflowError(Exception):

@@ -58,10 +58,6 @@ class Cipher:
         the dict before or after the single assignment, never half of it."""
         self._aead[key_id] = AESGCM(secret)
 
-    @property
-    def key_ids(self) -> frozenset[int]:
-        return frozenset(self._aead)
-
     def encrypt(self, plaintext: bytes, context: bytes, key_id: int | None = None) -> bytes:
         kid = self.active if key_id is None else key_id
         if kid is None or kid not in self._aead:

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from pydantic import ValidationError
-from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from careflow.errors import CareflowError, RuleSetError
 from careflow.population.model import CRITERIA, RuleSet
-from careflow.programs.loader import Loc, Problem, _dedupe, _path, _position, _yaml
+from careflow.programs.loader import _dedupe
+from careflow.programs.positioned_yaml import Loc, Problem, load_mapping, read_source, yaml_files
+from careflow.programs.positioned_yaml import dotted_path as _path
+from careflow.programs.positioned_yaml import position as _position
 
 
 def _sentence(err: dict[str, Any]) -> str:
@@ -106,16 +107,7 @@ def cross_reference_problems(data: Any) -> list[tuple[Loc, str]]:
 
 def parse_rules(text: str, filename: str = "<string>") -> RuleSet:
     """Parse and validate one rule set; RuleSetError listing every problem when it is not valid."""
-    try:
-        data = _yaml().load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise RuleSetError([Problem(filename, line, col, "", f"not valid YAML: {(exc.problem or exc.context or '').strip()}")]) from None
-    except YAMLError as exc:
-        raise RuleSetError([Problem(filename, 1, 1, "", f"not valid YAML: {exc}")]) from None
-    if not isinstance(data, CommentedMap):
-        raise RuleSetError([Problem(filename, 1, 1, "", "a rule file must be a mapping of keys (id, version, rules, …)")])
+    data = load_mapping(text, filename, RuleSetError, "a rule file must be a mapping of keys (id, version, rules, …)")
     problems: list[Problem] = []
     ruleset: RuleSet | None = None
     try:
@@ -134,22 +126,11 @@ def parse_rules(text: str, filename: str = "<string>") -> RuleSet:
 
 
 def load_rules(path: str | Path) -> RuleSet:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RuleSetError([Problem(str(p), 1, 1, "", f"cannot read the file: {exc.strerror or exc}")]) from None
-    except UnicodeDecodeError:
-        raise RuleSetError([Problem(str(p), 1, 1, "", "the file is not UTF-8 text")]) from None
-    return parse_rules(text, str(p))
+    return parse_rules(read_source(path, RuleSetError), str(path))
 
 
 def rule_files(paths: Iterable[str | Path]) -> list[Path]:
-    files: list[Path] = []
-    for raw in paths:
-        p = Path(raw)
-        files.extend(sorted(q for q in p.iterdir() if q.suffix in (".yaml", ".yml")) if p.is_dir() else [p])
-    return files
+    return yaml_files(paths)
 
 
 def load_rule_sets(paths: Iterable[str | Path]) -> list[RuleSet]:

@@ -20,7 +20,7 @@ from subscription_receiver import Receiver, event_focuses, notification_type  # 
 
 from careflow.access.principal import SYSTEM, Principal  # noqa: E402
 from careflow.auth.notification_keys import NotificationSigner  # noqa: E402
-from careflow.engine import enrolment, subscriptions  # noqa: E402
+from careflow.engine import endpoints, enrolment, subscriptions  # noqa: E402
 from careflow.engine.sweep import sweep  # noqa: E402
 from careflow.fhir import backport  # noqa: E402
 from careflow.planning import ids  # noqa: E402
@@ -43,7 +43,8 @@ def subscription(endpoint: str, topic: str, patients: list[str]) -> dict[str, An
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
+def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
+    monkeypatch.setenv(endpoints.ENV_PRIVATE_ENDPOINTS, "127.0.0.1/32")  # the receiver runs on this machine
     r = Receiver().start()
     yield r
     r.stop()

@@ -187,6 +187,9 @@ def test_frailty_rule_needs_a_screen_and_ids_are_unique():
 def test_not_yaml_and_not_a_mapping():
     assert _problems("id: [unclosed\n")[0].startswith("r.yaml:")
     assert _problems("- a\n- b\n") == ["r.yaml:1:1: a rule file must be a mapping of keys (id, version, rules, …)"]
+    # the programmes' reading, shared: a duplicate key and a number Python refuses to build are problems too
+    assert _problems("id: a\nid: b\n")[0].startswith("r.yaml:2:1: not valid YAML: duplicate key")
+    assert _problems(f"id: a\nversion: {'9' * 5000}\n")[0].startswith("r.yaml:1:1: not valid YAML:")
 
 
 def test_a_misspelt_criterion_and_a_bad_value_are_named_where_they_stand():
