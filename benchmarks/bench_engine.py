@@ -162,6 +162,7 @@ def feed_cost(src: Path, tmp: Path, rounds: int = 2) -> None:
     programs = load_directory(None)
     real = feed.install
     times: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+    cpu: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
     rows: dict[bool, int] = {}
     for n in range(rounds):
         for fed in (n % 2 == 0, n % 2 != 0):
@@ -170,11 +171,11 @@ def feed_cost(src: Path, tmp: Path, rounds: int = 2) -> None:
             feed.install = real if fed else (lambda repo: None)  # type: ignore[assignment]
             try:
                 repo = open_repository(f"sqlite:///{copy}")
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 enrolment.enrol(repo, programs, enrolment.find_candidates(repo, programs), START)
-                t1 = time.perf_counter()
+                t1, c1 = time.perf_counter(), time.process_time()
                 sweep.sweep(repo, programs, SWEEP_AT)
-                t2 = time.perf_counter()
+                t2, c2 = time.perf_counter(), time.process_time()
                 from sqlalchemy import func, select
 
                 with repo.engine.connect() as conn:  # type: ignore[attr-defined]
@@ -183,12 +184,15 @@ def feed_cost(src: Path, tmp: Path, rounds: int = 2) -> None:
             finally:
                 feed.install = real  # type: ignore[assignment]
             times[fed].append((t1 - t0, t2 - t1))
+            cpu[fed].append((c1 - c0, c2 - c1))
             copy.unlink()
     print(f"\n== the Subscription feed's cost (SQLite, same run, best of {rounds} each) ==")
     print(f"{'':24}{'without the feed':>24}{'with the feed':>24}")
     for i, phase in enumerate(("enrol", "sweep")):
         without, with_ = min(t[i] for t in times[False]), min(t[i] for t in times[True])
         print(f"{phase + ' wall time':24}{without:>23.1f}s{with_:>23.1f}s   ({with_ / without - 1:+.0%})")
+        without, with_ = min(t[i] for t in cpu[False]), min(t[i] for t in cpu[True])
+        print(f"{phase + ' CPU time':24}{without:>23.1f}s{with_:>23.1f}s   ({with_ / without - 1:+.0%})")
     print(f"{'outbox rows left':24}{rows.get(False, 0):>24,}{rows.get(True, 0):>24,}")
 
 
