@@ -27,6 +27,10 @@ class RuleSetError(ProgramError):
     """A stratification rule file has problems, reported like a programme's (every one, file:line:col)."""
 
 
+class MeasureSetError(ProgramError):
+    """A quality-indicator file has problems, reported like a programme's (every one, file:line:col)."""
+
+
 class UnknownProgram(CareflowError):
     """No programme with that id is loaded."""
 

@@ -135,13 +135,14 @@ def worklist_page(request: Request, patient: str | None = None, overdue: str | N
     today = state.now().date()
     programs = getattr(request.app.state, "programs", {}) or {}
     program = program if program in programs else ""
+    view = view if view in ("team", "proposals") else ""
     wl = worklist(state.repository, principal, programs, today, patient=patient or None, overdue_only=overdue == "1",
-                  lang=_lang(request), program=program or None, team=view == "team")
+                  lang=_lang(request), program=program or None, team=view == "team", proposals=view == "proposals")
     titles = {pid: p.title.in_language(_lang(request)) for pid, p in sorted(programs.items())}
     # after a step the result is shown (and focused) in the Task's own row while it is still listed
     listed = {r.id for rows in (wl.overdue, wl.this_week, wl.later, wl.queue) for r in rows}
     return _page(request, "worklist.html", wl=wl, me=principal, today=today, patient=patient or "",
-                 overdue=overdue == "1", done=done, program=program, programs=titles, team=view == "team",
+                 overdue=overdue == "1", done=done, program=program, programs=titles, team=bool(view), view=view,
                  done_task=task, shown_in_row=bool(done and task in listed),
                  upload_mb=attachments.MAX_BYTES // (1024 * 1024), upload_accept=attachments.ACCEPT)
 

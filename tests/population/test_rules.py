@@ -200,7 +200,7 @@ def test_a_misspelt_criterion_and_a_bad_value_are_named_where_they_stand():
     atc_line = next(i for i, line in enumerate(lines, 1) if "[c09]" in line)
     problems = _problems(text)
     assert f"r.yaml:{stay_line}:9: rules[2].when[1]: not a criterion: give exactly one of age, chronic, condition, " \
-        "observation, medicines, hospital_stays, frailty, any, all (did you mean 'hospital_stays'?)" in problems
+        "observation, medicines, hospital_stays, frailty, any, all, not (did you mean 'hospital_stays'?)" in problems
     assert f"r.yaml:{atc_line}:38: rules[4].when[1].any[1].medicines.atc: 'c09': an ATC code is a level of the " \
         "classification, like C09, C09A, C09AA or C09AA05" in problems
     assert len(problems) == 2

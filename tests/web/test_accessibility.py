@@ -37,6 +37,7 @@ PAGES = [
     Page("/app/", "/app/", "gp"),
     Page("/app/", "/app/?done=accept&overdue=1", "home-nurse"),
     Page("/app/", "/app/?view=team&program=heart-failure", "home-nurse"),  # the care-team view, filtered
+    Page("/app/", "/app/?view=proposals", "gp"),  # the proposals view (case finding and inclusion)
     Page("/app/board", "/app/board", "care-coach"),
     Page("/app/financing", "/app/financing?year=2026", "care-coach"),
     Page("/app/board", "/app/board", "gp"),  # not for a GP: the error page

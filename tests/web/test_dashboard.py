@@ -259,3 +259,29 @@ def test_in_a_real_browser(region: dict[str, Any], tmp_path: Path) -> None:
     finally:
         srv.should_exit = True
         thread.join(timeout=10)
+
+
+def test_the_indicators_panel_shows_what_the_measures_engine_stored(region: dict[str, Any]) -> None:
+    """The two halves together: MeasureReports written by careflow.engine.measures (not hand-made
+    ones) are what the region's indicator panel draws, score for score."""
+    from careflow.engine.measures import refresh
+    from careflow.measures.loader import load_measures
+    from careflow.measures.period import parse_period
+    from careflow.web.dashboard import _all
+
+    repo = region["repo"]
+    with repo.unit_of_work(SYSTEM) as uow:  # the hand-made reports of the other tests out of the way
+        for old in list(_all(uow, "MeasureReport", [])):
+            uow.delete("MeasureReport", old.id)
+    refresh(repo, load_measures(), parse_period("2026-05"), TODAY)
+    with repo.unit_of_work(SYSTEM) as uow:
+        stored = {s.resource["measure"].rsplit("/", 1)[1]: s.resource for s in _all(uow, "MeasureReport", [])}
+    assert stored, "the engine stored summaries"
+    rows = _csv(_client(region, REGION_COACH), "indicators")[1:]
+    shown = {(r[0], r[1]) for r in rows if r[2] == "2026-05"}
+    scored = [m for m, r in stored.items() if r["group"][0].get("measureScore")]
+    assert scored, "the hand-counted region scores some indicator"
+    for m in scored:
+        assert (m, "region") in shown, m
+        region_row = next(r for r in rows if r[:3] == [m, "region", "2026-05"])
+        assert region_row[3] == f"{100 * float(stored[m]['group'][0]['measureScore']['value']):.1f}"
