@@ -2,6 +2,7 @@
 calls the same engine functions straight on the store (no orchestration), in the same run.
 
     .venv/bin/python benchmarks/bench_engine.py [--inhabitants 100000] [--pg URL | --sqlite-only]
+    .venv/bin/python benchmarks/bench_engine.py --feed-cost --inhabitants 5000   # the Subscription feed's cost
 
 For each backend the region is loaded once (timed separately), then copied (SQLite: the file;
 PostgreSQL: CREATE DATABASE ... TEMPLATE) so the baseline and the flows start from identical
@@ -149,6 +150,52 @@ def orchestrated(url: str, partitions: int) -> dict[str, float]:
             "opened": swept["total"].get("tasks-opened", 0)}
 
 
+def feed_cost(src: Path, tmp: Path, rounds: int = 2) -> None:
+    """Enrolment and the sweep with and without the Subscription feed, on copies of the same store in
+    this one run (alternating, ``rounds`` times each): what one outbox row per Task/CarePlan version
+    costs the bulk writes. Without: ``careflow.engine.feed.install`` made a no-op for the run."""
+    from careflow.engine import enrolment, feed, sweep
+    from careflow.programs.loader import load_directory
+    from careflow.store.database import open_repository
+    from careflow.store.tables import outbox
+
+    programs = load_directory(None)
+    real = feed.install
+    times: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+    cpu: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+    rows: dict[bool, int] = {}
+    for n in range(rounds):
+        for fed in (n % 2 == 0, n % 2 != 0):
+            copy = tmp / f"feed-{n}-{fed}.db"
+            shutil.copy(src, copy)
+            feed.install = real if fed else (lambda repo: None)  # type: ignore[assignment]
+            try:
+                repo = open_repository(f"sqlite:///{copy}")
+                t0, c0 = time.perf_counter(), time.process_time()
+                enrolment.enrol(repo, programs, enrolment.find_candidates(repo, programs), START)
+                t1, c1 = time.perf_counter(), time.process_time()
+                sweep.sweep(repo, programs, SWEEP_AT)
+                t2, c2 = time.perf_counter(), time.process_time()
+                from sqlalchemy import func, select
+
+                with repo.engine.connect() as conn:  # type: ignore[attr-defined]
+                    rows[fed] = int(conn.execute(select(func.count()).select_from(outbox)).scalar_one())
+                repo.close()
+            finally:
+                feed.install = real  # type: ignore[assignment]
+            times[fed].append((t1 - t0, t2 - t1))
+            cpu[fed].append((c1 - c0, c2 - c1))
+            copy.unlink()
+    print(f"\n== the Subscription feed's cost (SQLite, same run, best of {rounds} each) ==")
+    print(f"{'':24}{'without the feed':>24}{'with the feed':>24}")
+    for i, phase in enumerate(("enrol", "sweep")):
+        without, with_ = min(t[i] for t in times[False]), min(t[i] for t in times[True])
+        print(f"{phase + ' wall time':24}{without:>23.1f}s{with_:>23.1f}s   ({with_ / without - 1:+.0%})")
+        without, with_ = min(t[i] for t in cpu[False]), min(t[i] for t in cpu[True])
+        print(f"{phase + ' CPU time':24}{without:>23.1f}s{with_:>23.1f}s   ({with_ / without - 1:+.0%})")
+    print(f"{'outbox rows left':24}{rows.get(False, 0):>24,}{rows.get(True, 0):>24,}")
+
+
 def warm_up_prefect() -> float:
     """Start the temporary Prefect server with a trivial flow (a one-off cost, reported apart)."""
     from prefect import flow
@@ -189,7 +236,20 @@ def main() -> None:
     ap.add_argument("--pg", default=os.environ.get("CAREFLOW_TEST_DATABASE_URL"))
     ap.add_argument("--sqlite-only", action="store_true")
     ap.add_argument("--pg-only", action="store_true")
+    ap.add_argument("--feed-cost", action="store_true",
+                    help="only: enrol and sweep with and without the Subscription feed (SQLite, no Prefect)")
+    ap.add_argument("--rounds", type=int, default=4, help="--feed-cost runs per variant, alternating (best kept)")
     args = ap.parse_args()
+    if args.feed_cost:
+        tmp = Path(tempfile.mkdtemp(prefix="careflow-bench-"))
+        try:
+            src = tmp / "loaded.db"
+            n, load_s = load(f"sqlite:///{src}", args.inhabitants, args.seed)
+            print(f"careflow engine benchmark, feed cost: {args.inhabitants:,} inhabitants ({n:,} resources loaded)")
+            feed_cost(src, tmp, max(2, args.rounds))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
 
     print(f"careflow engine benchmark: {args.inhabitants:,} inhabitants, {args.partitions} partitions, "
           f"{os.cpu_count()} CPUs")

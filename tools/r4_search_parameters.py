@@ -55,7 +55,8 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "care
 # RelatedPerson, the informal carer in the CareTeam).
 # Adding a type here and regenerating is how a type becomes served.
 TYPES: tuple[str, ...] = (
-    "ActivityDefinition", "AuditEvent", "CarePlan", "CareTeam", "Condition", "Consent", "Encounter", "Goal",
+    "ActivityDefinition", "AuditEvent", "CarePlan", "CareTeam", "Condition", "Consent", "DocumentReference",
+    "Encounter", "Goal",
     "Group", "Location", "Measure", "MeasureReport", "MedicationRequest", "MedicationStatement", "Observation",
     "Organization", "Patient", "PlanDefinition", "Practitioner", "PractitionerRole", "Provenance",
     "Questionnaire", "QuestionnaireResponse", "RelatedPerson", "RiskAssessment", "Subscription", "Task",

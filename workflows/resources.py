@@ -20,12 +20,17 @@ _programs: dict[str, Program] | None = None
 
 
 def repository(db_url: str | None) -> Repository:
-    """The store at ``db_url`` (None: $CAREFLOW_DATABASE_URL or the embedded default), opened once."""
+    """The store at ``db_url`` (None: $CAREFLOW_DATABASE_URL or the embedded default), opened once,
+    with the Subscription feed installed: every Task and CarePlan the worker writes reaches
+    Subscriptions in its own transaction (careflow.engine.feed)."""
+    from careflow.engine import feed
+
     url = resolve_url(db_url)
     with _lock:
         repo = _repositories.get(url)
         if repo is None:
             repo = _repositories[url] = open_repository(url)
+            feed.install(repo)
         return repo
 
 

@@ -43,6 +43,11 @@ careflow.engine.events
     outbox_listener(action, stored, uow) -> None   # the listener itself (topics: observation.created {id},
                                                    # task.status {id, status})
 
+careflow.engine.feed
+    install(repo) -> None          # the Subscription feed: one outbox event (subscription.resource
+                                   # {type, id, version, action, keys}) per Task/CarePlan version, in the
+                                   # writing unit of work; enrol, sweep, process_events and publish install it
+
 careflow.engine.retry
     is_transient(exc: BaseException) -> bool    # retry-worthy store/DB failure (TransientStoreError,
                                                 # SQLAlchemy OperationalError / connection invalidated)

@@ -17,6 +17,7 @@ from datetime import date
 from typing import Any, Mapping, Sequence
 
 from careflow.access.principal import SYSTEM
+from careflow.engine import feed
 from careflow.engine.context import load_contexts, program_of
 from careflow.engine.counts import Counts
 from careflow.engine.inclusion import open_proposals
@@ -163,6 +164,7 @@ def enrol(
     patient, so only the conflicting patient is skipped (and picked up by the next run)."""
     if mode not in MODES:
         raise ValueError(f"enrolment mode {mode!r} is not one of {', '.join(MODES)}")
+    feed.install(repo)  # the new CarePlans and Tasks reach Subscriptions, in the same units of work
     counts = Counts()
     directory = TeamDirectory(repo)
     goal_codes = _goal_codes(programs)

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from careflow.access.principal import SYSTEM
-from careflow.engine import inclusion
+from careflow.engine import feed, inclusion
 from careflow.engine.apply import apply_actions
 from careflow.engine.context import load_contexts, program_of
 from careflow.engine.counts import Counts
@@ -40,12 +40,13 @@ from careflow.triggers.observations import history_codes, history_since, observa
 from careflow.triggers.schedule import plan_period
 from careflow.triggers.task_events import task_event_actions
 
+SUBSCRIPTION_TOPICS = feed.SUBSCRIPTION_TOPICS
+
 OBSERVATION_CREATED = "observation.created"
 TASK_STATUS = "task.status"
 PATIENT_ENDED = "patient.ended"
 DISCHARGED = "encounter.discharged"
 CARER_CHANGED = "relatedperson.carer"
-SUBSCRIPTION_TOPICS = ("subscription.resource", "subscription.changed")
 WATCHED_TASK_STATUSES = frozenset({"completed", "rejected"})
 _INSTALLED_ATTR = "_careflow_engine_events"
 
@@ -259,7 +260,9 @@ def handle_patient_end(repo: Repository, patient_id: str, now: datetime, counts:
 
 
 def process_events(repo: Repository, programs: Mapping[str, Program], now: datetime, limit: int = 100) -> Counts:
-    """Claim up to ``limit`` outbox events and apply the follow-up rules they call for."""
+    """Claim up to ``limit`` outbox events and apply the follow-up rules they call for (the Tasks
+    they write feed Subscriptions)."""
+    feed.install(repo)
     counts = Counts()
     done: list[int] = []
     try:

@@ -13,6 +13,7 @@ from datetime import date
 from typing import Any, Mapping
 
 from careflow.access.principal import SYSTEM
+from careflow.engine import feed
 from careflow.engine.apply import apply_actions
 from careflow.engine.context import load_contexts, program_of
 from careflow.engine.counts import Counts
@@ -27,7 +28,10 @@ from careflow.triggers.schedule import plan_period
 
 def publish(repo: Repository, program: Program, programs: Mapping[str, Program], today: date, *,
             apply: bool = False) -> tuple[list[PlanRevision], Counts]:
-    """The revision of every open plan of ``program``'s other versions; written when ``apply``."""
+    """The revision of every open plan of ``program``'s other versions; written when ``apply`` (the
+    cancelled and opened Tasks and the revised plans reach Subscriptions)."""
+    if apply:
+        feed.install(repo)
     counts = Counts()
     catalogue = {**programs, program.id: program}
     revisions: list[PlanRevision] = []

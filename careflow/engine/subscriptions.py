@@ -1,12 +1,15 @@
 """Subscriptions fed by the transactional outbox: match, number, deliver, retry.
 
-``install(repo)`` adds a listener that records, in the writing transaction, one outbox event per
-Task or CarePlan version (``subscription.resource``) and per Subscription write
-(``subscription.changed``, with the writer's principal: the subscriber). :class:`Notifier` then
+``install(repo)`` (careflow.engine.feed) adds a listener that records, in the writing transaction,
+one outbox event per Task or CarePlan version (``subscription.resource``, with the references the
+filters test) and per Subscription write (``subscription.changed``, with the writer's principal:
+the subscriber). Every writer installs it: ``careflow serve`` and the engine's entry points (the
+worker's enrolment, sweep and event processing included). :class:`Notifier` then
 
 1. **matches** (claim-based, like the engine's rules; ``outbox_claim(topics=...)`` so the two
    consumers never take each other's events): each changed Task or CarePlan version against the
-   live Subscriptions' topic and filters, and numbers each match in the ledger (gapless per
+   live Subscriptions' topic and filters (from the references the event carries: no read per
+   event), and numbers a claim's matches in the ledger in one transaction (gapless per
    Subscription, a replayed claim adds nothing);
 2. **delivers** per Subscription: a handshake while ``requested`` (success makes it ``active``), the
    pending events in number order in batches (``event-notification``), a heartbeat when nothing was
@@ -39,72 +42,35 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from careflow.access.principal import SYSTEM, Principal, Scope
+from careflow.access.principal import SYSTEM, Principal
 from careflow.auth.notification_keys import SIGNATURE_HEADER, NotificationSigner
 from careflow.engine import endpoints
-from careflow.engine.events import SUBSCRIPTION_TOPICS
+from careflow.engine.feed import (  # noqa: F401 - install and the listener are re-exported
+    CHANGED_TOPIC,
+    RESOURCE_TOPIC,
+    SUBSCRIPTION_TOPICS,
+    WATCHED_TYPES,
+    install,
+    outbox_listener,
+    principal_from,
+    principal_json,
+)
 from careflow.engine.retry import is_transient
 from careflow.errors import Gone, NotFound, VersionConflict
 from careflow.fhir import backport, exact_json
-from careflow.store.port import Action, Repository, Stored, UnitOfWork
+from careflow.store.port import Repository, UnitOfWork
 from careflow.store.subscriptions import EventRow, Ledger, Match, SubState, ledger_for
 
 log = logging.getLogger("careflow.subscriptions")
 
-RESOURCE_TOPIC, CHANGED_TOPIC = SUBSCRIPTION_TOPICS
-WATCHED_TYPES = frozenset({"Task", "CarePlan"})
 RETRY_WINDOW = timedelta(hours=24)
 FIRST_RETRY = timedelta(seconds=10)
 LONGEST_RETRY = timedelta(hours=1)
 ENV_PUBLIC_URL = "CAREFLOW_PUBLIC_URL"
-_INSTALLED_ATTR = "_careflow_subscription_listener"
+MATCH_BATCH = 1000  # outbox events claimed per matching transaction
 
 # (url, body, headers, timeout seconds) -> HTTP status; raises on no answer
 Sender = Callable[[str, bytes, dict[str, str], float], int]
-
-
-# ------------------------------------------------------------------------------- the principal kept
-
-def principal_json(p: Principal) -> dict[str, Any]:
-    return {
-        "kind": p.kind, "id": p.id, "acts_as": list(p.acts_as), "discipline": p.discipline, "patient": p.patient,
-        "scopes": None if p.scopes is None else [
-            {"context": s.context, "type": s.type, "interactions": sorted(s.interactions),
-             "filter": [list(f) for f in s.filter]} for s in p.scopes],
-        "client_id": p.client_id, "on_behalf_of": p.on_behalf_of, "organizations": list(p.organizations),
-    }
-
-
-def principal_from(d: dict[str, Any]) -> Principal:
-    scopes = d.get("scopes")
-    return Principal(
-        kind=d["kind"], id=d["id"], acts_as=tuple(d.get("acts_as") or ()), discipline=d.get("discipline"),
-        patient=d.get("patient"),
-        scopes=None if scopes is None else tuple(
-            Scope(s["context"], s["type"], frozenset(s["interactions"]), tuple((a, b) for a, b in s["filter"]))
-            for s in scopes),
-        client_id=d.get("client_id"), on_behalf_of=d.get("on_behalf_of"),
-        organizations=tuple(d.get("organizations") or ()),
-    )
-
-
-# ---------------------------------------------------------------------------------------- listener
-
-def outbox_listener(action: Action, stored: Stored, uow: UnitOfWork) -> None:
-    """Record what the Subscription matcher needs (runs inside the writing transaction)."""
-    if stored.type in WATCHED_TYPES:
-        uow.outbox_add(RESOURCE_TOPIC, {"type": stored.type, "id": stored.id, "version": stored.version,
-                                        "action": action})
-    elif stored.type == "Subscription":
-        uow.outbox_add(CHANGED_TOPIC, {"id": stored.id, "principal": principal_json(uow.principal)})
-
-
-def install(repo: Repository) -> None:
-    """Register the listener on ``repo`` once."""
-    if getattr(repo, _INSTALLED_ATTR, False):
-        return
-    repo.add_listener(outbox_listener)
-    setattr(repo, _INSTALLED_ATTR, True)
 
 
 def visible_event(uow: UnitOfWork, row: EventRow, content: str) -> backport.Event | None:
@@ -191,22 +157,29 @@ class Notifier:
         return self.ledger
 
     # --- matching ---------------------------------------------------------------------------
-    def match(self, limit: int = 200) -> int:
-        """Claim up to ``limit`` Subscription outbox events; number the matches. Returns how many
-        events were claimed."""
+    def match(self, limit: int = MATCH_BATCH) -> int:
+        """Claim up to ``limit`` Subscription outbox events; number their matches (one ledger
+        transaction for the claim's resource events). Returns how many events were claimed."""
         events = self.repo.outbox_claim(limit, topics=SUBSCRIPTION_TOPICS)
         done: list[int] = []
         specs: dict[str, backport.Spec] | None = None
+        found: list[Match] = []
+        team_patient = self._team_patient()
         try:
             for event in events:
                 if event.topic == CHANGED_TOPIC:
+                    if found:  # what came before this change is numbered against the set it met
+                        self._ledger.record(found, event.created)
+                        found = []
                     self._subscription_changed(str(event.payload.get("id", "")), event.payload.get("principal") or {})
                     specs = None  # the live set may have changed
                 else:
                     if specs is None:
                         specs = self._live_specs()
-                    self._resource_changed(event.payload, event.created, specs)
+                    found += self._resource_changed(event.payload, event.created, specs, team_patient)
                 done.append(event.id)
+            if found:
+                self._ledger.record(found, events[-1].created)
         finally:
             if done:
                 self.repo.outbox_done(done)
@@ -257,25 +230,24 @@ class Notifier:
 
         return lookup
 
-    def _resource_changed(self, payload: dict[str, Any], occurred: datetime,
-                          specs: dict[str, backport.Spec]) -> None:
+    def _resource_changed(self, payload: dict[str, Any], occurred: datetime, specs: dict[str, backport.Spec],
+                          team_patient: Callable[[str], str | None]) -> list[Match]:
         rtype, rid, version = str(payload.get("type")), str(payload.get("id")), int(payload.get("version") or 0)
         action = str(payload.get("action") or "update")
         relevant = {sid: s for sid, s in specs.items() if s.rtype == rtype}
         if not relevant:
-            return
-        try:
-            stored = self.repo.vread(rtype, rid, version)
-            if stored.deleted and version > 1:  # a deletion matches as the version it removed
-                stored = self.repo.vread(rtype, rid, version - 1)
-        except NotFound:
-            return  # erased for good since (purge): there is nothing left to tell
-        resource = stored.resource or {}
-        team_patient = self._team_patient()
-        matches = [Match(sid, f"{rtype}/{rid}", version, action)
-                   for sid, spec in relevant.items() if backport.matches(spec, resource, team_patient)]
-        if matches:
-            self._ledger.record(matches, occurred)
+            return []
+        keys = payload.get("keys")
+        if not isinstance(keys, dict):  # a deletion (or an event written before keys were recorded)
+            try:
+                stored = self.repo.vread(rtype, rid, version)
+                if stored.deleted and version > 1:  # a deletion matches as the version it removed
+                    stored = self.repo.vread(rtype, rid, version - 1)
+            except NotFound:
+                return []  # erased for good since (purge): there is nothing left to tell
+            keys = backport.match_keys(stored.resource or {"resourceType": rtype})
+        return [Match(sid, f"{rtype}/{rid}", version, action, occurred)
+                for sid, spec in relevant.items() if backport.matches_keys(spec, rtype, keys, team_patient)]
 
     # --- delivery ---------------------------------------------------------------------------
     def deliver(self, now: datetime) -> Round:
@@ -417,7 +389,7 @@ class Notifier:
             except (NotFound, Gone):
                 return
 
-    def run_once(self, now: datetime, limit: int = 200) -> Round:
+    def run_once(self, now: datetime, limit: int = MATCH_BATCH) -> Round:
         """Match what the outbox holds, then deliver what is due."""
         out = Round()
         while True:
@@ -432,9 +404,7 @@ class Notifier:
 def process_subscriptions(repo: Repository, now: datetime, *, base: str | None = None,
                           send: Sender = http_sender) -> Round:
     """One round for a worker or the command line: match the outbox, deliver what is due. It feeds
-    on what writers recorded: ``careflow serve`` installs the listener on its repository (API writes
-    and its in-server engine); the worker's own bulk enrolment and sweep writes are not fed (one
-    outbox row per Task write of a whole region is a cost to weigh first).
+    on what the writers recorded (careflow.engine.feed: the API's writes and every engine run's).
 
     The round holds the store's background lease (careflow.store.leader), the one a serving process
     holds while it delivers: two rounds never post the same pending events twice, and a round while

@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import Any, Mapping, Sequence
 
 from careflow.access.principal import SYSTEM
+from careflow.engine import feed
 from careflow.engine.apply import Applied, apply_actions
 from careflow.engine.context import load_contexts, program_of
 from careflow.engine.counts import Counts, Escalation
@@ -77,6 +78,7 @@ def sweep(
     page_size: int = 200,
 ) -> Counts:
     """Sweep the active plans of ``patient_ids`` (all patients with an active plan when None)."""
+    feed.install(repo)  # the Tasks opened, escalated and closed reach Subscriptions with their writes
     counts = Counts()
     wanted = plan_patients(repo) if patient_ids is None else sorted(set(patient_ids))
     today = day_of(now)

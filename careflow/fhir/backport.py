@@ -183,7 +183,40 @@ def _refs(resource: dict[str, Any], element: str) -> set[str]:
     return out
 
 
-_PATIENT_ELEMENT = {"Task": "for", "CarePlan": "subject"}
+PATIENT_ELEMENT = {"Task": "for", "CarePlan": "subject"}
+_TEAM_ELEMENT = {"Task": "owner", "CarePlan": "careTeam"}
+
+
+def match_keys(resource: dict[str, Any]) -> dict[str, list[str]]:
+    """The references of a Task or CarePlan version that the topics' filters test: ``patient``,
+    ``owner`` (Tasks) and ``team`` (what a care-team filter matches directly: a Task's owner, a
+    CarePlan's careTeam), each as ``Type/id``. The writer records them with the outbox event, so
+    matching needs no read of the resource."""
+    rtype = str(resource.get("resourceType"))
+    element = PATIENT_ELEMENT.get(rtype)
+    if element is None:
+        return {}
+    keys = {"patient": sorted(_refs(resource, element)), "team": sorted(_refs(resource, _TEAM_ELEMENT[rtype]))}
+    if rtype == "Task":
+        keys["owner"] = sorted(_refs(resource, "owner"))
+    return keys
+
+
+def matches_keys(spec: Spec, rtype: str, keys: dict[str, Any], team_patient: Callable[[str], str | None]) -> bool:
+    """:func:`matches` over the references :func:`match_keys` took from the version."""
+    if rtype != spec.rtype:
+        return False
+    patient = set(keys.get("patient") or ())
+    for name, wanted in spec.filters:
+        if name == "patient":
+            ok = bool(patient & wanted)
+        elif name == "owner":
+            ok = bool(set(keys.get("owner") or ()) & wanted)
+        else:  # care-team
+            ok = bool(set(keys.get("team") or ()) & wanted) or any(team_patient(t) in patient for t in wanted)
+        if not ok:
+            return False
+    return True
 
 
 def matches(spec: Spec, resource: dict[str, Any], team_patient: Callable[[str], str | None]) -> bool:
@@ -192,20 +225,8 @@ def matches(spec: Spec, resource: dict[str, Any], team_patient: Callable[[str], 
     ``team_patient`` answers a CareTeam reference with its patient (``Patient/1``) or None: a care
     team filter matches the Tasks and CarePlans of the team's patient, the Tasks the team owns and the
     CarePlans naming the team."""
-    if resource.get("resourceType") != spec.rtype:
-        return False
-    patient = _refs(resource, _PATIENT_ELEMENT[spec.rtype])
-    for name, wanted in spec.filters:
-        if name == "patient":
-            ok = bool(patient & wanted)
-        elif name == "owner":
-            ok = bool(_refs(resource, "owner") & wanted)
-        else:  # care-team
-            direct = _refs(resource, "owner" if spec.rtype == "Task" else "careTeam")
-            ok = bool(direct & wanted) or any(team_patient(t) in patient for t in wanted)
-        if not ok:
-            return False
-    return True
+    rtype = str(resource.get("resourceType"))
+    return rtype == spec.rtype and matches_keys(spec, rtype, match_keys(resource), team_patient)
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from careflow.planning.patient import ConditionFact, PatientContext
 from careflow.planning.shared import CONVERSATION_KEY, NO_SHARING, Part, Sharing, shared_key, sharing
 from careflow.programs.codes import SNOMED, UCUM
 from careflow.programs.durations import Duration, parse_duration
-from careflow.programs.model import Activity, Coding, Goal, Program, Quantity, Target
+from careflow.programs.model import Activity, Coding, Goal, Program, Quantity, Target, Text
 from careflow.programs.seasons import current_season
 
 TRANSLATION = "http://hl7.org/fhir/StructureDefinition/translation"
@@ -100,12 +100,17 @@ def coding(c: Coding) -> dict[str, str]:
     return out
 
 
-def _translated(text_en: str, text_nl: str) -> tuple[str, dict[str, Any]]:
-    return text_en, {
-        "extension": [
-            {"url": TRANSLATION, "extension": [{"url": "lang", "valueCode": "nl-BE"}, {"url": "content", "valueString": text_nl}]}
-        ]
-    }
+def _translated(text_en: str, text_nl: str, text_fr: str | None = None) -> tuple[str, dict[str, Any]]:
+    """English in the element, Dutch and French (when the programme has it) in HL7 translation
+    extensions on ``_element``: every reader of the Task shows it in their own language."""
+    return text_en, {"extension": [
+        {"url": TRANSLATION, "extension": [{"url": "lang", "valueCode": code}, {"url": "content", "valueString": text}]}
+        for code, text in (("nl-BE", text_nl), ("fr-BE", text_fr)) if text
+    ]}
+
+
+def _text(text: Text) -> tuple[str, dict[str, Any]]:
+    return _translated(text.en, text.nl, text.fr)
 
 
 def _quantity(q: Quantity, comparator: str | None = None) -> dict[str, Any]:
@@ -202,11 +207,11 @@ def compiled(program: Program) -> _Compiled:
     role_concepts = {r: role_concept(program, r) for r in program.roles}
     acts = {}
     for a in program.activities:
-        desc, desc_ext = _translated(a.description.en, a.description.nl)
+        desc, desc_ext = _text(a.description)
         acts[a.id] = _ActivityTemplate(
             activity=a,
             instantiates=f"{activity_definition_url(program.url, program.id, a.id)}|{program.version}",
-            code={"coding": [coding(a.code)], "text": a.title.en, "_text": _translated(a.title.en, a.title.nl)[1]},
+            code={"coding": [coding(a.code)], "text": a.title.en, "_text": _text(a.title)[1]},
             description=desc,
             description_ext=desc_ext,
             performer_type=[role_concepts[a.role]],
@@ -214,7 +219,7 @@ def compiled(program: Program) -> _Compiled:
             first_open=parse_duration(a.timing.start),
             due_within=parse_duration(a.timing.due_within),
         )
-    title, title_ext = _translated(program.title.en, program.title.nl)
+    title, title_ext = _text(program.title)
     c = _Compiled(
         program=program,
         activities=acts,
@@ -225,7 +230,7 @@ def compiled(program: Program) -> _Compiled:
         title_ext=title_ext,
         category=[{"coding": [CARE_PLAN_CATEGORY], "text": program.title.en}],
         plan_period=parse_duration(program.plan_period),
-        goal_texts={g.id: _translated(g.title.en, g.title.nl) for g in program.goals},
+        goal_texts={g.id: _text(g.title) for g in program.goals},
         at_start=[t for t in acts.values() if not t.activity.after and not t.first_open.approx_days],
         goal_targets={
             g.id: [None if t.kind == "stable_within" else _target(t, _NOBODY, None) for t in g.targets] for g in program.goals
@@ -441,7 +446,7 @@ def _careplan(
     return out
 
 
-SHARED_TITLE = _translated("Shared care plan", "Gedeeld zorgplan")
+SHARED_TITLE = _translated("Shared care plan", "Gedeeld zorgplan", "Plan de soins partagé")
 
 
 def shared_careplan(ctx: PatientContext, start: date, goals: list[dict[str, Any]],

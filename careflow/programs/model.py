@@ -38,11 +38,39 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+LANGUAGES = ("nl", "fr", "en")
+
+
 class Text(Strict):
-    """A sentence in Dutch and English: the team reads Dutch, the wider world English."""
+    """A sentence in Dutch, French and English: Belgian teams read Dutch or French, the wider world
+    English. ``en`` and ``nl`` are required; a text without ``fr`` reads in English to a French
+    reader. A plain string (how a one-language programme writes it) is that text in every language."""
 
     nl: str = Field(min_length=1)
     en: str = Field(min_length=1)
+    fr: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_string(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"nl": value, "en": value}
+        return value
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        translated = handler(core_schema)
+        single = {"type": "string", "minLength": 1, "description": "the same text in every language"}
+        return {"anyOf": [single, translated]}
+
+    def in_language(self, lang: str) -> str:
+        """The text for a reader of ``lang`` (nl, fr, en); English when it has no such translation."""
+        found = getattr(self, lang, None) if lang in LANGUAGES else None
+        return found if isinstance(found, str) else self.en
+
+    def translations(self) -> dict[str, str]:
+        """The languages other than English this text is written in: {"nl": ..., "fr": ...}."""
+        return {lang: text for lang in ("nl", "fr") if (text := getattr(self, lang)) is not None}
 
 
 class Coding(Strict):

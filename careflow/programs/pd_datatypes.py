@@ -133,29 +133,35 @@ def translation(lang: str, content: str) -> Json:
     return {"url": EXT_TRANSLATION, "extension": [{"url": "lang", "valueCode": lang}, {"url": "content", "valueString": content}]}
 
 
+def translations(text: Any) -> list[Json]:
+    """The translation extensions of a programme text: Dutch, and French when it has one."""
+    return [translation(lang, content) for lang, content in text.translations().items()]
+
+
 def text_element(name: str, text: Any) -> Json:
-    """``title`` + ``_title``: English in the element, Dutch in the standard translation extension."""
-    return {name: text.en, f"_{name}": {"extension": [translation("nl", text.nl)]}}
+    """``title`` + ``_title``: English in the element, Dutch (and French) in the standard
+    translation extension."""
+    return {name: text.en, f"_{name}": {"extension": translations(text)}}
 
 
 def read_text(node: Node, name: str, required: bool = False) -> dict[str, str] | None:
-    """The ``{"en", "nl"}`` pair written by :func:`text_element`; None when absent and not required."""
+    """The ``{"en", "nl"[, "fr"]}`` texts written by :func:`text_element`; None when absent and not required."""
     en = node.string(name, required=required)
     under = node.child(f"_{name}")
     if en is None:
         if under is not None:
             raise node.fail(f"has a translation but no text in {name}", f"_{name}")
         return None
-    nl = None
+    found: dict[str, str] = {}
     for ext in (under.extensions(EXT_TRANSLATION) if under else []):
         lang = ext.extension("lang")
         content = ext.extension("content")
-        if lang and content and (lang.string("valueCode") or "").lower().split("-")[0] == "nl":
-            nl = content.req_string("valueString")
-            break
-    if nl is None:
+        code = (lang.string("valueCode") or "").lower().split("-")[0] if lang else ""
+        if content and code in ("nl", "fr") and code not in found:
+            found[code] = content.req_string("valueString")
+    if "nl" not in found:
         raise node.fail(f"has no Dutch translation (a {EXT_TRANSLATION} extension with lang nl)", f"_{name}")
-    return {"en": en, "nl": nl}
+    return {"en": en, **found}
 
 
 # ---------------------------------------------------------------- codings and quantities

@@ -12,14 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 from careflow.naming import EXT_CARE_ROLE, EXT_CARE_ROLE_REF
-from careflow.programs.pd_datatypes import Json, Node, coding, read_coding, read_text, translation
+from careflow.programs.pd_datatypes import Json, Node, coding, read_coding, read_text, translations
 
 
 def role_concept(role: Any) -> Json:
     return {
         "coding": [coding(c) for c in role.codes],
         "text": role.title.en,
-        "_text": {"extension": [translation("nl", role.title.nl)]},
+        "_text": {"extension": translations(role.title)},
     }
 
 

@@ -64,7 +64,7 @@ from careflow.programs.pd_datatypes import (
     read_single_coding,
     read_text,
     text_element,
-    translation,
+    translations,
 )
 from careflow.programs.pd_only_if import only_if_condition, read_only_if
 from careflow.programs.pd_roles import participant, read_participant_role, read_role_registry, role_concept, role_registry
@@ -170,7 +170,7 @@ def _goal(g: Goal) -> Json:
     out: Json = {
         "id": g.id,
         "category": {"coding": [{"system": system, "code": g.category}]},
-        "description": {"text": g.title.en, "_text": {"extension": [translation("nl", g.title.nl)]}},
+        "description": {"text": g.title.en, "_text": {"extension": translations(g.title)}},
     }
     if targets:
         out["target"] = targets
@@ -278,7 +278,8 @@ def to_activity_definitions(program: Program) -> list[Json]:
             ad["extension"] = [
                 {
                     "url": EXT_PATIENT_INSTRUCTION,
-                    "extension": [{"url": "en", "valueString": a.instructions.en}, {"url": "nl", "valueString": a.instructions.nl}],
+                    "extension": [{"url": lang, "valueString": text}
+                                  for lang, text in (("en", a.instructions.en), *a.instructions.translations().items())],
                 }
             ]
         ad.update(
@@ -512,6 +513,9 @@ def _read_instructions(ad: Node) -> dict[str, str] | None:
         if part is None:
             raise ext.fail(f"patient instructions need both en and nl (missing {lang})", "extension")
         out[lang] = part.req_string("valueString")
+    french = ext.extension("fr")
+    if french is not None:
+        out["fr"] = french.req_string("valueString")
     return out
 
 

@@ -57,6 +57,7 @@ class Match:
     focus: str
     version: int
     action: str
+    occurred: datetime | None = None  # when the change was written (None: the time ``record`` is given)
 
 
 _STATE_FIELDS = ("status", "failures", "first_failure", "next_attempt", "last_sent", "error", "delivered")
@@ -80,7 +81,7 @@ class Ledger(Protocol):
     def remove(self, sub_id: str) -> None: ...
 
     def record(self, matches: Iterable[Match], occurred: datetime) -> None:
-        """Number and keep one outbox event for each Subscription it matched (one transaction)."""
+        """Number and keep the matches, in their order (one transaction for all of them)."""
         ...
 
     def events(self, sub_id: str, since: int, until: int | None = None, limit: int = 1000) -> list[EventRow]:
@@ -145,23 +146,32 @@ class SqlLedger:
             conn.execute(delete(subscription_state).where(subscription_state.c.id == sub_id))
 
     def record(self, matches: Iterable[Match], occurred: datetime) -> None:
+        """Per Subscription a handful of statements whatever the number of matches: take the
+        counter's row lock, drop what is numbered already (a replayed claim), move the counter on by
+        the rest and insert them in one ``executemany``."""
+        per_sub: dict[str, dict[tuple[str, int], Match]] = {}
+        for m in matches:
+            per_sub.setdefault(m.sub_id, {}).setdefault((m.focus, m.version), m)
+        state, event = subscription_state, subscription_event
         with self.engine.begin() as conn:
-            for m in matches:
-                seen = conn.execute(select(subscription_event.c.number).where(and_(
-                    subscription_event.c.sub_id == m.sub_id, subscription_event.c.focus == m.focus,
-                    subscription_event.c.version == m.version))).first()
-                if seen is not None:
-                    continue  # a replayed claim: numbered already
-                # the increment takes the row's write lock, so concurrent matchers queue here
-                conn.execute(update(subscription_state).where(subscription_state.c.id == m.sub_id)
-                             .values(events=subscription_state.c.events + 1))
-                number = conn.execute(select(subscription_state.c.events)
-                                      .where(subscription_state.c.id == m.sub_id)).scalar_one_or_none()
-                if number is None:
+            for sub_id, wanted in per_sub.items():
+                # the no-op increment takes the row's write lock, so concurrent matchers queue here
+                if conn.execute(update(state).where(state.c.id == sub_id).values(events=state.c.events)).rowcount == 0:
                     continue  # the Subscription was removed meanwhile
-                conn.execute(insert(subscription_event).values(
-                    sub_id=m.sub_id, number=number, focus=m.focus, version=m.version,
-                    action=m.action, occurred=_naive(occurred), state="pending"))
+                focuses = sorted({f for f, _ in wanted})
+                for start in range(0, len(focuses), 500):
+                    for row in conn.execute(select(event.c.focus, event.c.version).where(and_(
+                            event.c.sub_id == sub_id, event.c.focus.in_(focuses[start:start + 500])))):
+                        wanted.pop((row.focus, row.version), None)
+                if not wanted:
+                    continue
+                top = conn.execute(update(state).where(state.c.id == sub_id)
+                                   .values(events=state.c.events + len(wanted)).returning(state.c.events)).scalar_one()
+                first = int(top) - len(wanted) + 1
+                conn.execute(insert(event), [
+                    {"sub_id": sub_id, "number": first + i, "focus": m.focus, "version": m.version, "action": m.action,
+                     "occurred": _naive(m.occurred or occurred), "state": "pending"}
+                    for i, m in enumerate(wanted.values())])
 
     def events(self, sub_id: str, since: int, until: int | None = None, limit: int = 1000) -> list[EventRow]:
         stmt = select(subscription_event).where(and_(subscription_event.c.sub_id == sub_id,
@@ -233,7 +243,7 @@ class MemoryLedger:
                     continue
                 number = state.events + 1
                 self._states[m.sub_id] = replace(state, events=number)
-                events[number] = EventRow(number, m.focus, m.version, m.action, occurred, "pending")
+                events[number] = EventRow(number, m.focus, m.version, m.action, m.occurred or occurred, "pending")
 
     def events(self, sub_id: str, since: int, until: int | None = None, limit: int = 1000) -> list[EventRow]:
         with self._lock:

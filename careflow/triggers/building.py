@@ -38,13 +38,32 @@ REASON_DISPLAY = {
 BUSINESS_STATUS_DISPLAY = {"on-time": "On time", "overdue": "Overdue", "escalated": "Escalated"}
 
 
-def translated(en: str, nl: str) -> tuple[str, dict[str, Any]]:
-    """A string element in English with its Dutch translation on the ``_element`` sibling."""
-    return en, {
-        "extension": [
-            {"url": EXT_TRANSLATION, "extension": [{"url": "lang", "valueCode": "nl-BE"}, {"url": "content", "valueString": nl}]}
-        ]
-    }
+TRANSLATED_LANGUAGES = {"nl": "nl-BE", "fr": "fr-BE"}
+
+
+def translated(en: str, nl: str, fr: str | None = None) -> tuple[str, dict[str, Any]]:
+    """A string element in English with its Dutch (and French, when the programme has it)
+    translation on the ``_element`` sibling: the standard HL7 translation extension, so any reader
+    picks its language and a reader that knows none of them still has the English."""
+    return en, {"extension": [
+        {"url": EXT_TRANSLATION, "extension": [{"url": "lang", "valueCode": TRANSLATED_LANGUAGES[lang]},
+                                               {"url": "content", "valueString": text}]}
+        for lang, text in (("nl", nl), ("fr", fr)) if text
+    ]}
+
+
+def translations_of(element: Any) -> dict[str, str]:
+    """The translations on an ``_element`` sibling, by language (``nl-BE`` -> ``nl``)."""
+    out: dict[str, str] = {}
+    for ext in (element or {}).get("extension") or () if isinstance(element, dict) else ():
+        if not isinstance(ext, dict) or ext.get("url") != EXT_TRANSLATION:
+            continue
+        parts = {e.get("url"): e for e in ext.get("extension") or () if isinstance(e, dict)}
+        lang = str((parts.get("lang") or {}).get("valueCode") or "").split("-")[0]
+        content = (parts.get("content") or {}).get("valueString")
+        if lang and isinstance(content, str) and content:
+            out.setdefault(lang, content)
+    return out
 
 
 def reason_concept(reason: str) -> dict[str, Any]:
@@ -91,13 +110,15 @@ def triggered_task(
     focus: str,
     code: Coding | None = None,
     reason_reference: str | None = None,
+    title_fr: str | None = None,
+    description_fr: str | None = None,
 ) -> dict[str, Any]:
     """A new Task raised by ``trigger_id`` because of ``cause`` (the id of a Task or Observation)."""
     tid = ids.triggered_task_id(ctx.id, program.id, trigger_id, cause)
-    description, description_ext = translated(description_en, description_nl)
+    description, description_ext = translated(description_en, description_nl, description_fr)
     concept: dict[str, Any] = {"coding": [coding(code)]} if code else {"coding": []}
     concept["text"] = title_en
-    _, title_ext = translated(title_en, title_nl)
+    _, title_ext = translated(title_en, title_nl, title_fr)
     concept["_text"] = title_ext
     if not concept["coding"]:
         del concept["coding"]

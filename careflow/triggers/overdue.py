@@ -28,7 +28,7 @@ from careflow.planning.shared import NO_SHARING, Sharing
 from careflow.programs.durations import parse_duration
 from careflow.programs.model import Program
 from careflow.triggers.actions import Action, CreateTask, UpdateTask
-from careflow.triggers.building import triggered_task, with_business_status
+from careflow.triggers.building import translations_of, triggered_task, with_business_status
 from careflow.triggers.task_facts import TaskFacts
 
 ESCALATION_DUE_WITHIN = "P7D"
@@ -40,15 +40,20 @@ def is_overdue(f: TaskFacts, today: date) -> bool:
 
 def _escalation(program: Program, ctx: PatientContext, careplan_id: str, task: dict[str, Any], f: TaskFacts,
                 trigger_id: str, role_id: str, priority: str, today: date) -> dict[str, Any]:
-    title = ((task.get("code") or {}).get("text")) or "task"
+    code = task.get("code") or {}
+    title = code.get("text") or "task"
+    said = translations_of(code.get("_text"))  # the overdue Task's own title in each language
+    title_nl, title_fr = said.get("nl", title), said.get("fr", title)
     days = (today - f.due).days if f.due else 0
     due_text = f.due.isoformat() if f.due else "?"
     return triggered_task(
         program, ctx, careplan_id,
         trigger_id=trigger_id, cause=f.id, role_id=role_id, reason="escalation",
-        title_en=f"Overdue: {title}", title_nl=f"Te laat: {title}",
+        title_en=f"Overdue: {title}", title_nl=f"Te laat: {title_nl}", title_fr=f"En retard : {title_fr}",
         description_en=f"'{title}' was due on {due_text} and is {days} days overdue. Follow up with the care team.",
-        description_nl=f"'{title}' moest klaar zijn op {due_text} en is {days} dagen te laat. Volg op met het zorgteam.",
+        description_nl=f"'{title_nl}' moest klaar zijn op {due_text} en is {days} dagen te laat. Volg op met het zorgteam.",
+        description_fr=(f"« {title_fr} » était prévu pour le {due_text} et a {days} jours de retard. "
+                        "Faites le suivi avec l'équipe de soins."),
         priority=priority, opens=today, due=parse_duration(ESCALATION_DUE_WITHIN).after(today), authored=today,
         focus=f"Task/{f.id}",
     )

@@ -48,10 +48,13 @@ def review_actions(program: Program, careplan: dict[str, Any], facts: list[TaskF
     task = triggered_task(
         program, ctx, str(careplan["id"]), trigger_id=REVIEW_TRIGGER, cause=cause, role_id=role, reason="review",
         title_en=f"Review the care plan: {title.en}", title_nl=f"Zorgplan herbekijken: {title.nl}",
+        title_fr=f"Revoir le plan de soins : {title.in_language('fr')}",
         description_en=(f"The plan period ends on {cause}. Review it with the patient: complete this task to renew "
                         "the plan for another period, or reject it to let the plan end."),
         description_nl=(f"De zorgplanperiode loopt af op {cause}. Bekijk het plan met de patiënt: rond deze taak af "
                         "om het plan te verlengen, of wijs ze af om het plan te laten aflopen."),
+        description_fr=(f"La période du plan se termine le {cause}. Revoyez-le avec le patient : clôturez cette tâche "
+                        "pour renouveler le plan pour une nouvelle période, ou refusez-la pour laisser le plan se terminer."),
         priority="routine", opens=today, due=max(end, today), authored=today, focus=f"CarePlan/{careplan['id']}",
     )
     if any(f.id == task["id"] for f in facts):

@@ -131,8 +131,9 @@ def fired(
         task = triggered_task(
             program, ctx, str(careplan["id"]),
             trigger_id=trigger.id, cause=cause, role_id=new.role, reason=reason,
-            title_en=new.title.en, title_nl=new.title.nl,
+            title_en=new.title.en, title_nl=new.title.nl, title_fr=new.title.fr,
             description_en=(new.description or new.title).en, description_nl=(new.description or new.title).nl,
+            description_fr=(new.description or new.title).fr,
             priority=new.priority, opens=today, due=parse_duration(new.due_within).after(today),
             authored=today, focus=focus, code=new.code, reason_reference=focus,
         )

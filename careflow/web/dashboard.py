@@ -183,7 +183,7 @@ def _enrolment(uow: Any, programs: dict[str, Any], today: date, lang: str) -> Ta
         counts = [_count(uow, "CarePlan", [("instantiates-canonical", program.url), ("status", ENROLLED),
                                            ("date", f"ge{start.isoformat()}"), ("date", f"le{end.isoformat()}")])
                   for start, end in months]
-        title = program.title.nl if lang == "nl" else program.title.en
+        title = program.title.in_language(lang)
         table.rows.append(Row(pid, title, [shown(n) for n in counts]))
     return table
 

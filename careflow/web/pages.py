@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -22,6 +22,7 @@ from careflow.api.security import principal_of
 from careflow.errors import CareflowError, IllegalTransition, VersionConflict
 from careflow.naming import CARE_ROLE_SYSTEM
 from careflow.planning import ids
+from careflow.web import attachments
 from careflow.web.board import COACHES, board
 from careflow.web.financing import financing_view, for_csv
 from careflow.web.i18n import LANGUAGES, choose, translator
@@ -137,12 +138,13 @@ def worklist_page(request: Request, patient: str | None = None, overdue: str | N
     view = view if view in ("team", "proposals") else ""
     wl = worklist(state.repository, principal, programs, today, patient=patient or None, overdue_only=overdue == "1",
                   lang=_lang(request), program=program or None, team=view == "team", proposals=view == "proposals")
-    titles = {pid: (p.title.nl if _lang(request) == "nl" else p.title.en) for pid, p in sorted(programs.items())}
+    titles = {pid: p.title.in_language(_lang(request)) for pid, p in sorted(programs.items())}
     # after a step the result is shown (and focused) in the Task's own row while it is still listed
     listed = {r.id for rows in (wl.overdue, wl.this_week, wl.later, wl.queue) for r in rows}
     return _page(request, "worklist.html", wl=wl, me=principal, today=today, patient=patient or "",
                  overdue=overdue == "1", done=done, program=program, programs=titles, team=bool(view), view=view,
-                 done_task=task, shown_in_row=bool(done and task in listed))
+                 done_task=task, shown_in_row=bool(done and task in listed),
+                 upload_mb=attachments.MAX_BYTES // (1024 * 1024), upload_accept=attachments.ACCEPT)
 
 
 def role_codes(programs: dict[str, Any]) -> dict[tuple[str, str], str]:
@@ -226,11 +228,20 @@ def take_home_pdf(request: Request, patient_id: str) -> Response:
 
 @router.post("/tasks/{task_id}/{action}")
 def task_action(request: Request, task_id: str, action: str, version: int = Form(...), note: str = Form(""),
-                weight: str = Form(""), reason: str = Form(""), owner: str = Form("")) -> Response:
+                weight: str = Form(""), reason: str = Form(""), owner: str = Form(""),
+                document: UploadFile | None = File(None)) -> Response:
     principal = principal_of(request)
     _ = translator(_lang(request))
     if action not in (*TRANSITION, *OWNER_ACTIONS, "assign"):
         return _page(request, "error.html", 404, message=_("There is no such action."))
+    upload: tuple[bytes, str, str] | None = None
+    if action == "complete" and document is not None and document.filename:
+        data = document.file.read(attachments.MAX_BYTES + 1)  # never more than one byte past the limit
+        try:
+            upload = (data, attachments.check(data), attachments.safe_name(document.filename))
+        except attachments.AttachmentProblem as exc:
+            return _page(request, "error.html", exc.status,
+                         message=_(str(exc), size=attachments.MAX_BYTES // (1024 * 1024)))
     programs = getattr(request.app.state, "programs", {}) or {}
     queue_codes = [{"system": system, "code": code} for (system, code), role in role_codes(programs).items()
                    if owner == f"queue:{role}"]
@@ -280,6 +291,10 @@ def task_action(request: Request, task_id: str, action: str, version: int = Form
                     outputs.append({"type": {"coding": [LOINC_WEIGHT], "text": "Body weight"},
                                     "valueQuantity": {"value": value, "unit": "kg", "system": "http://unitsofmeasure.org",
                                                       "code": "kg"}})
+                if upload is not None:  # the document and the Task naming it: one unit of work
+                    data, kind, filename = upload
+                    doc, _created = uow.create(attachments.document_reference(task, data, kind, filename, me, now))
+                    outputs.append(attachments.output(doc.id, filename))
                 if outputs:
                     task["output"] = outputs
             if note.strip():
@@ -301,6 +316,32 @@ def task_action(request: Request, task_id: str, action: str, version: int = Form
     if action == "assign":
         return RedirectResponse(f"{PREFIX}/board?done=assign", status_code=303)
     return RedirectResponse(f"{PREFIX}/?done={quote(action)}&task={quote(task_id)}", status_code=303)
+
+
+@router.get("/documents/{document_id}")
+def document_download(request: Request, document_id: str) -> Response:
+    """A document attached to a Task, for whoever may read it and the Task it belongs to (both read as
+    the signed-in person through the port); anything else is the same "not found" page."""
+    _ = translator(_lang(request))
+    missing = _page(request, "error.html", 404, message=_("There is no such document, or it is not yours to see."))
+    try:
+        with _state(request).repository.unit_of_work(principal_of(request)) as uow:
+            doc = uow.read("DocumentReference", document_id).resource or {}
+            tasks = [str(r.get("reference", "")) for r in (doc.get("context") or {}).get("related") or ()
+                     if str(r.get("reference", "")).startswith("Task/")]
+            if not tasks or attachments.TASK_OUTPUT not in [c for cc in doc.get("category") or () for c in cc.get("coding") or ()]:
+                return missing
+            for ref in tasks:
+                uow.read("Task", ref.split("/", 1)[1])
+    except CareflowError:
+        return missing
+    found = attachments.payload(doc)
+    if found is None:
+        return missing
+    data, kind, filename = found
+    return Response(data, media_type=kind, headers={
+        "Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"})
 
 
 def _financing(request: Request, year: str | None, as_of: str | None) -> Any:

@@ -17,6 +17,7 @@ from careflow.access.principal import Principal
 from careflow.fhir.search_query import parse_search
 from careflow.planning.shared import is_shared_plan
 from careflow.store.port import Repository
+from careflow.web.attachments import attached
 from careflow.web.i18n import localised
 
 LIMIT = 500
@@ -52,6 +53,7 @@ class TaskView:
     opens: str
     due: str
     done: bool
+    documents: list[tuple[str, str]] = field(default_factory=list)  # (DocumentReference id, name)
 
 
 @dataclass
@@ -171,7 +173,8 @@ def patient_page(repo: Repository, principal: Principal, patient_id: str, today:
             title=localised((t.get("code") or {}).get("text"), (t.get("code") or {}).get("_text"), lang) or "Task",
             status=str(t.get("status")),
             opens=str(period.get("start", "")), due=str(period.get("end", "")),
-            done=t.get("status") in ("completed", "cancelled", "rejected", "failed", "entered-in-error")))
+            done=t.get("status") in ("completed", "cancelled", "rejected", "failed", "entered-in-error"),
+            documents=attached(t)))
     active = [c for c in consents if c.get("status") == "active"]
     page.consent = (active[0].get("dateTime") or "")[:10] if active else None
     page.team = members

@@ -64,13 +64,13 @@ def take_home(repo: Any, principal: Principal, patient_id: str, today: date, lan
     for program in in_plan:
         for a in program.activities:
             if a.instructions is not None:
-                text = a.instructions.nl if lang == "nl" else a.instructions.en
+                text = a.instructions.in_language(lang)
                 if text not in seen:
                     seen.add(text)
                     out.my_part.append(text)
         for trigger in program.triggers:
             if trigger.when.observation is not None and trigger.title is not None:
-                text = trigger.title.nl if lang == "nl" else trigger.title.en
+                text = trigger.title.in_language(lang)
                 if text not in out.alarms:
                     out.alarms.append(text)
     out.helpers = [(m.role, m.name, m.phone) for m in page.team]

@@ -182,14 +182,16 @@ def source_of(program: Program, folder: str | Path) -> str | None:
 
 @dataclass(frozen=True)
 class Said:
-    """A text and the language it is in (French pages show a programme's English, marked as such)."""
+    """A text and the language it is in (a page in a language the programme lacks shows its
+    English, marked as such)."""
 
     text: str
     lang: str
 
 
 def said(text: Text, lang: str) -> Said:
-    return Said(text.nl, "nl") if lang == "nl" else Said(text.en, "en")
+    own = text.translations().get(lang)
+    return Said(own, lang) if own else Said(text.en, "en")
 
 
 def role_name(program: Program, role_id: str, lang: str, _: Gettext) -> Said:

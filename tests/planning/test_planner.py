@@ -242,3 +242,23 @@ def test_blood_pressure_panel_components_are_facts_of_their_own():
     values = {f.codes[0][1]: f.value for f in ctx.observations}
     assert values == {"85354-9": None, "8480-6": 150.0, "8462-4": 95.0}
     assert all(f.id == "Observation/bp" for f in ctx.observations)
+
+
+def test_tasks_carry_the_programmes_dutch_and_french_as_hl7_translations(hf_ctx):
+    """The planner writes English in the element and every translation the programme has beside it,
+    so a reader shows a Task in its own language; the escalation of an overdue Task is said in the
+    overdue Task's own words in each language."""
+    from careflow.programs.loader import load_directory
+    from careflow.web.i18n import localised
+
+    program = load_directory(None)["heart-failure"]
+    tasks = by_type(plan(program, hf_ctx, START), "Task")
+    assert tasks
+    by_activity = {a.title.en: a for a in program.activities}
+    for task in tasks:
+        code = task["code"]
+        activity = by_activity[code["text"]]
+        assert localised(code["text"], code.get("_text"), "fr") == activity.title.fr
+        assert localised(code["text"], code.get("_text"), "nl") == activity.title.nl
+        assert localised(task["description"], task.get("_description"), "nl") == activity.description.nl
+        assert r4_errors(task) == []

@@ -158,3 +158,44 @@ def test_fact_and_rule_problems_are_reported_at_their_line():
 def test_trigger_only_if_needs_an_observation_trigger():
     found = "\n".join(problems_of(MINI.replace("when: {rejected: any}", "when: {rejected: any}\n    only_if: {groups: [A]}")))
     assert "only_if` on a trigger needs `when: observation`" in found
+
+
+def test_texts_in_three_languages_or_one_string():
+    three = MINI.replace("title: {nl: Mini hartfalen, en: Mini heart failure}",
+                         "title: {nl: Mini hartfalen, en: Mini heart failure, fr: Mini insuffisance cardiaque}")
+    assert three != MINI, "the fixture's programme title changed: adapt this test"
+    program = parse_program(three, "p.yaml")
+    assert program.title.in_language("fr") == "Mini insuffisance cardiaque"
+    assert program.title.in_language("nl") == "Mini hartfalen" and program.title.in_language("de") == "Mini heart failure"
+    # a one-language file (a plain string) stays valid: the same text whatever the reader's language
+    single = parse_program(MINI.replace("title: {nl: Mini hartfalen, en: Mini heart failure}", "title: Mini HF"), "p.yaml")
+    assert single.title.in_language("nl") == single.title.in_language("fr") == single.title.en == "Mini HF"
+    # no French: a French reader gets the English
+    assert parse_program(MINI, "p.yaml").title.in_language("fr") == "Mini heart failure"
+    schema = json.loads((ROOT / "care_programs/schema.json").read_text())
+    for text in (three, MINI.replace("title: {nl: Mini hartfalen, en: Mini heart failure}", "title: Mini HF")):
+        jsonschema.Draft202012Validator(schema).validate(json.loads(json.dumps(YAML(typ="safe").load(text))))
+
+
+def test_a_wrong_language_is_reported_at_its_line():
+    bad = MINI.replace("title: {nl: Mini hartfalen, en: Mini heart failure}",
+                       "title: {nl: Mini hartfalen, en: Mini heart failure, de: Mini Herzinsuffizienz}")
+    found = problems_of(bad)
+    line = next(n for n, text in enumerate(bad.splitlines(), 1) if "Herzinsuffizienz" in text)
+    assert any(p.startswith(f"p.yaml:{line}:") and "unknown key 'de'" in p for p in found), found
+    empty = problems_of(MINI.replace("title: {nl: Mini hartfalen, en: Mini heart failure}",
+                                     'title: {nl: Mini hartfalen, en: Mini heart failure, fr: ""}'))
+    assert any("title.fr" in p for p in empty), empty
+    schema = json.loads((ROOT / "care_programs/schema.json").read_text())
+    assert list(jsonschema.Draft202012Validator(schema).iter_errors(json.loads(json.dumps(YAML(typ="safe").load(bad)))))
+
+
+def test_every_programme_title_is_in_dutch_french_and_english():
+    from careflow.programs.loader import load_directory
+
+    for program in load_directory(None).values():
+        texts = [program.title, *(r.title for r in program.roles.values()), *(g.title for g in program.goals),
+                 *(a.title for a in program.activities), *(t.title for t in program.triggers if t.title),
+                 *(t.then.create_task.title for t in program.triggers if t.then.create_task)]
+        untranslated = [t.en for t in texts if not t.fr or not t.nl or t.fr == t.en and t.en not in ("NT-proBNP", "Case manager", "Case management")]
+        assert not untranslated, f"{program.id}: no French for {untranslated}"

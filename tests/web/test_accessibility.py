@@ -51,7 +51,7 @@ PAGES = [
     Page("/app/programs/{program_id}", "/app/programs/heart-failure", "gp"),
     Page("/app/programs/{program_id}/source", "/app/programs/heart-failure/source", "gp"),
 ]
-NOT_PAGES = (".pdf", ".yaml", ".csv", "/static")  # documents and files the app serves, not HTML pages
+NOT_PAGES = (".pdf", ".yaml", ".csv", "/static", "/documents/{document_id}")  # documents and files the app serves, not HTML pages
 
 
 def _routes(routes: list[Any]) -> list[Any]:

@@ -2,7 +2,8 @@
 
 Two and a half months into a heart-failure plan nobody worked, the care coach signs in, finds an
 escalated Task on the board and assigns it to the home nurse; the nurse signs in, accepts, starts
-and completes it entering a weight; the weight rule raises an urgent Task, which she sees on her
+and completes it entering a weight and attaching a report (a file that is no PDF is refused
+first, saying why); the weight rule raises an urgent Task, which she sees on her
 list, opens the patient page and prints the take-home plan (the browser's print and the PDF, both
 read back as text). The GP signs in per role (the demo's sign-in) and sees their own list.
 Screenshots of each step and the two PDFs are kept in ``test-artifacts/web/``.
@@ -16,6 +17,12 @@ from typing import Any
 
 import pytest
 from web_world import ARTIFACTS, CHROMIUM, PID, START, careteam_member, run_until
+
+from careflow.web.attachments import attached
+
+# a small real PDF: one page saying "Verslag" (what a scanned report would be)
+REPORT_PDF = (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+              b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 100]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n")
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (./dev test installs it)")
 
@@ -85,11 +92,27 @@ def test_coach_assigns_an_escalation_and_the_nurse_completes_it_with_a_weight(wo
             row = nurse.locator(f"#task-{task_id}")
             row.get_by_label("Gewicht (kg)").fill("82,6")
             row.get_by_label("Notitie").fill("Enkels gezwollen")
+            upload = row.get_by_label("Document (PDF, PNG of JPEG, hoogstens 4 MB)")
+            upload.set_input_files(files=[{"name": "foto-enkels.txt.pdf", "mimeType": "application/pdf",
+                                           "buffer": b"not a pdf at all"}])
+            row.get_by_role("button", name="Afronden").click()  # a file that is no PDF: a clear refusal
+            nurse.wait_for_load_state()
+            assert "Alleen PDF-, PNG- of JPEG-bestanden kunnen worden toegevoegd." in nurse.content()
+            assert world["repo"].read("Task", task_id).resource["status"] == "in-progress"
+            nurse.screenshot(path=str(ARTIFACTS / "03-nurse-wrong-file.png"), full_page=True)
+            nurse.goto(f"{server}/app/")
+            row = nurse.locator(f"#task-{task_id}")
+            row.get_by_label("Gewicht (kg)").fill("82,6")
+            row.get_by_label("Notitie").fill("Enkels gezwollen")
+            row.get_by_label("Document (PDF, PNG of JPEG, hoogstens 4 MB)").set_input_files(
+                files=[{"name": "verslag.pdf", "mimeType": "application/pdf", "buffer": REPORT_PDF}])
             nurse.screenshot(path=str(ARTIFACTS / "03-nurse-completing.png"), full_page=True)
             row.get_by_role("button", name="Afronden").click()
             nurse.wait_for_load_state()
             assert nurse.get_by_role("status").inner_text() == "Bewaard."
-            assert world["repo"].read("Task", task_id).resource["status"] == "completed"
+            done_task = world["repo"].read("Task", task_id).resource
+            assert done_task["status"] == "completed"
+            [(document_id, _name)] = attached(done_task)
 
             # the engine handles the completion: the weight becomes an Observation, the weight rule fires
             for _ in range(3):
@@ -107,6 +130,10 @@ def test_coach_assigns_an_escalation_and_the_nurse_completes_it_with_a_weight(wo
             nurse.wait_for_url(f"{server}/app/patients/{PID}")
             html = nurse.content()
             assert "laatste: 82.6" in html, html[html.find("<h2>Doelen"):html.find("<h2>Doelen") + 1500]  # her weight, on the trend
+            link = nurse.get_by_role("link", name="document: verslag.pdf")  # the completed Task's document
+            assert link.get_attribute("href") == f"/app/documents/{document_id}"
+            fetched = nurse.request.get(f"{server}/app/documents/{document_id}")  # with the nurse's session cookie
+            assert fetched.ok and fetched.body() == REPORT_PDF and fetched.headers["content-type"] == "application/pdf"
             nurse.screenshot(path=str(ARTIFACTS / "05-patient-page.png"), full_page=True)
 
             # print the take-home plan: the browser's print of the page, and the PDF the page links to

@@ -132,3 +132,25 @@ def test_the_take_home_plan_is_plain_and_hides_internal_ids(world: dict[str, Any
         assert "Bloeddruk" in text and "mmHg: de eenheid van de bloeddruk" in text  # terms explained
         assert PID not in text.replace(f"/app/patients/{PID}/take-home", "")  # no internal ids on the page
         assert "-" not in "".join(t for t in text.split() if len(t) == 36)  # nor resource uuids
+
+
+def test_task_titles_show_in_the_readers_language(world: dict[str, Any]) -> None:
+    """The worklist shows each Task in the signed-in person's language, from the translations the
+    planner wrote beside the programme's English (Dutch by default, French and English a click away)."""
+    from html import escape
+
+    from careflow.engine.reading import search_all
+    from careflow.programs.loader import load_directory
+
+    gp = owner_of_open(world["repo"], "gp")
+    client = _signed_in(world, gp)
+    mine = [s.resource for s in search_all(world["repo"], "Task", [("owner", gp), ("status", "requested")])]
+    assert mine
+    titles = {a.title.en: a.title for p in load_directory(None).values() for a in p.activities}
+    shown = [titles[t["code"]["text"]] for t in mine if t["code"]["text"] in titles]
+    assert shown
+    dutch, french, english = client.get("/app/").text, client.get("/app/?lang=fr").text, client.get("/app/?lang=en").text
+    for title in shown:
+        assert escape(title.nl) in dutch and escape(title.fr or "") in french and escape(title.en) in english
+    assert 'lang="fr"' in french
+    assert all(escape(t.fr or "") not in dutch for t in shown if t.fr not in (t.nl, t.en))
