@@ -132,3 +132,15 @@ def test_the_take_home_plan_is_plain_and_hides_internal_ids(world: dict[str, Any
         assert "Bloeddruk" in text and "mmHg: de eenheid van de bloeddruk" in text  # terms explained
         assert PID not in text.replace(f"/app/patients/{PID}/take-home", "")  # no internal ids on the page
         assert "-" not in "".join(t for t in text.split() if len(t) == 36)  # nor resource uuids
+
+
+def test_every_page_names_its_icon_so_the_browser_asks_no_guarded_path(world: dict[str, Any]) -> None:
+    # without a <link rel=icon> a browser fetches /favicon.ico, which is behind the token check: a 401
+    # in the console of every page
+    client = TestClient(world["app"])
+    login = client.get("/app/login")
+    icon = login.text.split('<link rel="icon" href="', 1)[1].split('"', 1)[0]
+    assert icon.startswith("/app/static/")
+    r = client.get(icon)  # public, like the style sheet: the sign-in page shows it too
+    assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml")
+    assert icon in _signed_in(world, owner_of_open(world["repo"], "gp")).get("/app/").text
