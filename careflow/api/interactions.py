@@ -594,7 +594,10 @@ def _history(uow: UnitOfWork, req: FhirRequest, ctx: Context) -> FhirResult:
     path = "/".join(p for p in (req.type, req.id) if p)
     url = f"{ctx.base}/{path}/_history" if path else f"{ctx.base}/_history"
     if req.id is not None:
-        uow.vread(req.type, req.id, 1)  # NotFound for a resource that never existed
+        try:
+            uow.vread(req.type, req.id, 1)  # NotFound for a resource that never existed (or is hidden)
+        except NotFoundError:
+            raise NotFoundError(req.type, req.id) from None  # the resource is unknown, not only its version 1
     total, page = uow.history(req.type, req.id, since=since, count=count, offset=offset)
     return FhirResult(200, history_bundle(ctx, url, total, page, count, offset, kept))
 

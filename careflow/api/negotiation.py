@@ -104,6 +104,8 @@ def parse_json(raw: bytes) -> Any:
         doc = exact_json.loads(raw)  # decimals as written (careflow.fhir.exact_json)
     except ValueError as exc:
         raise InvalidJson(f"body is not valid JSON: {exc}") from None
+    except RecursionError:  # the parser recurses per level: some thousand levels exhaust the stack first
+        raise InvalidJson(f"the body is nested more than {MAX_DEPTH} levels deep") from None
     check_shape(doc)
     return doc
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
 from dataclasses import dataclass
 from functools import lru_cache
@@ -53,14 +54,35 @@ def address_problem(address: Address, allowed: tuple[Network, ...]) -> str | Non
     return f"the endpoint's host is a private address ({ENV_PRIVATE_ENDPOINTS} does not allow it)"
 
 
+_LEGACY_IPV4 = re.compile(r"[0-9a-fx.]+")
+
+
+def _literal(host: str) -> Address | None:
+    """The address a host written as an address stands for, in every spelling the resolver takes.
+
+    Besides dotted quads, the C resolver reads ``127.1``, ``2130706433``, ``0x7f000001`` and ``0``
+    as IPv4 addresses (inet_aton's legacy forms), so those are literals too; a trailing dot and the
+    ``localhost`` names (RFC 6761) change nothing either.
+    """
+    host = host.rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return ipaddress.IPv4Address("127.0.0.1")
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if _LEGACY_IPV4.fullmatch(host):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
+
+
 def literal_problem(url: str) -> str | None:
     """Why an endpoint written as an IP address (or localhost) is refused now, before any DNS."""
-    host = (urlsplit(url).hostname or "").lower()
-    if host == "localhost":
-        host = "127.0.0.1"
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
+    address = _literal((urlsplit(url).hostname or "").lower())
+    if address is None:
         return None  # a name: checked when it is resolved, at each delivery
     return address_problem(address, allowed_private_networks())
 

@@ -70,7 +70,8 @@ def decode(text: str, keys: int) -> Cursor:
             raise ValueError("shape")
         if any("\x00" in v for v in (rid, *values) if isinstance(v, str)):
             raise ValueError("NUL")  # PostgreSQL refuses it in text
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError, RecursionError):
+        # RecursionError: a forged cursor of some thousand nested brackets exhausts the parser's stack
         raise InvalidSearch("_cursor", "is not a cursor of this search: follow the next link as given") from None
     return Cursor(values, rid)
 

@@ -91,6 +91,8 @@ def load_mapping(text: str, filename: str, error: Raise, what: str) -> Commented
         _fail(error, filename, 1, 1, f"not valid YAML: {exc}")
     except ValueError as exc:  # a scalar the constructor cannot convert, e.g. an integer of 5000 digits
         _fail(error, filename, 1, 1, f"not valid YAML: {exc}")
+    except RecursionError:  # the composer recurses per level: a few hundred nested brackets exhaust it
+        _fail(error, filename, 1, 1, "the YAML is nested too deeply to read")
     if not isinstance(data, CommentedMap):
         _fail(error, filename, 1, 1, what)
     return data

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -56,11 +56,16 @@ def _shows_dashboard(request: Request) -> bool:
         return False
 
 
+def _kept_query(request: Request) -> str:
+    """The page's query without ``lang``, so a language link keeps the filters, year or next page."""
+    return urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "lang"])
+
+
 def _page(request: Request, template: str, status: int = 200, **values: Any) -> HTMLResponse:
     lang = _lang(request)
     html = _env.get_template(template).render(_=translator(lang), lang=lang, languages=LANGUAGES, prefix=PREFIX,
                                               path=request.url.path, nav_dashboard=_shows_dashboard(request),
-                                              **values)
+                                              kept_query=_kept_query(request), **values)
     response = HTMLResponse(html, status_code=status)
     if request.query_params.get("lang") in LANGUAGES:
         response.set_cookie(LANG_COOKIE, lang, samesite="strict", httponly=True, max_age=365 * 86400)

@@ -76,6 +76,16 @@ def test_deeply_nested_resource_is_refused(client):
     assert stored_versions(client) == 0
 
 
+@pytest.mark.parametrize("url", ["/fhir/Patient", "/fhir", "/fhir/Patient/p1/$everything"])
+def test_a_body_nested_past_the_parsers_stack_is_a_400_not_a_500(client, url):
+    # the JSON parser recurses once per level, so 100,000 brackets fail inside it, before the depth check
+    body = '{"resourceType": "Patient", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    r = client.post(url, content=body, headers={"Content-Type": "application/fhir+json"})
+    assert_outcome(r, 400)
+    assert "nested more than" in r.json()["issue"][0]["diagnostics"]
+    assert stored_versions(client) == 0
+
+
 @pytest.mark.parametrize("method,url,status", [
     ("GET", "/fhir/Foo", 404),
     ("GET", "/fhir/Foo/1", 404),
@@ -96,6 +106,12 @@ def test_deeply_nested_resource_is_refused(client):
 ])
 def test_bad_reads(client, method, url, status):
     assert_outcome(client.request(method, url), status)
+
+
+def test_the_history_of_an_unknown_resource_names_the_resource_not_a_version(client):
+    r = client.get("/fhir/Patient/nobody/_history")
+    assert_outcome(r, 404)
+    assert r.json()["issue"][0]["diagnostics"] == "Patient/nobody is not known"
 
 
 def test_unknown_search_parameter_strict_and_lenient(client):

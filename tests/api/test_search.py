@@ -146,3 +146,11 @@ def test_forged_cursors_are_400_never_500(client):
         text = base64.urlsafe_b64encode(json.dumps(body).encode()).decode().rstrip("=")
         r = client.get(f"/fhir/Task?_sort=due-date&_cursor={text}")
         assert r.status_code == 400, (body, r.status_code, r.text)
+
+
+def test_a_cursor_nested_past_the_parsers_stack_is_a_400(client):
+    import base64
+
+    text = base64.urlsafe_b64encode(b"[" * 3000 + b"]" * 3000).decode().rstrip("=")
+    r = client.get(f"/fhir/Patient?_cursor={text}")
+    assert r.status_code == 400 and "is not a cursor of this search" in r.text, r.text

@@ -377,7 +377,10 @@ def test_a_subscription_careflow_cannot_serve_is_400_saying_why(world: World, ch
 
 
 @pytest.mark.parametrize("endpoint", ["https://10.1.2.3/hook", "https://169.254.169.254/latest", "https://[::1]/x",
-                                      "http://localhost:5432/", "https://[::ffff:192.168.0.1]/x"])
+                                      "http://localhost:5432/", "https://[::ffff:192.168.0.1]/x",
+                                      # the resolver's other spellings of 127.0.0.1 (and 0.0.0.0), and localhost's
+                                      "https://127.1/x", "https://2130706433/x", "https://0x7f000001/x", "https://0/x",
+                                      "https://localhost./x", "https://api.localhost/x", "https://127.0.0.1./x"])
 def test_an_endpoint_at_a_private_address_is_refused(world: World, endpoint: str,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(endpoints.ENV_PRIVATE_ENDPOINTS, "")

@@ -13,7 +13,7 @@ import pytest
 from careflow.access.principal import Principal, Scope
 from careflow.access.rules import write_problem
 from careflow.auth.notification_keys import NotificationSigner, verify
-from careflow.engine import subscriptions
+from careflow.engine import endpoints, subscriptions
 from careflow.fhir import backport
 from careflow.fhir.r4_schema import r4_errors
 
@@ -142,3 +142,11 @@ def test_the_detached_signature_verifies_and_rotation_keeps_the_old_key_publishe
     assert verify(body, first, jwks)["kid"] != verify(body, second, jwks)["kid"]
     with pytest.raises(jwt.PyJWTError):
         verify(body + b" ", second, jwks)
+
+
+def test_an_address_in_the_resolvers_other_spellings_is_read_as_that_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(endpoints.ENV_PRIVATE_ENDPOINTS, "")
+    for private in ("https://127.1/x", "https://0x7f000001/x", "https://2130706433/x", "https://0/x", "https://10.1/x"):
+        assert endpoints.literal_problem(private), private
+    for public in ("https://134744072/x", "https://8.8.8.8./x", "https://cafe/x", "https://gp.example/x", "https://0.example/x"):
+        assert endpoints.literal_problem(public) is None, public  # names wait for DNS at each delivery

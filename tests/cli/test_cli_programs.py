@@ -43,6 +43,15 @@ def test_validate_lists_every_problem(capsys, tmp_path):
     assert "Traceback" not in err
 
 
+def test_validate_a_file_nested_past_the_parsers_stack_is_a_problem_at_its_line(capsys, tmp_path):
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("id: " + "[" * 5000 + "]" * 5000 + "\n")
+    code, _, err = run(capsys, "programs", "validate", str(deep))
+    assert code == 1
+    assert err.splitlines()[0] == f"{deep}:1:1: the YAML is nested too deeply to read", err
+    assert "internal error" not in err and "Traceback" not in err
+
+
 def test_validate_empty_folder(capsys, tmp_path):
     code, _, err = run(capsys, "programs", "validate", str(tmp_path))
     assert code == 1 and err.startswith("careflow: error: no programme files")

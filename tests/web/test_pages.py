@@ -154,3 +154,24 @@ def test_task_titles_show_in_the_readers_language(world: dict[str, Any]) -> None
         assert escape(title.nl) in dutch and escape(title.fr or "") in french and escape(title.en) in english
     assert 'lang="fr"' in french
     assert all(escape(t.fr or "") not in dutch for t in shown if t.fr not in (t.nl, t.en))
+
+
+def test_every_page_names_its_icon_so_the_browser_asks_no_guarded_path(world: dict[str, Any]) -> None:
+    # without a <link rel=icon> a browser fetches /favicon.ico, which is behind the token check: a 401
+    # in the console of every page
+    client = TestClient(world["app"])
+    login = client.get("/app/login")
+    icon = login.text.split('<link rel="icon" href="', 1)[1].split('"', 1)[0]
+    assert icon.startswith("/app/static/")
+    r = client.get(icon)  # public, like the style sheet: the sign-in page shows it too
+    assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml")
+    assert icon in _signed_in(world, owner_of_open(world["repo"], "gp")).get("/app/").text
+
+
+def test_a_language_link_keeps_the_pages_query(world: dict[str, Any]) -> None:
+    client = _signed_in(world, owner_of_open(world["repo"], "gp"))
+    page = client.get(f"/app/?patient=Patient/{PID}&overdue=1&lang=nl")
+    assert f'href="/app/?patient=Patient%2F{PID}&amp;overdue=1&amp;lang=en"' in page.text  # lang itself not repeated
+    english = client.get(f"/app/?patient=Patient%2F{PID}&overdue=1&lang=en")
+    assert english.status_code == 200 and "<h1>My worklist</h1>" in english.text
+    assert 'href="/app/login?lang=fr"' in TestClient(world["app"]).get("/app/login").text  # no query: none kept
