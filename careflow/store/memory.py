@@ -463,6 +463,9 @@ class MemoryRepository(RepositoryReads):
     def refresh_statistics(self) -> None:
         """Nothing to plan: the twin scans its dictionaries."""
 
+    def checkpoint(self) -> None:
+        """No journal: the twin keeps nothing on disk."""
+
     def close(self) -> None:
         pass
 

@@ -248,4 +248,9 @@ class Repository(Protocol):
         an import, an enrolment run) ends, so the next searches are planned for the store as it is."""
         ...
 
+    def checkpoint(self) -> None:
+        """Fold the write-ahead journal into the store and empty it (SQLite's WAL): called between the
+        batches of bulk work, when it ends and at close, so the journal stays small on disk."""
+        ...
+
     def close(self) -> None: ...
