@@ -5,7 +5,8 @@ Runs ``careflow demo`` in a fresh data directory (a new SQLite store and a new P
 Prefect's first start and its schema migration are included, as on a fresh clone), and records:
 
 * every progress line with its time since start, and the longest silence between two lines;
-* when the FHIR API first answers (``GET /fhir/metadata``, polled every 0.2 s);
+* when the FHIR API first answers (``GET /fhir/metadata``, polled every 0.2 s), and when the demo
+  says its care plans are ready (enrolment and the sweep run behind the API);
 * the SQLite file and its WAL, sampled every second while the demo works and once more after it
   exits (Ctrl-C after the first answer), next to the baseline: the size of the region's resources
   as compact JSON (``orjson.dumps`` of each, summed; the same deterministic region).
@@ -58,15 +59,40 @@ def json_size(inhabitants: int, seed: int) -> tuple[int, int]:
     return total, n
 
 
+def stored_json_size(data: Path) -> tuple[int, int]:
+    """Bytes of every version the store holds, as the JSON it stores (decrypted, inflated), and their
+    number: the baseline the database's size is compared with."""
+    os.environ["CAREFLOW_DATA_DIR"] = str(data)  # the store's master key file lives there
+    from careflow.store.database import open_repository
+
+    repo = open_repository(f"sqlite:///{data / 'careflow.db'}", migrate=False)
+    total = n = 0
+    try:
+        with repo.engine.connect() as conn:
+            repo.keys.ensure(conn)
+            rows = conn.exec_driver_sql("SELECT res_pk, version, content FROM resource_version WHERE content IS NOT NULL")
+            for pk, version, blob in rows:
+                total += len(repo.keys.open(pk, version, bytes(blob), conn) if repo.keys.enabled else blob)
+                n += 1
+    finally:
+        repo.close()
+    return total, n
+
+
 def mb(n: float) -> str:
     return f"{n / 1e6:,.1f} MB"
 
 
 def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--stored-json":  # the baseline of a kept data directory
+        stored, versions = stored_json_size(Path(sys.argv[2]))
+        print(f"{versions:,} versions, {mb(stored)} of JSON")
+        return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--inhabitants", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--keep", action="store_true", help="keep the data directory (printed)")
+    ap.add_argument("--until-answer", action="store_true", help="stop at the first answer, not when the plans are ready")
     a = ap.parse_args()
 
     data = Path(tempfile.mkdtemp(prefix="careflow-bench-demo-"))
@@ -79,8 +105,20 @@ def main() -> None:
     careflow = Path(sys.executable).with_name("careflow")
     started = time.monotonic()
     proc = subprocess.Popen([str(careflow), "demo", "--inhabitants", str(a.inhabitants), "--seed", str(a.seed),
-                             "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
+    plans_ready: list[float] = []
+
+    def read_stdout() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            t = time.monotonic() - started
+            if line.startswith("careflow: demo region"):
+                print(f"  {t:7.1f}s  stdout: {line.rstrip()[:160]}", flush=True)
+            if line.startswith("careflow: demo region ready"):
+                plans_ready.append(t)
+
+    threading.Thread(target=read_stdout, daemon=True).start()
     lines: list[tuple[float, str]] = []
     peak = {"db": 0, "wal": 0, "sum": 0}
     done = threading.Event()
@@ -120,6 +158,8 @@ def main() -> None:
             pass
         time.sleep(0.2)
     at_answer = {"db": db.stat().st_size if db.exists() else 0, "wal": wal.stat().st_size if wal.exists() else 0}
+    while not a.until_answer and proc.poll() is None and not plans_ready:
+        time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGINT)
     try:
         proc.wait(timeout=120)
@@ -142,6 +182,8 @@ def main() -> None:
     print(f"CPU time of the demo's processes: {usage.ru_utime + usage.ru_stime:.0f}s "
           f"(wall {time.monotonic() - started:.0f}s: on a shared machine the wall time is the CPU's share)")
     print(f"first answer (GET /fhir/metadata): {first_answer:.1f}s" if first_answer else "no answer: the demo exited")
+    if plans_ready:
+        print(f"care plans ready (enrolled and swept): {plans_ready[0]:.1f}s")
     print(f"longest silence before a line: {longest[0]:.1f}s (before: {longest[1][:90]})")
     baseline, n = json_size(a.inhabitants, a.seed)
     print(f"baseline: the region's {n:,} resources as compact JSON: {mb(baseline)}")
@@ -149,6 +191,9 @@ def main() -> None:
           f"= {(at_answer['db'] + at_answer['wal']) / baseline:.2f}x the JSON")
     print(f"peak while working: database {mb(peak['db'])}, WAL {mb(peak['wal'])}, together {mb(peak['sum'])}")
     print(f"after exit: database {mb(after['db'])} ({after['db'] / baseline:.2f}x the JSON) + WAL {mb(after['wal'])}")
+    stored, versions = stored_json_size(data)
+    print(f"baseline: the {versions:,} versions the store holds, as JSON: {mb(stored)}; "
+          f"database after exit = {after['db'] / stored:.2f}x, peak database + WAL = {peak['sum'] / stored:.2f}x")
     if a.keep:
         print(f"kept: {data}")
     else:

@@ -62,7 +62,7 @@ def _use_runner(spec: Optional[str]) -> None:
     from workflows import running
     from workflows.progress import stderr_progress
 
-    running.start_temporary_prefect_server(stderr_progress).wait()
+    running.start_temporary_prefect_server(stderr_progress, "runner").wait()
     os.environ["PREFECT_API_URL"] = SubprocessASGIServer().api_url
 
 
@@ -202,14 +202,15 @@ def demo_command(inhabitants: int = typer.Option(100_000, "--inhabitants", min=1
 
     if not no_serve:
         running.check_port_free(host, port)  # before any work, and before any line but the error
-    stderr_progress("demo: starting (loading the engine's libraries)")  # importing Prefect takes seconds
+    progress = Heartbeat(stderr_progress)
+    # importing Prefect and the engine takes 3-11 s on a busy machine: said, and filled if it lasts
+    progress.step("demo: starting (loading the engine's libraries)", "loading the engine's libraries")
     _engine()
     from workflows.demo import load_region, ready_line, reset_store, summary
 
     url = running.use_database(db)
     if reset:
-        reset_store(url, stderr_progress)
-    progress = Heartbeat(stderr_progress)
+        reset_store(url, progress)
     # a person waiting for the API gets it once the region is loaded, and watches enrolment and the
     # sweep go on in the background; --no-serve and --json (scripts) get the result first
     early = not no_serve and not as_json
