@@ -126,11 +126,13 @@ def main() -> None:
     ap.add_argument("--ingesters", default="1,2,4", help="concurrency levels, comma-separated (the first is the baseline)")
     ap.add_argument("--pg-url", help="also measure PostgreSQL (a schema of this run, dropped after)")
     ap.add_argument("--no-before", action="store_true", help="skip the SQLite run without the write queue")
+    ap.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     a = ap.parse_args()
     rows: list[dict[str, Any]] = []
-    if not a.no_before:
+    if not a.no_before and not a.no_sqlite:
         rows += run("sqlite", a, queue_on=False)
-    rows += run("sqlite", a, queue_on=True)
+    if not a.no_sqlite:
+        rows += run("sqlite", a, queue_on=True)
     if a.pg_url:
         rows += run("postgres", a, queue_on=True)
     print(f"transaction bundles of {a.bundle_size} entries, {a.bundles} per level; latency per bundle")
