@@ -6,9 +6,10 @@
    cluster (``dask:N`` worker processes, one thread each); prints seconds, patients/s and the ratio,
    and checks both made the same plans.
 2. Shards (``--shards K``): what a 1,000-neighbourhood deployment does on a small scale.  K regions
-   (different seeds, one store each, as each group of neighbourhoods would have its own database or
-   schema) enrolled at the same time by K ``careflow enrol`` processes (as K Prefect workers, one per
-   work pool, would), against the baseline of one process enrolling one store of the same total size.
+   (one store each, as each group of neighbourhoods would have its own database or schema) enrolled
+   at the same time by K ``careflow enrol`` processes (as K Prefect workers, one per work pool,
+   would), against the baseline of one such shard enrolled alone: patients per second, and the
+   throughput ratio (K on K cores would be Kx).
 
 PostgreSQL with ``--pg-url`` (a schema per store, dropped after); SQLite files otherwise (where the
 single writer is the limit, so shards on one SQLite file would only queue).  Usage:
@@ -38,6 +39,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 DATA = Path(tempfile.mkdtemp(prefix="careflow-bench-runners-"))
 os.environ.setdefault("CAREFLOW_DATA_DIR", str(DATA))  # one master key for every store of the run
 os.environ.setdefault("PREFECT_HOME", str(DATA / "prefect"))
+if not os.environ.get("CAREFLOW_MASTER_KEY") and not os.environ.get("CAREFLOW_MASTER_KEY_FILE"):
+    import base64
+
+    os.environ["CAREFLOW_MASTER_KEY"] = base64.b64encode(os.urandom(32)).decode()  # a key of this run only
 
 from workflows.prefect_env import configure  # noqa: E402
 
@@ -85,14 +90,19 @@ def enrol_in_process(url: str, spec: str, partitions: int) -> tuple[float, dict[
     return seconds, result
 
 
-def runners(a: argparse.Namespace, backend: str) -> None:
+def shared_prefect_server() -> None:
+    """One temporary Prefect server for the run, its URL exported for every worker and process."""
     from prefect.server.api.server import SubprocessASGIServer
 
     from workflows import running
 
-    if not os.environ.get("PREFECT_API_URL"):  # one temporary server, shared with the Dask workers
+    if not os.environ.get("PREFECT_API_URL"):
         running.start_temporary_prefect_server(lambda line: None, "bench").wait()
         os.environ["PREFECT_API_URL"] = SubprocessASGIServer().api_url
+
+
+def runners(a: argparse.Namespace, backend: str) -> None:
+    shared_prefect_server()
     rows = []
     made = []
     for spec in ("threads", f"dask:{a.dask_workers}"):
@@ -114,14 +124,14 @@ def runners(a: argparse.Namespace, backend: str) -> None:
 
 def shards(a: argparse.Namespace, backend: str) -> None:
     careflow = [sys.executable, "-P", "-m", "careflow.cli"]
+    shared_prefect_server()  # the processes' start-up is measured, a Prefect server's start is not
     env = dict(os.environ)
     one_url, drop_one = fresh(backend, a.pg_url, "whole")
     stores = [fresh(backend, a.pg_url, f"shard{k}") for k in range(a.shards)]
     try:
         for k, (url, _) in enumerate(stores):
             load(url, a.inhabitants, a.seed + k)
-        for k in range(a.shards):  # the baseline: the same K regions in one store
-            load(one_url, a.inhabitants, a.seed + k)
+        load(one_url, a.inhabitants, a.seed)  # the baseline: one shard, alone
         args = ["enrol", "--start", "2026-03-02", "--partitions", str(a.partitions), "--json"]
         started = time.perf_counter()
         whole = subprocess.run([*careflow, *args, "--db", one_url], env=env, capture_output=True, text=True, timeout=3600)
@@ -135,11 +145,11 @@ def shards(a: argparse.Namespace, backend: str) -> None:
         assert all(p.returncode == 0 for p in procs), [o[1][-300:] for o in outs]
         enrolled_whole = json.loads(whole.stdout)["total"].get("enrolled", 0)
         enrolled_shards = sum(json.loads(o[0])["total"].get("enrolled", 0) for o in outs)
+        alone, together = enrolled_whole / whole_s, enrolled_shards / shards_s
         print(f"{backend}: {a.shards} shards of {a.inhabitants:,} inhabitants, each its own store and enrol process")
-        print(f"  baseline, one store, one process: {enrolled_whole:,} patients in {whole_s:6.1f}s "
-              f"({enrolled_whole / whole_s:6.1f}/s)")
-        print(f"  {a.shards} stores, {a.shards} processes at once: {enrolled_shards:,} patients in {shards_s:6.1f}s "
-              f"({enrolled_shards / shards_s:6.1f}/s, {whole_s / shards_s:4.2f}x)")
+        print(f"  baseline, one shard alone: {enrolled_whole:,} patients in {whole_s:6.1f}s ({alone:6.1f}/s)")
+        print(f"  {a.shards} shards at once: {enrolled_shards:,} patients in {shards_s:6.1f}s "
+              f"({together:6.1f}/s, {together / alone:4.2f}x the throughput)")
     finally:
         drop_one()
         for _, drop in stores:
@@ -153,10 +163,12 @@ def main() -> None:
     ap.add_argument("--partitions", type=int, default=8)
     ap.add_argument("--dask-workers", type=int, default=2)
     ap.add_argument("--shards", type=int, default=0, help="also run K shards at once (0: skip)")
+    ap.add_argument("--only-shards", action="store_true", help="skip the runner comparison")
     ap.add_argument("--pg-url", help="PostgreSQL instead of SQLite files")
     a = ap.parse_args()
     backend = "postgres" if a.pg_url else "sqlite"
-    runners(a, backend)
+    if not a.only_shards:
+        runners(a, backend)
     if a.shards:
         shards(a, backend)
 
