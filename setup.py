@@ -15,7 +15,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-BUNDLED = ("care_programs", "fhir_profiles", "population_rules")  # keep in step with careflow.bundled.FOLDERS
+BUNDLED = ("care_programs", "fhir_profiles", "population_rules", "case_finding", "measures")  # keep in step with careflow.bundled.FOLDERS
 
 
 class BuildWithBundledFolders(build_py):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
-FOLDERS = ("care_programs", "fhir_profiles", "population_rules")
+FOLDERS = ("care_programs", "fhir_profiles", "population_rules", "case_finding", "measures")
 
 
 def folder(name: str) -> Path:

@@ -123,7 +123,8 @@ def _register_optional_commands() -> None:
     import importlib
 
     for module in ("careflow.api.cli", "careflow.store.keys_cli", "careflow.audit.cli", "careflow.engine.cli",
-                   "careflow.engine.financing_cli", "workflows.cli", "workflows.stratify_cli"):
+                   "careflow.engine.financing_cli", "workflows.cli", "workflows.stratify_cli",
+                   "workflows.case_finding_cli", "workflows.measures_cli"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:

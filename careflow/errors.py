@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the loader imports this module; the type is only named here
-    from careflow.programs.loader import Problem
+    from careflow.programs.positioned_yaml import Problem
 
 
 class CareflowError(Exception):
@@ -25,6 +25,10 @@ class ProgramError(CareflowError):
 
 class RuleSetError(ProgramError):
     """A stratification rule file has problems, reported like a programme's (every one, file:line:col)."""
+
+
+class MeasureSetError(ProgramError):
+    """A quality-indicator file has problems, reported like a programme's (every one, file:line:col)."""
 
 
 class UnknownProgram(CareflowError):

@@ -32,6 +32,7 @@ EXT_SELF_MANAGEMENT = f"{BASE}/StructureDefinition/self-management-level"  # val
 EXT_COORDINATION_STEP = f"{BASE}/StructureDefinition/coordination-step"  # valueCodeableConcept on the shared CarePlan
 EXT_NEIGHBOURHOOD = f"{BASE}/StructureDefinition/neighbourhood"  # valueString on Patient / CareTeam / Task
 EXT_OCCURRENCE = f"{BASE}/StructureDefinition/task-occurrence"  # valuePositiveInt on Task
+SUBSCRIPTION_OWNER = f"{BASE}/StructureDefinition/subscription-owner"  # valueString: the principal who made it
 EXT_TRIGGER = f"{BASE}/StructureDefinition/task-trigger"  # valueString: the programme trigger id that raised it
 
 # profiles

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-BUNDLED = ("care_programs", "fhir_profiles", "population_rules")
+BUNDLED = ("care_programs", "fhir_profiles", "population_rules", "case_finding", "measures")
 
 
 def _tracked_files() -> list[str]:

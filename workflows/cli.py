@@ -95,7 +95,9 @@ def enrol_command(db: Optional[str] = DbOpt,
                   partitions: int = PartitionsOpt, as_json: bool = JsonOpt, runner: Optional[str] = RunnerOpt,
                   mode: str = typer.Option("active", "--mode", envvar="CAREFLOW_ENROLMENT",
                                            help="active: plans straight from the diagnosis codes; proposals: an "
-                                                "inclusion proposal for each patient's GP instead")) -> None:
+                                                "inclusion proposal for each patient's GP instead"),
+                  batch_size: int = typer.Option(50, "--batch-size", min=1, max=10_000,
+                                                 help="patients per transaction (smaller: shorter write locks)")) -> None:
     """Enrol every eligible patient in the store in their care programmes (safe to rerun)."""
     day = _day(start, "--start")
     if mode not in ("active", "proposals"):
@@ -107,7 +109,7 @@ def enrol_command(db: Optional[str] = DbOpt,
     with running.stop_on_interrupt():
         _use_runner(runner)
         result = running.run(flows.with_runner(flows.enrol_region, runner), db_url=None, start=day,
-                             partitions=partitions, mode=mode)
+                             partitions=partitions, mode=mode, batch_size=batch_size)
     if as_json:
         return _print_json(result)
     keys = ("proposed", "already-proposed-or-enrolled") if mode == "proposals" else ("enrolled", "already-enrolled")

@@ -167,9 +167,9 @@ def find_candidates(db_url: str | None, partitions: int) -> list[list[str]]:
 
 @task(name="enrol-partition", task_run_name=_partition_name("enrol"), **_TASK_OPTIONS)
 def enrol_partition(db_url: str | None, index: int, patient_ids: Sequence[str], start: date,
-                    mode: str = "active") -> Counts:
+                    mode: str = "active", batch_size: int = enrolment.BATCH_SIZE) -> Counts:
     """Enrol one partition (thousands of patients, in the engine's batched units of work)."""
-    return enrolment.enrol(repository(db_url), programs(), patient_ids, start, mode=mode)
+    return enrolment.enrol(repository(db_url), programs(), patient_ids, start, mode=mode, batch_size=batch_size)
 
 
 @task(name="find-plans", task_run_name="find-plans", **_TASK_OPTIONS)
@@ -230,10 +230,13 @@ def _gather(futures: list[Any], what: str, sizes: dict[Any, int]) -> Counts:
 
 @flow(name="enrol-region", flow_run_name=_enrol_run_name, task_runner=_runner(), persist_result=False, log_prints=False)
 def enrol_region(db_url: str | None = None, start: date | None = None,
-                 partitions: int = DEFAULT_PARTITIONS, mode: str = "active") -> dict[str, Any]:
+                 partitions: int = DEFAULT_PARTITIONS, mode: str = "active",
+                 batch_size: int = enrolment.BATCH_SIZE) -> dict[str, Any]:
     """Enrol every eligible patient of the store in every programme they qualify for, and write an
     ``enrol-summary`` artifact (counts per programme and neighbourhood). ``mode`` ``proposals``
     proposes each patient to their GP for inclusion instead (``careflow.planning.inclusion``).
+    ``batch_size`` is the number of patients per transaction: smaller batches hold SQLite's single
+    writer lock for less time (the API's writes wait less), larger ones commit less often.
 
     Re-running it is safe and cheap: already-enrolled patients are counted, not duplicated.
     """
@@ -246,7 +249,7 @@ def enrol_region(db_url: str | None = None, start: date | None = None,
     sizes: dict[Any, int] = {}
     for index, ids in enumerate(slices):
         if ids:
-            future = enrol_partition.submit(db_url, index, ids, day, mode)
+            future = enrol_partition.submit(db_url, index, ids, day, mode, batch_size)
             futures.append(future)
             sizes[future] = len(ids)
     counts = _gather(futures, "enrol", sizes)

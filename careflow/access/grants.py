@@ -14,9 +14,13 @@ from typing import Any, Iterable, Literal
 
 from careflow.access.policy import AccessPolicy
 
-Reason = Literal["gmd", "careteam", "emergency", "excluded"]
+Reason = Literal["gmd", "careteam", "emergency", "excluded", "sharing"]
 # recomputed from the patient's resources; "emergency" rows are written directly and only expire
-DERIVED: tuple[Reason, ...] = ("gmd", "careteam", "excluded")
+DERIVED: tuple[Reason, ...] = ("gmd", "careteam", "excluded", "sharing")
+# The grantee of the one "sharing" row a patient has while their sharing Consent holds: no one is
+# granted anything by it (no principal acts as it); shared views (aggregates) count only patients who
+# have it, so the consent rule is the one ``consent_state`` below, not a second one in the dashboard.
+SHARING = "consent:sharing"
 
 
 @dataclass(frozen=True, order=True)
@@ -144,6 +148,8 @@ def derive_grants(
                 old = grants.get(key)
                 if old is None or (old.expires is not None and (expires is None or expires > old.expires)):
                     grants[key] = Grant(ref, "careteam", False, expires)
+    if state.sharing:
+        grants[(SHARING, "sharing")] = Grant(SHARING, "sharing", False, state.until)
     # an exclusion (also of an organisation) overrides every other grant, emergencies included
     for ref in state.excluded:
         grants[(ref, "excluded")] = Grant(ref, "excluded", False, None)

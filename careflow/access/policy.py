@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from careflow.errors import ProgramError
-from careflow.programs.loader import Problem, _path, _position, _sentence, _yaml
+from careflow.programs.loader import _sentence
+from careflow.programs.positioned_yaml import Problem, load_mapping, read_source
+from careflow.programs.positioned_yaml import dotted_path as _path
+from careflow.programs.positioned_yaml import position as _position
 
 DEFAULT_POLICY = Path(__file__).with_name("policy.yaml")
 
@@ -121,16 +122,7 @@ def _compile(model: PolicyModel) -> AccessPolicy:
 
 def parse_policy(text: str, filename: str = "<string>") -> AccessPolicy:
     """Parse and validate a policy file; ProgramError with every problem at file:line:column."""
-    try:
-        data = _yaml().load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise ProgramError([Problem(filename, line, col, "", f"not valid YAML: {(exc.problem or '').strip()}")]) from None
-    except YAMLError as exc:
-        raise ProgramError([Problem(filename, 1, 1, "", f"not valid YAML: {exc}")]) from None
-    if not isinstance(data, CommentedMap):
-        raise ProgramError([Problem(filename, 1, 1, "", "an access policy must be a mapping of keys")])
+    data = load_mapping(text, filename, ProgramError, "an access policy must be a mapping of keys")
     try:
         model = PolicyModel.model_validate(data)
     except ValidationError as exc:
@@ -167,7 +159,7 @@ def _filter_problem(rtype: str, flt: Filter) -> str | None:
 
 def load_policy(path: str | Path | None = None) -> AccessPolicy:
     p = Path(path) if path is not None else DEFAULT_POLICY
-    return parse_policy(p.read_text(encoding="utf-8"), str(p))
+    return parse_policy(read_source(p, ProgramError), str(p))
 
 
 @lru_cache(maxsize=1)

@@ -51,6 +51,9 @@ class Principal:
     * ``patient``: the patient a patient principal is (or a ``patient/`` launch context).
     * ``scopes``: the SMART scopes granted; ``None`` means not limited by scopes (the engine).
     * ``client_id`` / ``on_behalf_of``: for the audit trail.
+    * ``shared``: a shared view (the dashboard's aggregates): the store counts only patients who
+      consented to sharing, and lets the caller read the region's summary MeasureReports
+      (``careflow.population.shared_views.aggregate_reader`` makes such principals).
     """
 
     kind: Kind
@@ -62,6 +65,7 @@ class Principal:
     client_id: str | None = None
     on_behalf_of: str | None = None
     organizations: tuple[str, ...] = field(default=())
+    shared: bool = False
 
     @property
     def is_system(self) -> bool:
@@ -72,7 +76,7 @@ class Principal:
         """A system principal nothing narrows: the engine itself, or a backend service granted
         ``system/*.cruds`` unfiltered. The store skips the per-row access and write checks for it,
         which would only ever say yes (a bulk load paid three extra reads per resource for them)."""
-        if not self.is_system:
+        if not self.is_system or self.shared:
             return False
         if self.scopes is None:
             return True

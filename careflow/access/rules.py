@@ -9,12 +9,13 @@ Writes: :func:`write_problem` says why a write is refused, or None.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from careflow.access.compartment import DIRECTORY_TYPES, ORPHAN, patient_of
 from careflow.access.policy import AccessPolicy, Filter
 from careflow.access.principal import Principal
+from careflow.fhir.search_values import escape
 
 Interaction = Literal["c", "r", "u", "d", "s"]
 
@@ -31,7 +32,11 @@ class View:
       - its patient is ``own_patient`` (a patient principal), or
       - its patient is granted to one of ``grantees`` in full, or granted at all and the row matches
         ``matrix`` (None = any, () = none), and no grant row excludes any of ``excluded_by``;
-      and, when ``only_patient`` is set (a ``patient/`` launch), its patient is that one.
+      and, when ``only_patient`` is set (a ``patient/`` launch), its patient is that one;
+      with ``summaries`` (MeasureReport in a shared view) a row without a patient (a summary report,
+      an aggregate naming no one) is visible too;
+      and, with ``consented_only`` (a shared view), a patient's row only while the patient's sharing
+      Consent holds (their ``careflow.access.grants.SHARING`` grant).
     """
 
     everything: bool = False
@@ -44,6 +49,8 @@ class View:
     excluded_by: tuple[str, ...] = ()
     scope: tuple[Filter, ...] | None = None
     matrix: tuple[Filter, ...] | None = None
+    consented_only: bool = False
+    summaries: bool = False
 
 
 EVERYTHING = View(everything=True)
@@ -52,10 +59,23 @@ NOTHING = View(nothing=True)
 
 def view(principal: Principal, rtype: str, policy: AccessPolicy, interaction: Interaction = "s") -> View:
     """How ``principal`` may see ``rtype`` rows for a read (``r``) or search (``s``)."""
+    found = _view(principal, rtype, policy, interaction)
+    if not principal.shared or found.nothing:
+        return found
+    if found.everything:
+        found = View(directory=True, all_patients=True)
+    return replace(found, consented_only=True, summaries=rtype == "MeasureReport")
+
+
+def _view(principal: Principal, rtype: str, policy: AccessPolicy, interaction: Interaction) -> View:
     scope = principal.scope_filters(rtype, interaction)
     if scope == []:
         return NOTHING
     scope_t = None if scope is None else tuple(scope)
+    if rtype == "Subscription" and principal.kind != "system":
+        # a Subscription names the patients and the endpoint someone watches: its owner's alone
+        mine = ("owner", escape(principal.id))
+        return View(directory=True, scope=tuple((*f, mine) for f in scope_t) if scope_t is not None else ((mine,),))
     directory = rtype in DIRECTORY_TYPES
     if principal.kind == "system":
         return EVERYTHING if scope_t is None else View(directory=True, all_patients=True, scope=scope_t)

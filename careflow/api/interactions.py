@@ -285,6 +285,7 @@ OPERATION_RIGHTS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ("PlanDefinition", "$apply"): (("PlanDefinition", "r"), ("Patient", "r")),
     ("Patient", "$break-the-glass"): (("Patient", "r"),),
     ("Patient", "$expunge"): (("Patient", "d"),),
+    ("Measure", "$evaluate-measure"): (("Measure", "r"), ("MeasureReport", "r")),
 }
 
 

@@ -282,6 +282,10 @@ _OPERATION_PARAMETERS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
                                    ("start", "the plan's first day (YYYY-MM-DD, default today)"),
                                    ("persist", "true stores the plan; false (default) returns it contained")),
     ("Patient", "$everything"): (("_count", "page size"), ("_offset", "how many to skip")),
+    ("Measure", "$evaluate-measure"): (("periodStart", "first day of a calendar month or year (YYYY-MM-DD)"),
+                                       ("periodEnd", "last day of that month or year"),
+                                       ("reportType", "population (default), subject-list or subject"),
+                                       ("subject", "Patient/[id] for reportType subject")),
 }
 
 

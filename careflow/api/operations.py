@@ -98,9 +98,10 @@ def register_operations(state: Any, programs: list[Any]) -> None:
     state.operation_docs.append(("Patient", "$everything", EVERYTHING_DEFINITION,
                                  "The patient and every resource in their record (patient/subject "
                                  "references) plus what those reference; _count/_offset paging."))
-    from careflow.api import break_glass, expunge, plan_apply, subscriptions
+    from careflow.api import break_glass, evaluate_measure, expunge, plan_apply, subscriptions
 
     plan_apply.register(state, programs)
     expunge.register(state)
     break_glass.register(state)
     subscriptions.register(state)
+    evaluate_measure.register(state)

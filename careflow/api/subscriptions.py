@@ -22,6 +22,7 @@ from fastapi import APIRouter, Request
 from careflow.api.errors import Forbidden, InvalidRequest
 from careflow.api.interactions import Context, FhirRequest, FhirResult
 from careflow.api.responses import FhirResponse
+from careflow.engine import endpoints
 from careflow.errors import Gone, NotFound
 from careflow.fhir import backport
 from careflow.fhir.search_values import instant_text
@@ -47,6 +48,9 @@ def prepare_write(uow: UnitOfWork, req: FhirRequest) -> FhirRequest:
         spec = backport.parse(body)
     except backport.SubscriptionProblem as exc:
         raise InvalidRequest(str(exc), expression="Subscription") from None
+    refused = endpoints.literal_problem(spec.endpoint)
+    if refused:
+        raise InvalidRequest(refused, expression="Subscription.channel.endpoint")
     if not principal.may(spec.rtype, "r"):
         raise Forbidden(f"the token's scopes do not allow reading {spec.rtype}: no Subscription to its changes")
     stamped = backport.with_owner(body, principal.id)
@@ -105,6 +109,7 @@ def register(state: Any) -> None:
         kept = ledger_for(repo).get(str(req.id))
         since = kept.events if kept is not None else 0
         error = resource.get("error") if isinstance(resource.get("error"), str) else None
+        error = error or (kept.error if kept is not None else None)  # why delivery is failing now, if it is
         params = backport.status_parameters(ctx.base, str(req.id), spec.topic, str(resource.get("status")),
                                             "query-status", since, [], spec.content, error)
         bundle = {"resourceType": "Bundle", "type": "searchset", "timestamp": instant_text(ctx.now()), "total": 1,

@@ -174,8 +174,9 @@ class SqlAuditLog:
             try:
                 self.flush()
                 idle_since = time.monotonic()
-            except Exception:  # noqa: BLE001 - the records stay queued; retried on the next round
-                log.exception("appending to the audit log failed; retrying")
+            except Exception as exc:  # noqa: BLE001 - the records stay queued; retried on the next round
+                # the kind only, no traceback: a database error's text quotes the records (who saw whom)
+                log.error("appending to the audit log failed (%s); retrying", type(exc).__name__)
                 time.sleep(1.0)
             time.sleep(FLUSH_SECONDS)
 
@@ -361,5 +362,5 @@ def _flush_open_logs() -> None:
     for audit_log in list(_OPEN_LOGS):
         try:
             audit_log.close()
-        except Exception:  # noqa: BLE001 - at exit, a log that cannot be written is reported, not raised
-            log.exception("could not write the last audit records at exit")
+        except Exception as exc:  # noqa: BLE001 - at exit, a log that cannot be written is reported, not raised
+            log.error("could not write the last audit records at exit (%s)", type(exc).__name__)

@@ -64,10 +64,6 @@ class Cipher:
         the dict before or after the single assignment, never half of it."""
         self._aead[key_id] = AESGCM(secret)
 
-    @property
-    def key_ids(self) -> frozenset[int]:
-        return frozenset(self._aead)
-
     def encrypt(self, plaintext: bytes, context: bytes, key_id: int | None = None, *, deflate: bool = False) -> bytes:
         """``deflate``: compress first (format 2); the format byte is authenticated with the rest."""
         kid = self.active if key_id is None else key_id

@@ -59,6 +59,7 @@ class EventConsumer:
             try:
                 self.drain_once()
             except Exception as exc:  # keep serving: a failing batch is retried on the next tick
+                # the kind only: a database error's text can quote the row it failed on (health data)
                 level = logging.INFO if is_transient(exc) else logging.ERROR
-                log.log(level, "outbox processing failed (%s: %s); retrying", type(exc).__name__, exc)
+                log.log(level, "outbox processing failed (%s); retrying", type(exc).__name__)
             self._stop.wait(self.interval)

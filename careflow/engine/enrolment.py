@@ -143,10 +143,11 @@ def _open_shared_keys(repo: Repository, patient_ids: list[str]) -> dict[str, set
 
 
 MODES = ("active", "proposals", "draft")
+BATCH_SIZE = 50  # patients per unit of work (one commit each)
 
 
 def enrol(
-    repo: Repository, programs: Mapping[str, Program], patient_ids: Sequence[str], start: date, *, batch_size: int = 50,
+    repo: Repository, programs: Mapping[str, Program], patient_ids: Sequence[str], start: date, *, batch_size: int = BATCH_SIZE,
     mode: str = "active",
 ) -> Counts:
     """Plan every programme each patient qualifies for on ``start`` and is not enrolled in yet.

@@ -28,8 +28,9 @@ from careflow.engine.sweep import count_applied
 from careflow.errors import Gone, NotFound, VersionConflict
 from careflow.planning import ids
 from careflow.planning.carers import is_carer, with_carers
-from careflow.planning.inclusion import is_proposal
+from careflow.planning.inclusion import is_proposal, proposed_programs
 from careflow.planning.shared import Part, sharing
+from careflow.population.case_finding import is_case_finding
 from careflow.programs.model import Program
 from careflow.store.port import Action, Repository, Stored, UnitOfWork
 from careflow.triggers.actions import Action as RuleAction
@@ -208,6 +209,12 @@ def handle_task(repo: Repository, programs: Mapping[str, Program], task_id: str,
             inclusion.include(repo, programs, task, now, counts)
         else:
             counts.add("proposals-rejected")
+        return
+    if is_case_finding(task):  # accepted: the inclusion path for the programme it names, if loaded
+        if task.get("status") == "completed" and proposed_programs(task, programs):
+            inclusion.include(repo, programs, task, now, counts)
+        else:
+            counts.add("case-finding-" + ("accepted" if task.get("status") == "completed" else "closed"))
         return
     if inclusion.is_conversation(task) and inclusion.activate(repo, programs, task, now, counts):
         return

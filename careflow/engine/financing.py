@@ -1,7 +1,7 @@
 """Team financing over the store: the recorded versions read once, the pure calculation run on them.
 
 Reads as the system (an aggregate over the whole region: no person's narrowing applies to it; who
-may see which team's lines is ``careflow.population.financing_access``'s). Everything comes from
+may see which team's lines is ``careflow.population.shared_views``'s). Everything comes from
 ``_history`` (every version of every Patient, programme CarePlan and Consent), so a statement as of
 a past moment is reproduced from what was recorded up to then. Type-wide history is read in large
 pages newest first; a version written meanwhile only shifts a page (versions are de-duplicated by

@@ -20,6 +20,7 @@ from careflow.errors import VersionConflict
 from careflow.naming import POPULATION_GROUP
 from careflow.planning.patient import _neighbourhood, replaced_by
 from careflow.population.assessment import assessment_id, group_coding, risk_assessment, same_assessment
+from careflow.population.case_model import CaseFindingSet
 from careflow.population.evaluate import Stratum
 from careflow.population.evaluate import stratify as place
 from careflow.population.facts import MEDICATION_TYPES, Inhabitant, inhabitant
@@ -29,6 +30,7 @@ from careflow.population.model import (
     Criterion,
     HospitalCriterion,
     MedicinesCriterion,
+    NotCriterion,
     ObservationCriterion,
     RuleSet,
 )
@@ -42,7 +44,8 @@ def population_ids(repo: Repository, *, page_size: int = 1000) -> list[str]:
     return sorted(s.id for page in search_pages(repo, "Patient", [], page_size=page_size) for s in page.matches)
 
 
-def _criteria(rules: RuleSet) -> Iterable[Criterion]:
+def criteria(rules: RuleSet | CaseFindingSet) -> Iterable[Criterion]:
+    """Every criterion of every rule, nested ones too (what the reads must cover)."""
     stack: list[Criterion] = [c for r in rules.rules for c in r.when]
     while stack:
         c = stack.pop()
@@ -51,13 +54,15 @@ def _criteria(rules: RuleSet) -> Iterable[Criterion]:
             stack += c.any
         elif isinstance(c, AllCriterion):
             stack += c.all
+        elif isinstance(c, NotCriterion):
+            stack.append(c.not_)
 
 
-def _needs(rules: RuleSet) -> tuple[list[str], bool, bool]:
+def _needs(rules: RuleSet | CaseFindingSet) -> tuple[list[str], bool, bool]:
     """(Observation codes as system|code, whether medication is read, whether Encounters are read)."""
     codes = {f"{c.system}|{c.code}" for c in (rules.frailty.codes if rules.frailty else ())}
     meds = stays = False
-    for c in _criteria(rules):
+    for c in criteria(rules):
         if isinstance(c, ObservationCriterion):
             codes |= {f"{x.system}|{x.code}" for x in c.observation.codes}
         meds = meds or isinstance(c, MedicinesCriterion)
@@ -69,11 +74,12 @@ def _subject(r: dict[str, Any]) -> str | None:
     return ref_id(r.get("subject"), "Patient") or ref_id(r.get("patient"), "Patient")
 
 
-def read_inhabitants(repo: Repository, patient_ids: Sequence[str], rules: RuleSet | Iterable[RuleSet]
+def read_inhabitants(repo: Repository, patient_ids: Sequence[str],
+                     rules: RuleSet | CaseFindingSet | Iterable[RuleSet | CaseFindingSet]
                      ) -> dict[str, tuple[Stored, Inhabitant]]:
     """patient id -> (the stored Patient, its facts), for the ids that exist; reads only the resource
-    types and Observation codes some rule of ``rules`` looks at."""
-    sets = [rules] if isinstance(rules, RuleSet) else list(rules)
+    types and Observation codes some rule of ``rules`` looks at (pyramid or case-finding rules alike)."""
+    sets = [rules] if isinstance(rules, (RuleSet, CaseFindingSet)) else list(rules)
     codes: set[str] = set()
     meds = stays = False
     for rs in sets:

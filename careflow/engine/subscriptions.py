@@ -41,6 +41,7 @@ from typing import Any, Callable
 
 from careflow.access.principal import SYSTEM, Principal, Scope
 from careflow.auth.notification_keys import SIGNATURE_HEADER, NotificationSigner
+from careflow.engine import endpoints
 from careflow.engine.events import SUBSCRIPTION_TOPICS
 from careflow.engine.retry import is_transient
 from careflow.errors import Gone, NotFound, VersionConflict
@@ -129,15 +130,19 @@ _CLIENT_LOCK = threading.Lock()
 
 def http_sender(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
     """POST with one shared client (its TLS context and connection pool are made once, not per
-    notification); redirects are not followed, an endpoint is the URL the subscriber gave."""
+    notification); redirects are not followed, an endpoint is the URL the subscriber gave, and it
+    is sent to only at a public address (``careflow.engine.endpoints``: checked, then connected to)."""
     import httpx
 
     global _CLIENT
+    target = endpoints.resolve(url)
     with _CLIENT_LOCK:
         if _CLIENT is None:
             _CLIENT = httpx.Client(follow_redirects=False)
         client = _CLIENT
-    return int(client.post(url, content=body, headers=headers, timeout=timeout).status_code)
+    tls = {"sni_hostname": target.server_name} if url.lower().startswith("https:") else {}
+    return int(client.post(target.url, content=body, headers={**headers, "Host": target.host_header},
+                           timeout=timeout, extensions=tls).status_code)
 
 
 def backoff(failures: int) -> timedelta:
@@ -305,6 +310,8 @@ class Notifier:
                    SIGNATURE_HEADER: self.signer.sign(body)}
         try:
             status = self.send(spec.endpoint, body, headers, float(spec.timeout))
+        except endpoints.EndpointRefused as exc:
+            return str(exc)
         except Exception as exc:  # no answer at all: refused, timed out, DNS
             return f"no answer from the endpoint ({type(exc).__name__})"
         return None if 200 <= status < 300 else f"the endpoint answered HTTP {status}"
@@ -370,7 +377,8 @@ class Notifier:
                     self._failed(state, problem, now, out)
                     return
                 out.heartbeats += 1
-                self._ledger.change(state.id, last_sent=now, failures=0, first_failure=None, next_attempt=None)
+                self._ledger.change(state.id, last_sent=now, failures=0, first_failure=None, next_attempt=None,
+                                    error=None)
 
     def _failed(self, state: SubState, problem: str, now: datetime, out: Round) -> None:
         out.failed += 1

@@ -20,6 +20,8 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 from urllib.parse import parse_qsl, urlsplit
 
+from careflow.naming import SUBSCRIPTION_OWNER
+
 TOPIC_BASE = "https://careflow.dev/fhir/SubscriptionTopic/"
 TASK_TOPIC = TOPIC_BASE + "task-changes"
 CAREPLAN_TOPIC = TOPIC_BASE + "careplan-changes"
@@ -39,7 +41,7 @@ TIMEOUT_EXT = _IG + "backport-timeout"
 MAX_COUNT_EXT = _IG + "backport-max-count"
 TOPIC_CANONICAL_EXT = _IG + "capabilitystatement-subscriptiontopic-canonical"
 # who made the Subscription: stamped by the server on every client write, never taken from the body
-OWNER_EXT = "https://careflow.dev/fhir/StructureDefinition/subscription-owner"
+OWNER_EXT = SUBSCRIPTION_OWNER
 
 CONTENTS = ("empty", "id-only", "full-resource")
 DEFAULT_CONTENT = "id-only"
@@ -204,10 +206,6 @@ def matches(spec: Spec, resource: dict[str, Any], team_patient: Callable[[str], 
         if not ok:
             return False
     return True
-
-
-def teams_named(spec: Spec) -> frozenset[str]:
-    return frozenset(r for name, refs in spec.filters if name == "care-team" for r in refs)
 
 
 @dataclass(frozen=True)

@@ -89,26 +89,6 @@ _NAME_PARTS = ("family", "given", "prefix", "suffix", "text")
 _ADDRESS_PARTS = ("line", "city", "district", "state", "postalCode", "country", "text")
 
 
-def values_at(node: Any, path: str | tuple[str, ...]) -> Iterator[Any]:
-    """Every value at a dotted path (or pre-split steps), flattening lists at each step."""
-    items = [node]
-    for step in path.split(".") if isinstance(path, str) else path:
-        nxt: list[Any] = []
-        for item in items:
-            if isinstance(item, dict):
-                value = item.get(step)
-                if value is None:
-                    continue
-                if isinstance(value, list):
-                    nxt.extend(value)
-                else:
-                    nxt.append(value)
-        items = nxt
-        if not items:
-            return
-    yield from items
-
-
 @dataclass(frozen=True)
 class _Path:
     """A registry path parsed once: JSON keys, ``key[child=literal]`` filters, a ``:Type`` reference filter."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Literal
 
-from careflow.naming import EXT_NEIGHBOURHOOD, POPULATION_GROUP
+from careflow.naming import EXT_NEIGHBOURHOOD, POPULATION_GROUP, SUBSCRIPTION_OWNER
 
 ParamType = Literal["token", "reference", "date", "string", "quantity", "uri", "number"]
 
@@ -147,6 +147,12 @@ CAREFLOW_PARAMS: dict[str, tuple[SearchParam, ...]] = {
         _careflow("Patient", "neighbourhood", "token", (f"extension[url={EXT_NEIGHBOURHOOD}].valueString", "string"),
                   f"Patient.extension('{EXT_NEIGHBOURHOOD}').value",
                   "careflow-defined: the neighbourhood (buurt) the patient lives in, exact name"),
+    ),
+    # whose Subscription it is (the server stamps the owner): access narrows Subscription reads on it
+    "Subscription": (
+        _careflow("Subscription", "owner", "token", (f"extension[url={SUBSCRIPTION_OWNER}].valueString", "string"),
+                  f"Subscription.extension('{SUBSCRIPTION_OWNER}').value",
+                  "careflow-defined: the principal who made the subscription (stamped by the server)"),
     ),
     "RiskAssessment": (
         _careflow("RiskAssessment", "population-group", "token", ("prediction.outcome", "CodeableConcept"),

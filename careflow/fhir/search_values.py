@@ -132,3 +132,8 @@ def split_unescaped(text: str, sep: str) -> list[str]:
 
 def unescape(text: str) -> str:
     return re.sub(r"\\([,|$\\])", r"\1", text)
+
+
+def escape(text: str) -> str:
+    """``text`` as one search value: the inverse of :func:`unescape` (``a,b`` is not two values)."""
+    return re.sub(r"([,|$\\])", r"\\\1", text)

@@ -70,3 +70,9 @@ def end_of_care_id(patient_id: str) -> str:
 
 def task_identifier_value(careplan: str, activity: str, occurrence: int) -> str:
     return f"{careplan}/{activity}/{occurrence}"
+
+
+def case_finding_id(patient_id: str, rule_id: str, evidence: list[str]) -> str:
+    """A case-finding proposal, keyed by patient, rule and the evidence it rests on: a rerun over the
+    same facts is the same Task; new evidence after a rejection is a new one."""
+    return _id("case-finding", patient_id, rule_id, ",".join(sorted(evidence)))

@@ -45,6 +45,7 @@ class Medicine:
     codes: tuple[Code, ...]
     start: date | None
     until: date | None
+    per_day: float | None = None  # doses a day, when the dosage's timing says (1 or 2 insulin injections)
 
     def taken_on(self, day: date) -> bool:
         return (self.start is None or self.start <= day) and (self.until is None or self.until >= day)
@@ -103,7 +104,38 @@ def medicine(resource: dict[str, Any]) -> Medicine | None:
     until = _date(period.get("end"))
     if status == "completed" and until is None:
         return None  # finished, and the record does not say when: never counted
-    return Medicine(_ref(resource), _codes(resource.get("medicationCodeableConcept")), start, until)
+    dosage = resource.get("dosage") if rtype == "MedicationStatement" else resource.get("dosageInstruction")
+    return Medicine(_ref(resource), _codes(resource.get("medicationCodeableConcept")), start, until, per_day(dosage))
+
+
+_DAYS = {"s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1.0, "wk": 7.0, "mo": 30.0, "a": 365.0}
+_TIMING_CODES = {"QD": 1.0, "BID": 2.0, "TID": 3.0, "QID": 4.0, "AM": 1.0, "PM": 1.0, "QOD": 0.5}  # v3 GTSAbbreviation
+
+
+def per_day(dosages: Any) -> float | None:
+    """How many times a day the dosages say to take it (their sum: a morning and an evening
+    instruction are two); None when any dosage does not say, since a guess would decide a rule."""
+    if not isinstance(dosages, list) or not dosages:
+        return None
+    total = 0.0
+    for d in dosages:
+        timing = (d or {}).get("timing") if isinstance(d, dict) else None
+        if not isinstance(timing, dict):
+            return None
+        repeat = timing.get("repeat") or {}
+        frequency, period, unit = repeat.get("frequency"), repeat.get("period"), repeat.get("periodUnit")
+        if isinstance(frequency, int) and isinstance(period, (int, float)) and period > 0 and unit in _DAYS:
+            total += frequency / (period * _DAYS[unit])
+            continue
+        if isinstance(repeat.get("timeOfDay"), list) and repeat["timeOfDay"]:
+            total += len(repeat["timeOfDay"])
+            continue
+        code = next((c.get("code") for c in (timing.get("code") or {}).get("coding") or () if isinstance(c, dict)), None)
+        if code in _TIMING_CODES:
+            total += _TIMING_CODES[code]
+            continue
+        return None
+    return total
 
 
 def stay(encounter: dict[str, Any]) -> Stay | None:

@@ -40,10 +40,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from careflow.naming import POPULATION_GROUP
+from careflow.population.shared_views import suppressed
 
 YEARLY_AMOUNT = Decimal("100.00")  # euro per enrolled patient per full year
 CENT = Decimal("0.01")
-SUPPRESS_BELOW = 5  # shared views show fewer patients than this as "<5"
 LOCAL_TIME = ZoneInfo("Europe/Brussels")  # the region's calendar day of a recorded instant
 
 ENROLLED_PLAN = frozenset({"active", "on-hold", "completed", "revoked"})
@@ -98,7 +98,7 @@ class Line:
 
     @property
     def suppressed(self) -> bool:
-        return 0 < self.patients < SUPPRESS_BELOW
+        return suppressed(self.patients)
 
 
 @dataclass(frozen=True)

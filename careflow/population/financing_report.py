@@ -24,7 +24,9 @@ from decimal import Decimal
 from typing import Any
 
 from careflow.naming import BASE
-from careflow.population.financing import SUPPRESS_BELOW, YEARLY_AMOUNT, Line, Statement
+from careflow.population.financing import YEARLY_AMOUNT, Line, Statement
+from careflow.population.shared_views import SUPPRESS_BELOW
+from careflow.population.spreadsheet import text_cell
 
 FINANCING_IDENTIFIER = f"{BASE}/sid/team-financing"
 CHARGE_ITEM = f"{BASE}/CodeSystem/charge-item"  # team-financing
@@ -49,7 +51,7 @@ def team_csv(st: Statement, team_name: Names) -> str:
     w = csv.writer(out, lineterminator="\n")
     w.writerow(["team", "enrolled_patients", "patient_days", "amount_eur"])
     for line in st.teams:
-        w.writerow([team_name(line.team), line.patients, line.days, euro(line.amount)])
+        w.writerow([text_cell(team_name(line.team)), line.patients, line.days, euro(line.amount)])
     w.writerow(["total", st.total_patients, st.total_days, euro(st.total)])
     return out.getvalue()
 
@@ -66,7 +68,7 @@ def breakdown_csv(lines: tuple[Line, ...], what: str, team_name: Names, key_name
     w = csv.writer(out, lineterminator="\n")
     w.writerow(["team", what, "enrolled_patients", "patient_days", "amount_eur"])
     for line in lines:
-        w.writerow([team_name(line.team), key_name(line.key), *_cell(line)])
+        w.writerow([text_cell(team_name(line.team)), text_cell(key_name(line.key)), *_cell(line)])
     return out.getvalue()
 
 

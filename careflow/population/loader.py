@@ -12,15 +12,17 @@ import difflib
 import os
 from datetime import date
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, TypeVar
 
 from pydantic import ValidationError
-from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from careflow.errors import CareflowError, RuleSetError
+from careflow.population.case_model import CaseFindingSet
 from careflow.population.model import CRITERIA, RuleSet
-from careflow.programs.loader import Loc, Problem, _dedupe, _path, _position, _yaml
+from careflow.programs.loader import _dedupe
+from careflow.programs.positioned_yaml import Loc, Problem, load_mapping, read_source, yaml_files
+from careflow.programs.positioned_yaml import dotted_path as _path
+from careflow.programs.positioned_yaml import position as _position
 
 
 def _sentence(err: dict[str, Any]) -> str:
@@ -56,13 +58,15 @@ def _untagged(loc: Loc) -> Loc:
 
 def _criteria_problems(items: Any, loc: Loc, kinds: set[str], has_frailty: bool) -> list[tuple[Loc, str]]:
     out: list[tuple[Loc, str]] = []
+    if isinstance(items, dict):  # ``not``: one criterion
+        return [((*loc, *where[len(loc) + 1:]), message) for where, message in _criteria_problems([items], loc, kinds, has_frailty)]
     if not isinstance(items, list):
         return out
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             continue
         here = (*loc, i)
-        for nested in ("any", "all"):
+        for nested in ("any", "all", "not"):
             out += _criteria_problems(item.get(nested), (*here, nested), kinds, has_frailty)
         if "frailty" in item and not has_frailty:
             out.append(((*here, "frailty"), "tests the frailty screen, but the rule set declares no `frailty` screen"))
@@ -104,22 +108,16 @@ def cross_reference_problems(data: Any) -> list[tuple[Loc, str]]:
     return out
 
 
-def parse_rules(text: str, filename: str = "<string>") -> RuleSet:
-    """Parse and validate one rule set; RuleSetError listing every problem when it is not valid."""
-    try:
-        data = _yaml().load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise RuleSetError([Problem(filename, line, col, "", f"not valid YAML: {(exc.problem or exc.context or '').strip()}")]) from None
-    except YAMLError as exc:
-        raise RuleSetError([Problem(filename, 1, 1, "", f"not valid YAML: {exc}")]) from None
-    if not isinstance(data, CommentedMap):
-        raise RuleSetError([Problem(filename, 1, 1, "", "a rule file must be a mapping of keys (id, version, rules, …)")])
+M = TypeVar("M", RuleSet, CaseFindingSet)
+
+
+def _parse(text: str, filename: str, model: type[M]) -> M:
+    """One rule file of ``model`` (the pyramid or case finding): every problem at file:line:column."""
+    data = load_mapping(text, filename, RuleSetError, "a rule file must be a mapping of keys (id, version, rules, …)")
     problems: list[Problem] = []
-    ruleset: RuleSet | None = None
+    ruleset: M | None = None
     try:
-        ruleset = RuleSet.model_validate(data)
+        ruleset = model.model_validate(data)
     except ValidationError as exc:
         for err in _dedupe([{**e, "loc": _untagged(e["loc"])} for e in exc.errors(include_url=False)]):
             line, col, _ = _position(data, err["loc"])
@@ -133,33 +131,35 @@ def parse_rules(text: str, filename: str = "<string>") -> RuleSet:
     return ruleset
 
 
+def parse_rules(text: str, filename: str = "<string>") -> RuleSet:
+    """Parse and validate one stratification rule set; RuleSetError listing every problem when it is not valid."""
+    return _parse(text, filename, RuleSet)
+
+
+def parse_case_rules(text: str, filename: str = "<string>") -> CaseFindingSet:
+    """Parse and validate one case-finding rule set (the same language, rules without groups)."""
+    return _parse(text, filename, CaseFindingSet)
+
+
+def _load(path: str | Path, model: type[M]) -> M:
+    return _parse(read_source(path, RuleSetError), str(path), model)
+
+
 def load_rules(path: str | Path) -> RuleSet:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RuleSetError([Problem(str(p), 1, 1, "", f"cannot read the file: {exc.strerror or exc}")]) from None
-    except UnicodeDecodeError:
-        raise RuleSetError([Problem(str(p), 1, 1, "", "the file is not UTF-8 text")]) from None
-    return parse_rules(text, str(p))
+    return _load(path, RuleSet)
 
 
 def rule_files(paths: Iterable[str | Path]) -> list[Path]:
-    files: list[Path] = []
-    for raw in paths:
-        p = Path(raw)
-        files.extend(sorted(q for q in p.iterdir() if q.suffix in (".yaml", ".yml")) if p.is_dir() else [p])
-    return files
+    return yaml_files(paths)
 
 
-def load_rule_sets(paths: Iterable[str | Path]) -> list[RuleSet]:
-    """Every rule set in ``paths``, oldest effective first; one RuleSetError for all files' problems."""
-    sets: list[RuleSet] = []
+def _load_sets(paths: Iterable[str | Path], model: type[M]) -> list[M]:
+    sets: list[M] = []
     problems: list[Problem] = []
     where: dict[tuple[str, str], str] = {}
     for f in rule_files(paths):
         try:
-            rs = load_rules(f)
+            rs = _load(f, model)
         except RuleSetError as exc:
             problems.extend(exc.problems)
             continue
@@ -174,6 +174,16 @@ def load_rule_sets(paths: Iterable[str | Path]) -> list[RuleSet]:
     return sorted(sets, key=lambda r: (r.effective, r.version))
 
 
+def load_rule_sets(paths: Iterable[str | Path]) -> list[RuleSet]:
+    """Every rule set in ``paths``, oldest effective first; one RuleSetError for all files' problems."""
+    return _load_sets(paths, RuleSet)
+
+
+def load_case_rule_sets(paths: Iterable[str | Path]) -> list[CaseFindingSet]:
+    """Every case-finding rule set in ``paths``, oldest effective first; one RuleSetError for all problems."""
+    return _load_sets(paths, CaseFindingSet)
+
+
 def default_rules_dir() -> Path:
     """``$CAREFLOW_POPULATION_RULES``, else the rule sets careflow ships (``population_rules/``)."""
     from careflow.bundled import folder
@@ -182,11 +192,20 @@ def default_rules_dir() -> Path:
     return Path(env) if env else folder("population_rules")
 
 
-def rules_in_force(sets: list[RuleSet], day: date) -> RuleSet:
+def default_case_rules_dir() -> Path:
+    """``$CAREFLOW_CASE_FINDING``, else the case-finding rule sets careflow ships (``case_finding/``)."""
+    from careflow.bundled import folder
+
+    env = os.environ.get("CAREFLOW_CASE_FINDING")
+    return Path(env) if env else folder("case_finding")
+
+
+def rules_in_force(sets: list[M], day: date) -> M:
     """The newest version effective on ``day`` (a rule set is never applied before it took effect)."""
     usable = [r for r in sets if r.effective <= day]
     if not usable:
         first = min((r.effective for r in sets), default=None)
-        raise CareflowError(f"no stratification rule set is in force on {day.isoformat()}"
+        kind = "case-finding" if sets and isinstance(sets[0], CaseFindingSet) else "stratification"
+        raise CareflowError(f"no {kind} rule set is in force on {day.isoformat()}"
                             + (f" (the first takes effect {first.isoformat()})" if first else ""))
     return max(usable, key=lambda r: (r.effective, r.version))

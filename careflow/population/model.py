@@ -70,7 +70,12 @@ class HasCondition(Strict):
 
 
 class ObservationTest(Strict):
-    """The latest value of a measurement taken ``within`` the window before the day."""
+    """The latest value of a measurement taken ``within`` the window before the day.
+
+    With no test at all it holds when any result of those codes was recorded in the window (a
+    spirometry done); ``value_in`` tests a coded result (a smoking status). ``times`` asks for that
+    many results meeting the test in the window, each at least ``apart`` after the one before (an
+    eGFR below 60 twice, three months apart), instead of the latest one only."""
 
     label: str = Field(min_length=1, description="how the explanation names it, e.g. 'eGFR'")
     codes: list[Coding] = Field(min_length=1)
@@ -78,20 +83,45 @@ class ObservationTest(Strict):
     at_most: float | None = None
     above: float | None = None
     at_least: float | None = None
+    value_in: list[Coding] | None = Field(None, min_length=1, description="the coded result is one of these")
     within: IsoDuration = "P12M"
+    times: int = Field(1, ge=1, le=10, description="how many results must meet the test (default: the latest one)")
+    apart: IsoDuration | None = Field(None, description="with times: the least time between two counted results, e.g. P3M")
 
     @model_validator(mode="after")
     def _one(self) -> ObservationTest:
-        if sum(v is not None for v in (self.below, self.at_most, self.above, self.at_least)) != 1:
-            raise ValueError("give exactly one of below, at_most, above or at_least")
+        if sum(v is not None for v in (self.below, self.at_most, self.above, self.at_least, self.value_in)) > 1:
+            raise ValueError("give at most one of below, at_most, above, at_least or value_in")
+        if self.apart is not None and self.times < 2:
+            raise ValueError("apart needs times of 2 or more")
+        return self
+
+    @property
+    def threshold(self) -> bool:
+        return any(v is not None for v in (self.below, self.at_most, self.above, self.at_least))
+
+
+class PerDay(Strict):
+    """How often a day a medicine is taken, from its dosage (a medicine whose dosage does not say is
+    counted by neither test)."""
+
+    at_most: float | None = Field(None, gt=0)
+    above: float | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _one(self) -> PerDay:
+        if (self.at_most is None) == (self.above is None):
+            raise ValueError("give exactly one of at_most or above")
         return self
 
 
 class Medicines(Strict):
-    """Active medication: how many distinct medicines (polypharmacy), optionally within ATC classes."""
+    """Active medication: how many distinct medicines (polypharmacy), optionally within ATC classes
+    and taken so many times a day (1 or 2 insulin injections a day)."""
 
     at_least: int = Field(1, ge=1)
     atc: list[str] | None = Field(None, min_length=1, description="ATC classes (a class covers its subtree)")
+    per_day: PerDay | None = Field(None, description="only medicines whose dosage says how often a day, e.g. {at_most: 2}")
 
     @field_validator("atc")
     @classmethod
@@ -152,7 +182,13 @@ class AllCriterion(Strict):
     all: list[Criterion] = Field(min_length=1)
 
 
-CRITERIA = ("age", "chronic", "condition", "observation", "medicines", "hospital_stays", "frailty", "any", "all")
+class NotCriterion(Strict):
+    """Holds when the criterion inside does not: no heart-failure diagnosis, no spirometry in five years."""
+
+    not_: Criterion = Field(alias="not")
+
+
+CRITERIA = ("age", "chronic", "condition", "observation", "medicines", "hospital_stays", "frailty", "any", "all", "not")
 
 
 def _criterion_kind(value: Any) -> str | None:
@@ -161,8 +197,8 @@ def _criterion_kind(value: Any) -> str | None:
     if isinstance(value, dict):
         keys = [k for k in value if k in CRITERIA]
         return keys[0] if len(keys) == 1 else None
-    fields = list(type(value).model_fields) if isinstance(value, Strict) else []
-    return fields[0] if len(fields) == 1 else None
+    fields = list(type(value).model_fields.items()) if isinstance(value, Strict) else []
+    return (fields[0][1].alias or fields[0][0]) if len(fields) == 1 else None
 
 
 Criterion = Annotated[
@@ -170,13 +206,14 @@ Criterion = Annotated[
           Annotated[ConditionCriterion, Tag("condition")], Annotated[ObservationCriterion, Tag("observation")],
           Annotated[MedicinesCriterion, Tag("medicines")], Annotated[HospitalCriterion, Tag("hospital_stays")],
           Annotated[FrailtyCriterion, Tag("frailty")], Annotated[AnyCriterion, Tag("any")],
-          Annotated[AllCriterion, Tag("all")]],
+          Annotated[AllCriterion, Tag("all")], Annotated[NotCriterion, Tag("not")]],
     Discriminator(_criterion_kind, custom_error_type="not_a_criterion",
                   custom_error_message="not a criterion: give exactly one of " + ", ".join(CRITERIA)),
-    Field(description="one fact: age, chronic, condition, observation, medicines, hospital_stays, frailty, or any/all of several"),
+    Field(description="one fact: age, chronic, condition, observation, medicines, hospital_stays, frailty, any/all of several, or not"),
 ]
 AnyCriterion.model_rebuild()
 AllCriterion.model_rebuild()
+NotCriterion.model_rebuild()
 
 
 class Rule(Strict):

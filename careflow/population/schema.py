@@ -17,3 +17,17 @@ def rules_json_schema() -> dict[str, Any]:
 
 def render() -> str:
     return json.dumps(rules_json_schema(), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+CASE_SCHEMA_ID = "https://careflow.dev/schemas/case-finding.schema.json"
+
+
+def case_rules_json_schema() -> dict[str, Any]:
+    from careflow.population.case_model import CaseFindingSet
+
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": CASE_SCHEMA_ID,
+            **CaseFindingSet.model_json_schema(mode="validation")}
+
+
+def render_case() -> str:
+    return json.dumps(case_rules_json_schema(), indent=2, ensure_ascii=False, sort_keys=True) + "\n"

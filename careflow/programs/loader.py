@@ -9,32 +9,16 @@ from __future__ import annotations
 
 import difflib
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from careflow.errors import ProgramError, UnknownProgram
 from careflow.programs.model import ID_PATTERN, Program
-
-Loc = tuple[str | int, ...]
-
-
-@dataclass(frozen=True, order=True)
-class Problem:
-    file: str
-    line: int
-    column: int
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}:{self.column}"
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+from careflow.programs.positioned_yaml import Loc, Problem, load_mapping, read_source, yaml_files
+from careflow.programs.positioned_yaml import dotted_path as _path
+from careflow.programs.positioned_yaml import position as _position
 
 
 class YamlPortabilityWarning(UserWarning):
@@ -47,39 +31,6 @@ def portability_warnings(text: str, filename: str = "<string>") -> list[Problem]
     from careflow.programs.yaml_portability import portability_problems
 
     return [Problem(filename, p.line, p.column, "", p.message) for p in portability_problems(text)]
-
-
-def _yaml() -> YAML:
-    y = YAML(typ="rt")
-    y.allow_duplicate_keys = False
-    return y
-
-
-def _position(root: Any, loc: Loc) -> tuple[int, int, Loc]:
-    """Line/column (1-based) of the deepest node of ``loc`` that exists, and the part of loc that exists."""
-    node, line, col, found = root, 1, 1, []
-    if isinstance(root, (CommentedMap, CommentedSeq)):
-        line, col = root.lc.line + 1, root.lc.col + 1
-    for part in loc:
-        if isinstance(node, CommentedMap) and isinstance(part, str) and part in node:
-            kl, kc = node.lc.key(part)
-            line, col = kl + 1, kc + 1
-            node = node[part]
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
-            il, ic = node.lc.item(part)
-            line, col = il + 1, ic + 1
-            node = node[part]
-        else:
-            break
-        found.append(part)
-    return line, col, tuple(found)
-
-
-def _path(loc: Loc) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 def _sentence(err: dict[str, Any]) -> str:
@@ -279,21 +230,7 @@ def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
 
 def parse_program(text: str, filename: str = "<string>") -> Program:
     """Parse and validate one programme; ProgramError listing every problem when it is not valid."""
-    try:
-        data = _yaml().load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        what = (exc.problem or exc.context or "invalid YAML").strip()
-        if "duplicate key" in what.lower() or "found duplicate key" in str(exc):
-            what = "duplicate key " + (what.split('"')[1].join('""') if '"' in what else "")
-        raise ProgramError([Problem(filename, line, col, "", f"not valid YAML: {what}")]) from None
-    except YAMLError as exc:
-        raise ProgramError([Problem(filename, 1, 1, "", f"not valid YAML: {exc}")]) from None
-    except ValueError as exc:  # a scalar the constructor cannot convert, e.g. an integer of 5000 digits
-        raise ProgramError([Problem(filename, 1, 1, "", f"not valid YAML: {exc}")]) from None
-    if not isinstance(data, CommentedMap):
-        raise ProgramError([Problem(filename, 1, 1, "", "a programme file must be a mapping of keys (id, version, …)")])
+    data = load_mapping(text, filename, ProgramError, "a programme file must be a mapping of keys (id, version, …)")
     for warning in portability_warnings(text, filename):
         warnings.warn(YamlPortabilityWarning(str(warning)), stacklevel=2)
 
@@ -312,26 +249,12 @@ def parse_program(text: str, filename: str = "<string>") -> Program:
 
 
 def load_program(path: str | Path) -> Program:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ProgramError([Problem(str(p), 1, 1, "", f"cannot read the file: {exc.strerror or exc}")]) from None
-    except UnicodeDecodeError:
-        raise ProgramError([Problem(str(p), 1, 1, "", "the file is not UTF-8 text")]) from None
-    return parse_program(text, str(p))
+    return parse_program(read_source(path, ProgramError), str(path))
 
 
 def program_files(paths: Iterable[str | Path]) -> list[Path]:
     """YAML files named directly, or found in the folders named (schema.json and friends ignored)."""
-    files: list[Path] = []
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            files.extend(sorted(q for q in p.iterdir() if q.suffix in (".yaml", ".yml")))
-        else:
-            files.append(p)
-    return files
+    return yaml_files(paths)
 
 
 def load_programs(paths: Iterable[str | Path]) -> dict[str, Program]:

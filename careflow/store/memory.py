@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
 
-from careflow.access.compartment import patient_of
-from careflow.access.grants import DERIVED, Grant
+from careflow.access.compartment import ORPHAN, patient_of
+from careflow.access.grants import DERIVED, SHARING, Grant
 from careflow.access.policy import AccessPolicy
 from careflow.access.principal import SYSTEM, Principal
 from careflow.access.rules import View
@@ -189,6 +189,14 @@ class MemoryUnitOfWork(UnitOfWorkBase):
                     ok = True
                 elif v.matrix:
                     ok = self._matches_filters(rtype, e, v.matrix)
+        elif v.summaries and pid == ORPHAN:
+            ok = True
+        if ok and v.consented_only and pid == ORPHAN:
+            ok = v.summaries  # orphan patient data (no consent) only as a summary report
+        elif ok and v.consented_only and pid:
+            now = to_utc_naive(utc_now())
+            held = self._s.grants.get(pid, {}).get((SHARING, "sharing"))
+            ok = held is not None and (held.expires is None or held.expires > now)
         if ok and v.only_patient and pid is not None and pid != v.only_patient:
             ok = False
         if ok and v.scope is not None:

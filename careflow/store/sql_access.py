@@ -13,6 +13,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, not_, or_, select, true
 
+from careflow.access.compartment import ORPHAN
+from careflow.access.grants import SHARING
 from careflow.access.policy import Filter
 from careflow.access.rules import View
 from careflow.fhir.search_query import Criterion, parse_search
@@ -72,7 +74,15 @@ def access_clause(view: View, rtype: str, now: datetime, table: Any = resource) 
         excluded = select(access_grant.c.patient_id).where(
             access_grant.c.grantee.in_(list(view.excluded_by)), access_grant.c.reason == "excluded")
         parts.append(and_(granted, not_(patient.in_(excluded))) if view.excluded_by else granted)
+    if view.summaries:
+        parts.append(patient == ORPHAN)
     clause: ColumnElement[bool] = or_(*parts) if parts else false()
+    if view.consented_only:
+        sharing = select(access_grant.c.patient_id).where(
+            access_grant.c.grantee == SHARING, access_grant.c.reason == "sharing", _live(now))
+        # orphan patient data (no patient, so no consent) only as a summary report (an aggregate)
+        orphans = [patient == ORPHAN] if view.summaries else []
+        clause = and_(clause, or_(patient.is_(None), patient.in_(sharing), *orphans))
     if view.only_patient:
         clause = and_(clause, or_(patient.is_(None), patient == view.only_patient))
     if view.scope is not None:

@@ -243,3 +243,32 @@ subscription_event = Table(
     PrimaryKeyConstraint("sub_id", "number"),
     UniqueConstraint("sub_id", "focus", "version"),  # one change is one event: a replayed claim adds nothing
 )
+
+# Quality indicators (careflow.store.measures_sql): one row per Measure, period and subject (a patient, or
+# a Task of a Task indicator) with its populations and strata, counted by GROUP BY for the MeasureReports;
+# and per indicator set, period and patient the fingerprint of what the rows were computed from, so a rerun recomputes
+# only the patients whose compartment changed (migration 0009).
+measure_result = Table(
+    "measure_result", metadata,
+    Column("measure", String(64), nullable=False),
+    Column("period", String(7), nullable=False),  # YYYY or YYYY-MM
+    Column("subject", String(140), nullable=False),  # Patient/<id> or Task/<id>
+    Column("patient", String(64), nullable=False),
+    Column("excluded", Boolean, nullable=False),
+    Column("numerator", Boolean, nullable=False),
+    Column("grp", String(8), nullable=True),
+    Column("hood", String(140), nullable=True),
+    Column("practice", String(140), nullable=True),
+    Column("team", String(140), nullable=True),
+    PrimaryKeyConstraint("measure", "period", "subject"),
+    Index(None, "period", "patient"),
+)
+
+measure_watermark = Table(
+    "measure_watermark", metadata,
+    Column("measure_set", String(64), nullable=False),  # the indicator file's id: each set is refreshed on its own
+    Column("period", String(7), nullable=False),
+    Column("patient", String(64), nullable=False),
+    Column("fingerprint", String(120), nullable=False),
+    PrimaryKeyConstraint("measure_set", "period", "patient"),
+)

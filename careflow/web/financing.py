@@ -1,7 +1,7 @@
 """The team-financing page: the statement of one year for the team coach (their team) or the region.
 
 The statement is computed as the system over the region's history (``careflow.engine.financing``)
-and narrowed to the teams the caller may see (``careflow.population.financing_access``) before any
+and narrowed to the teams the caller may see (``careflow.population.shared_views``) before any
 line is shown; a caller who may see none is refused before anything is read. It names no patient.
 """
 
@@ -16,7 +16,7 @@ from babel.numbers import format_currency
 from careflow.access.principal import Principal
 from careflow.engine.financing import Directory, financing
 from careflow.population.financing import Statement
-from careflow.population.financing_access import COACH, NotForYou, visible_teams
+from careflow.population.shared_views import NotForYou, may_see_aggregates, visible_teams
 from careflow.store.port import Repository
 
 LOCALES = {"nl": "nl_BE", "en": "en_GB", "fr": "fr_BE"}
@@ -43,8 +43,7 @@ class FinancingView:
 def financing_view(repo: Repository, principal: Principal, year: int, as_of: datetime | None, today: date,
                    lang: str) -> FinancingView:
     """Raises NotForYou for anyone but a care coach or the region."""
-    if not principal.is_system and not (principal.kind == "practitioner" and principal.discipline == COACH
-                                        and principal.organizations):
+    if not may_see_aggregates(principal):
         raise NotForYou("the team financing is for the team coach and the region")
     statement, directory = financing(repo, year, as_of, today if as_of is None else min(today, as_of.date()))
     teams = visible_teams(principal, directory.regions)

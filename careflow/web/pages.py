@@ -45,10 +45,21 @@ def _lang(request: Request) -> str:
     return choose(request.query_params.get("lang"), request.cookies.get(LANG_COOKIE))
 
 
+def _shows_dashboard(request: Request) -> bool:
+    """Is the dashboard in the signed-in person's navigation? (Those the shared views are for.)"""
+    from careflow.population.shared_views import may_see_aggregates
+
+    try:
+        return may_see_aggregates(principal_of(request))
+    except CareflowError:  # the sign-in page: nobody yet
+        return False
+
+
 def _page(request: Request, template: str, status: int = 200, **values: Any) -> HTMLResponse:
     lang = _lang(request)
     html = _env.get_template(template).render(_=translator(lang), lang=lang, languages=LANGUAGES, prefix=PREFIX,
-                                              path=request.url.path, **values)
+                                              path=request.url.path, nav_dashboard=_shows_dashboard(request),
+                                              **values)
     response = HTMLResponse(html, status_code=status)
     if request.query_params.get("lang") in LANGUAGES:
         response.set_cookie(LANG_COOKIE, lang, samesite="strict", httponly=True, max_age=365 * 86400)
@@ -123,13 +134,14 @@ def worklist_page(request: Request, patient: str | None = None, overdue: str | N
     today = state.now().date()
     programs = getattr(request.app.state, "programs", {}) or {}
     program = program if program in programs else ""
+    view = view if view in ("team", "proposals") else ""
     wl = worklist(state.repository, principal, programs, today, patient=patient or None, overdue_only=overdue == "1",
-                  lang=_lang(request), program=program or None, team=view == "team")
+                  lang=_lang(request), program=program or None, team=view == "team", proposals=view == "proposals")
     titles = {pid: (p.title.nl if _lang(request) == "nl" else p.title.en) for pid, p in sorted(programs.items())}
     # after a step the result is shown (and focused) in the Task's own row while it is still listed
     listed = {r.id for rows in (wl.overdue, wl.this_week, wl.later, wl.queue) for r in rows}
     return _page(request, "worklist.html", wl=wl, me=principal, today=today, patient=patient or "",
-                 overdue=overdue == "1", done=done, program=program, programs=titles, team=view == "team",
+                 overdue=overdue == "1", done=done, program=program, programs=titles, team=bool(view), view=view,
                  done_task=task, shown_in_row=bool(done and task in listed))
 
 
@@ -296,7 +308,7 @@ def _financing(request: Request, year: str | None, as_of: str | None) -> Any:
     from datetime import date
 
     from careflow.engine.financing import end_of_day
-    from careflow.population.financing_access import NotForYou
+    from careflow.population.shared_views import NotForYou
 
     principal = principal_of(request)
     _ = translator(_lang(request))
@@ -336,6 +348,50 @@ def financing_download(request: Request, year: str | None = None, as_of: str | N
     name = f"team-financing-{view.year}{'-' + kind if kind else ''}.csv"
     return Response(for_csv(view, kind), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+# ---------------------------------------------------------------- the region's dashboard (careflow.web.dashboard)
+
+
+def _dashboard(request: Request, only: str | None = None) -> Any:
+    from careflow.population.shared_views import NotForYou
+    from careflow.web.dashboard import dashboard
+
+    _ = translator(_lang(request))
+    state = _state(request)
+    programs = getattr(request.app.state, "programs", {}) or {}
+    try:
+        return dashboard(state.repository, principal_of(request), programs, role_codes(programs),
+                         state.now().date(), _lang(request), only)
+    except NotForYou:
+        return _page(request, "error.html", 403, message=_("The dashboard is for the team coach and the region."))
+
+
+@router.get("/dashboard")
+def dashboard_page(request: Request) -> Response:
+    """The region's shared dashboard: the pyramid, enrolment, open work and the quality indicators."""
+    from careflow.web import charts
+
+    found = _dashboard(request)
+    if isinstance(found, Response):
+        return found
+    return _page(request, "dashboard.html", d=found, charts=charts)
+
+
+@router.get("/dashboard/{panel}.csv")
+def dashboard_download(request: Request, panel: str) -> Response:
+    """One panel's numbers as CSV: exactly the cells its chart and table show."""
+    from careflow.web.dashboard import PANELS, indicators_csv, table_csv
+
+    if panel not in PANELS:
+        _ = translator(_lang(request))
+        return _page(request, "error.html", 404, message=_("There is no such chart."))
+    found = _dashboard(request, panel)
+    if isinstance(found, Response):
+        return found
+    text = indicators_csv(found.indicators) if panel == "indicators" else table_csv(getattr(found, panel))
+    return Response(text, media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="dashboard-{panel}.csv"'})
 
 
 # ---------------------------------------------------------------- the pathway viewer (careflow.web.viewer)
@@ -426,6 +482,16 @@ async def _form_or_error(request: Request) -> Any:
         return False
 
 
+async def _posted_form(request: Request) -> Any:
+    """The viewer's posted form, or the page that answers a too-large or unreadable one."""
+    form = await _form_or_error(request)
+    if form is None:
+        return _too_large(request)
+    if form is False:
+        return _page(request, "error.html", 400, message=translator(_lang(request))("The form could not be read."))
+    return form
+
+
 @router.get("/programs")
 def programs_page(request: Request) -> HTMLResponse:
     principal_of(request)
@@ -445,11 +511,9 @@ async def validate_page(request: Request) -> HTMLResponse:
 
     principal_of(request)
     _ = translator(_lang(request))
-    form = await _form_or_error(request)
-    if form is None:
-        return _too_large(request)
-    if form is False:
-        return _page(request, "error.html", 400, message=_("The form could not be read."))
+    form = await _posted_form(request)
+    if isinstance(form, HTMLResponse):
+        return form
     text, filename, problem = await _posted_text(form, "program", _("pasted text"))
     if problem is not None:
         checked = Checked(filename, "", [problem], [], None)
@@ -473,11 +537,9 @@ async def compare_page(request: Request) -> HTMLResponse:
 
     principal_of(request)
     _ = translator(_lang(request))
-    form = await _form_or_error(request)
-    if form is None:
-        return _too_large(request)
-    if form is False:
-        return _page(request, "error.html", 400, message=_("The form could not be read."))
+    form = await _posted_form(request)
+    if isinstance(form, HTMLResponse):
+        return form
     programs = _programs(request)
     base = form.get("base")
     base = base if isinstance(base, str) and base in programs else ""

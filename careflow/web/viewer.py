@@ -21,13 +21,14 @@ from typing import Any, Callable
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
-from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent
+from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent, Event
 
 from careflow.errors import ProgramError
 from careflow.programs.compare import Change, compare
 from careflow.programs.durations import parse_duration
-from careflow.programs.loader import Problem, YamlPortabilityWarning, parse_program, program_files
+from careflow.programs.loader import YamlPortabilityWarning, parse_program, program_files
 from careflow.programs.model import Program, Text
+from careflow.programs.positioned_yaml import Problem
 from careflow.programs.timeline import Pathway, pathway, rule_text
 
 LIMIT = 256 * 1024  # bytes of YAML: the largest programme is under 40 KB
@@ -62,24 +63,22 @@ def _shape_problem(text: str, filename: str) -> Problem | None:
     if lines > LINES:
         return Problem(filename, LINES + 1, 1, "", f"more than {LINES} lines: no programme needs that many")
     aliases = depth = 0
+
+    def at(event: Event, message: str) -> Problem:
+        return Problem(filename, event.start_mark.line + 1, event.start_mark.column + 1, "", message)
+
     try:
         for n, event in enumerate(YAML(typ="rt").parse(text)):
             if n > EVENTS:
-                mark = event.start_mark
-                return Problem(filename, mark.line + 1, mark.column + 1, "",
-                               f"more than {EVENTS} keys and values: no programme needs that many")
+                return at(event, f"more than {EVENTS} keys and values: no programme needs that many")
             if isinstance(event, AliasEvent):
                 aliases += 1
                 if aliases > ALIASES:
-                    mark = event.start_mark
-                    return Problem(filename, mark.line + 1, mark.column + 1, "",
-                                   f"more than {ALIASES} YAML aliases: write the values out")
+                    return at(event, f"more than {ALIASES} YAML aliases: write the values out")
             elif isinstance(event, CollectionStartEvent):
                 depth += 1
                 if depth > DEPTH:
-                    mark = event.start_mark
-                    return Problem(filename, mark.line + 1, mark.column + 1, "",
-                                   f"nested more than {DEPTH} levels deep: no programme needs that")
+                    return at(event, f"nested more than {DEPTH} levels deep: no programme needs that")
             elif isinstance(event, CollectionEndEvent):
                 depth -= 1
     except YAMLError:

@@ -14,6 +14,9 @@ from typing import Any, Mapping
 
 from careflow.access.principal import Principal
 from careflow.fhir.search_query import parse_search
+from careflow.naming import TASK_KIND
+from careflow.planning.inclusion import PROPOSAL
+from careflow.population.case_finding import CASE_FINDING
 from careflow.programs.model import Program
 from careflow.store.port import Repository, Stored
 from careflow.web.i18n import localised
@@ -51,6 +54,7 @@ class Row:
     queued: bool  # owned by the CareTeam: anyone of the discipline may claim it
     actions: tuple[str, ...]
     discipline: str | None = None  # the careflow role the Task is for (the board fills it in)
+    reason: str | None = None  # why it was raised (a case-finding proposal's rule and evidence)
 
 
 @dataclass
@@ -89,6 +93,7 @@ def _row(s: Stored, queued: bool, lang: str = "en") -> Row | None:
         status=status, business=business, priority=str(t.get("priority") or "routine"),
         patient=str((t.get("for") or {}).get("reference") or ""), due=_day(period.get("end")), opens=_day(period.get("start")),
         owner=(t.get("owner") or {}).get("reference"), queued=queued, actions=actions,
+        reason=(t.get("reasonCode") or {}).get("text") if isinstance(t.get("reasonCode"), dict) else None,
     )
 
 
@@ -114,16 +119,22 @@ def discipline_codes(principal: Principal, programs: Mapping[str, Program]) -> l
 
 def worklist(repo: Repository, principal: Principal, programs: Mapping[str, Program], today: date, *,
              patient: str | None = None, overdue_only: bool = False, lang: str = "en", program: str | None = None,
-             team: bool = False) -> Worklist:
+             team: bool = False, proposals: bool = False) -> Worklist:
     """My open Tasks by urgency, and my discipline's queue (open Tasks nobody of the team holds yet).
 
     ``program`` keeps the Tasks that serve that programme (based on its CarePlan: a shared Task serves
     every programme it is based on); ``team`` shows the open Tasks of my care teams, whoever holds them
-    (the store narrows any Task search to the patients whose team I am on)."""
+    (the store narrows any Task search to the patients whose team I am on); ``proposals`` shows the
+    open proposals, case finding and inclusion, of every patient I may see, whoever they are for (a
+    GP sees those of the patients whose GMD they hold; a team member those of the patients whose team
+    they are on)."""
     out = Worklist()
     base = [("status", ",".join(OPEN))] + ([("patient", patient)] if patient else [])
+    if proposals:
+        base.append(("code", f"{TASK_KIND}|{PROPOSAL},{TASK_KIND}|{CASE_FINDING}"))
+        team = True
     chosen = programs.get(program or "")
-    if chosen is not None:
+    if chosen is not None and not proposals:
         base.append(("based-on:CarePlan.instantiates-canonical", chosen.url))
     me = next((a for a in principal.acts_as if a.startswith("PractitionerRole/")), principal.id)
     week = today + timedelta(days=7)

@@ -36,7 +36,7 @@ from careflow.web.session import PREFIX as PAGES
 from careflow.web.session import is_public as page_public
 
 JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
-PATH_VALUES = {"rtype": "Patient", "rid": "x", "vid": "1", "op": "$everything", "task_id": "x", "action": "accept", "patient_id": "x", "program_id": "x"}
+PATH_VALUES = {"rtype": "Patient", "rid": "x", "vid": "1", "op": "$everything", "task_id": "x", "action": "accept", "patient_id": "x", "program_id": "x", "panel": "pyramid"}
 
 
 def _b64(data: bytes) -> str:

@@ -85,7 +85,7 @@ def test_capability_statement_is_valid_r4(client):
     assert {i["code"] for i in rest["interaction"]} == {"transaction", "batch", "history-system"}
     ops = {(r["type"], o["name"]) for r in rest["resource"] for o in r.get("operation", [])}
     assert ops == {("Patient", "everything"), ("Patient", "break-the-glass"), ("Patient", "expunge"), ("PlanDefinition", "apply"),
-                   ("Subscription", "status"), ("Subscription", "events")}
+                   ("Subscription", "status"), ("Subscription", "events"), ("Measure", "evaluate-measure")}
 
 
 def test_every_claimed_type_and_interaction_works(client):

@@ -32,7 +32,7 @@ from careflow.access.principal import SYSTEM, Principal  # noqa: E402
 from careflow.api.app import create_app  # noqa: E402
 from careflow.api.errors import Unauthenticated  # noqa: E402
 from careflow.auth.notification_keys import SIGNATURE_HEADER, NotificationSigner, verify  # noqa: E402
-from careflow.engine import subscriptions  # noqa: E402
+from careflow.engine import endpoints, subscriptions  # noqa: E402
 from careflow.fhir import backport  # noqa: E402
 from careflow.fhir.r4_schema import r4_errors  # noqa: E402
 from careflow.store.subscriptions import ledger_for  # noqa: E402
@@ -112,7 +112,8 @@ def touch(repo: Any, rtype: str, rid: str, text: str) -> None:
 
 
 @pytest.fixture
-def world(repo: Any, tmp_path: Path) -> Iterator[World]:
+def world(repo: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    monkeypatch.setenv(endpoints.ENV_PRIVATE_ENDPOINTS, "127.0.0.1/32")  # the receiver runs on this machine
     subscriptions.install(repo)
     load(repo, directory() + patient_resources("p1") + patient_resources("p2"))
     signer = NotificationSigner(tmp_path / "notification-keys.json")
@@ -337,11 +338,17 @@ def test_heartbeats_when_nothing_else_was_sent(world: World) -> None:
 def test_only_its_owner_changes_a_subscription_and_off_stops_delivery(world: World) -> None:
     sid = world.subscribe()
     world.round()
-    stored = world.client.get(f"/fhir/Subscription/{sid}", headers=world.as_("outsider")).json()
-    stored["channel"]["endpoint"] = "https://elsewhere.example/hook"
-    assert world.client.put(f"/fhir/Subscription/{sid}", json=stored, headers=world.as_("outsider")).status_code == 403
-    assert world.client.delete(f"/fhir/Subscription/{sid}", headers=world.as_("outsider")).status_code == 403
     mine = world.client.get(f"/fhir/Subscription/{sid}", headers=world.as_("nurse")).json()
+    # someone else's Subscription (whose patients it watches, where it sends) is not theirs to see
+    assert world.client.get(f"/fhir/Subscription/{sid}", headers=world.as_("outsider")).status_code == 404
+    found = world.client.get("/fhir/Subscription?_total=accurate", headers=world.as_("outsider")).json()
+    assert found["total"] == 0 and not found.get("entry")
+    assert world.client.get("/fhir/Subscription", headers=world.as_("nurse")).json()["entry"][0]["resource"]["id"] == sid
+    stolen = {**mine, "channel": {**mine["channel"], "endpoint": "https://elsewhere.example/hook"}}
+    assert world.client.put(f"/fhir/Subscription/{sid}", json=stolen, headers=world.as_("outsider")).status_code in (403, 404, 409)
+    # deleting what one cannot see deletes nothing (answered as for an absent resource)
+    assert world.client.delete(f"/fhir/Subscription/{sid}", headers=world.as_("outsider")).status_code in (204, 404)
+    assert world.client.get(f"/fhir/Subscription/{sid}", headers=world.as_("nurse")).json()["channel"] == mine["channel"]
     mine["status"] = "off"
     assert world.client.put(f"/fhir/Subscription/{sid}", json=mine, headers=world.as_("nurse")).status_code == 200
     touch(world.repo, "Task", "task-p1", "after off")
@@ -367,6 +374,39 @@ def test_a_subscription_careflow_cannot_serve_is_400_saying_why(world: World, ch
     r = world.client.post("/fhir/Subscription", json=body, headers=world.as_("nurse"))
     assert r.status_code == 400, r.text
     assert r.json()["resourceType"] == "OperationOutcome" and says in r.text
+
+
+@pytest.mark.parametrize("endpoint", ["https://10.1.2.3/hook", "https://169.254.169.254/latest", "https://[::1]/x",
+                                      "http://localhost:5432/", "https://[::ffff:192.168.0.1]/x"])
+def test_an_endpoint_at_a_private_address_is_refused(world: World, endpoint: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(endpoints.ENV_PRIVATE_ENDPOINTS, "")
+    r = world.client.post("/fhir/Subscription", json=subscription(endpoint, ("Task?patient=Patient/p1",)),
+                          headers=world.as_("nurse"))
+    assert r.status_code == 400 and "private address" in r.text, r.text
+
+
+def test_a_name_that_resolves_to_a_private_address_is_not_sent_to(world: World,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    sid = world.subscribe()  # allowed while the receiver's network is allowed
+    monkeypatch.setenv(endpoints.ENV_PRIVATE_ENDPOINTS, "")
+    world.round()
+    assert world.receiver.received == [] and world.state(sid).status == "requested"
+    status = world.client.get(f"/fhir/Subscription/{sid}/$status", headers=world.as_("nurse")).json()
+    assert "private address" in str(status)
+    monkeypatch.setenv(endpoints.ENV_PRIVATE_ENDPOINTS, "127.0.0.1/32")
+    world.round(timedelta(minutes=5))
+    assert world.state(sid).status == "active"
+
+
+def test_the_checked_address_is_the_one_connected_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = iter([[(0, 0, 0, "", ("93.184.216.34", 443))], [(0, 0, 0, "", ("10.0.0.1", 443))]])
+    monkeypatch.setattr(endpoints.socket, "getaddrinfo", lambda *a, **k: next(answers))
+    target = endpoints.resolve("https://gp.example:8443/hook?x=1")
+    assert (target.url, target.host_header, target.server_name) == \
+        ("https://93.184.216.34:8443/hook?x=1", "gp.example:8443", "gp.example")
+    with pytest.raises(endpoints.EndpointRefused):
+        endpoints.resolve("https://gp.example/hook")  # the second answer is private: refused, not followed
 
 
 def test_the_capability_statement_names_the_topics_and_operations(world: World) -> None:

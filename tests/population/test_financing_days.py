@@ -250,7 +250,7 @@ def test_a_coach_sees_their_team_and_others_are_refused() -> None:
     import pytest
 
     from careflow.access.principal import SYSTEM, Principal
-    from careflow.population.financing_access import NotForYou, visible_teams
+    from careflow.population.shared_views import NotForYou, visible_teams
 
     coach = Principal(kind="practitioner", id="PractitionerRole/c", discipline="care-coach",
                       organizations=("Organization/t1",))

@@ -187,6 +187,9 @@ def test_frailty_rule_needs_a_screen_and_ids_are_unique():
 def test_not_yaml_and_not_a_mapping():
     assert _problems("id: [unclosed\n")[0].startswith("r.yaml:")
     assert _problems("- a\n- b\n") == ["r.yaml:1:1: a rule file must be a mapping of keys (id, version, rules, …)"]
+    # the programmes' reading, shared: a duplicate key and a number Python refuses to build are problems too
+    assert _problems("id: a\nid: b\n")[0].startswith("r.yaml:2:1: not valid YAML: duplicate key")
+    assert _problems(f"id: a\nversion: {'9' * 5000}\n")[0].startswith("r.yaml:1:1: not valid YAML:")
 
 
 def test_a_misspelt_criterion_and_a_bad_value_are_named_where_they_stand():
@@ -197,7 +200,7 @@ def test_a_misspelt_criterion_and_a_bad_value_are_named_where_they_stand():
     atc_line = next(i for i, line in enumerate(lines, 1) if "[c09]" in line)
     problems = _problems(text)
     assert f"r.yaml:{stay_line}:9: rules[2].when[1]: not a criterion: give exactly one of age, chronic, condition, " \
-        "observation, medicines, hospital_stays, frailty, any, all (did you mean 'hospital_stays'?)" in problems
+        "observation, medicines, hospital_stays, frailty, any, all, not (did you mean 'hospital_stays'?)" in problems
     assert f"r.yaml:{atc_line}:38: rules[4].when[1].any[1].medicines.atc: 'c09': an ATC code is a level of the " \
         "classification, like C09, C09A, C09AA or C09AA05" in problems
     assert len(problems) == 2

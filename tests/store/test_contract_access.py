@@ -230,3 +230,26 @@ def test_orphan_patient_data_is_seen_by_nobody_but_the_system(world):
         assert "orphan" not in _ids(world, principal, "Observation")
     with world.unit_of_work(SYSTEM) as uow:
         assert uow.read("Observation", "orphan").id == "orphan"
+
+
+def test_a_shared_view_counts_only_consented_patients_and_reads_summary_reports(world):
+    """The dashboard's readers (careflow.population.shared_views): the system and a coach marked
+    ``shared`` count only patients whose sharing Consent holds, and read summary MeasureReports
+    (no subject), which a practitioner's own view never shows."""
+    from dataclasses import replace
+
+    region, coach = replace(SYSTEM, shared=True), replace(COACH, shared=True)
+    assert _ids(world, SYSTEM, "Patient") == ["p1", "p2"]
+    assert _ids(world, region, "Patient") == ["p1"] and _total(world, region, "Task") == 1
+    assert _ids(world, coach, "Patient") == ["p1"]
+    summary = {"resourceType": "MeasureReport", "id": "mr-summary", "status": "complete", "type": "summary",
+               "measure": "https://careflow.dev/fhir/Measure/x", "period": {"start": "2026-01-01", "end": "2026-01-31"}}
+    load(world, [summary, {**summary, "id": "mr-p2", "type": "individual", "subject": {"reference": "Patient/p2"}}])
+    assert _ids(world, region, "MeasureReport") == ["mr-summary"] and _ids(world, coach, "MeasureReport") == ["mr-summary"]
+    assert _ids(world, COACH, "MeasureReport") == [] and _ids(world, GP, "MeasureReport") == ["mr-p2"]
+    load(world, [{"resourceType": "Observation", "id": "orphan", "status": "final", "code": {"text": "x"}}])
+    assert "orphan" not in _ids(world, region, "Observation")  # patient data without a patient stays hidden
+    load(world, [consent("p1", status="inactive")])
+    assert _ids(world, region, "Patient") == [] and _total(world, region, "Task") == 0
+    load(world, [consent("p2")])
+    assert _ids(world, region, "Patient") == ["p2"]

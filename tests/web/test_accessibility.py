@@ -37,9 +37,11 @@ PAGES = [
     Page("/app/", "/app/", "gp"),
     Page("/app/", "/app/?done=accept&overdue=1", "home-nurse"),
     Page("/app/", "/app/?view=team&program=heart-failure", "home-nurse"),  # the care-team view, filtered
+    Page("/app/", "/app/?view=proposals", "gp"),  # the proposals view (case finding and inclusion)
     Page("/app/board", "/app/board", "care-coach"),
     Page("/app/financing", "/app/financing?year=2026", "care-coach"),
     Page("/app/board", "/app/board", "gp"),  # not for a GP: the error page
+    Page("/app/dashboard", "/app/dashboard", "care-coach"),
     Page("/app/patients/{patient_id}", f"/app/patients/{PID}", "gp"),
     Page("/app/patients/{patient_id}", "/app/patients/nobody", "gp"),  # an unknown patient: the error page
     Page("/app/patients/{patient_id}/take-home", f"/app/patients/{PID}/take-home", "patient"),
@@ -71,6 +73,7 @@ def _busy_neighbourhood(world: dict[str, Any]) -> None:
     from careflow.access.principal import SYSTEM
 
     run_until(world, 75)
+    _dashboard_data(world)
     world["clock"][0] = datetime.combine(START + timedelta(days=75), clock_time(9), tzinfo=timezone.utc)
     nurse = careteam_member(world["repo"], PID, "home-nurse")
     from careflow.engine.reading import search_all
@@ -82,6 +85,19 @@ def _busy_neighbourhood(world: dict[str, Any]) -> None:
             with world["repo"].unit_of_work(SYSTEM) as uow:
                 current = uow.read("Task", task.id)
                 uow.update({**(current.resource or {}), "status": status}, if_match=current.version)
+
+
+def _dashboard_data(world: dict[str, Any]) -> None:
+    """The neighbourhood as a Location (the dashboard's pyramid) and two months of an indicator."""
+    from dashboard_region import report
+
+    from careflow.access.principal import SYSTEM
+
+    with world["repo"].unit_of_work(SYSTEM) as uow:
+        uow.create_if_absent({"resourceType": "Location", "id": "loc-binnenstad", "name": "binnenstad",
+                              "managingOrganization": {"reference": "Organization/team-binnenstad"}})
+        for rid, month, counts in (("mr-a", "2026-06", (12, 9)), ("mr-b", "2026-07", (12, 10))):
+            uow.create_if_absent(report(rid, month, counts, {"Organization/team-binnenstad": counts}))
 
 
 def _signed_in_context(browser: Any, server: str, world: dict[str, Any], who: str | None) -> Any:

@@ -59,7 +59,7 @@ def test_sqlite_enrolment_killed_mid_run_then_rerun(tmp_path, prefect_api, regio
     assert len(expected["CarePlan"]) > 300
 
     env = subprocess_env(prefect_api, CAREFLOW_DATABASE_URL=url)
-    args = [*CAREFLOW, "enrol", "--start", START.isoformat(), "--partitions", "4"]
+    args = [*CAREFLOW, "enrol", "--start", START.isoformat(), "--partitions", "4", "--batch-size", "5"]
     proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
@@ -201,7 +201,9 @@ def test_ctrl_c_mid_enrolment_stops_at_once_and_a_rerun_completes(tmp_path, pref
     url = f"sqlite:///{tmp_path / 'careflow.db'}"
     load_region(url, region)
     env = subprocess_env(prefect_api, CAREFLOW_DATABASE_URL=url)
-    args = [*CAREFLOW, "enrol", "--start", START.isoformat(), "--partitions", "4"]
+    # two patients per transaction: hundreds of commits per partition, so the interrupt lands while
+    # the partitions are still running even when enrolment is fast and the poll is slow
+    args = [*CAREFLOW, "enrol", "--start", START.isoformat(), "--partitions", "4", "--batch-size", "2"]
     proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
