@@ -19,6 +19,9 @@ DbOpt = typer.Option(None, "--db", envvar="CAREFLOW_DATABASE_URL",
                      help="store URL (sqlite:///file.db or postgresql://...); default: SQLite in the data dir")
 PartitionsOpt = typer.Option(8, "--partitions", min=1, max=256, help="task runs to split the patients into")
 JsonOpt = typer.Option(False, "--json", help="print the result as one JSON object on stdout instead of a sentence")
+RunnerOpt = typer.Option(None, "--runner", envvar="CAREFLOW_TASK_RUNNER",
+                         help="where the partitions run: threads (default), threads:N, dask (a local cluster, a "
+                              "process per core), dask:N, dask:tcp://scheduler:8786 (needs careflow[dask]), ray")
 
 
 def _print_json(data: object) -> None:
@@ -41,6 +44,26 @@ def _engine() -> None:
 
     log_to_file()
     flows.set_progress(stderr_progress)
+
+
+def _use_runner(spec: Optional[str]) -> None:
+    """Check the runner now (one line if its package is missing) and, for Dask or Ray in embedded mode,
+    start the temporary Prefect server first and export its URL: their worker processes report their
+    task runs to it instead of each starting a server of their own."""
+    import os
+
+    from workflows import flows
+
+    flows.task_runner(spec)
+    if not spec or spec.startswith("threads") or os.environ.get("PREFECT_API_URL"):
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    from workflows import running
+    from workflows.progress import stderr_progress
+
+    running.start_temporary_prefect_server(stderr_progress, "runner").wait()
+    os.environ["PREFECT_API_URL"] = SubprocessASGIServer().api_url
 
 
 def _day(value: Optional[str], option: str) -> Optional[date]:
@@ -69,7 +92,7 @@ def _summary(result: dict, keys: tuple[str, ...]) -> str:
 
 def enrol_command(db: Optional[str] = DbOpt,
                   start: Optional[str] = typer.Option(None, "--start", help="plan start date (YYYY-MM-DD), default today"),
-                  partitions: int = PartitionsOpt, as_json: bool = JsonOpt,
+                  partitions: int = PartitionsOpt, as_json: bool = JsonOpt, runner: Optional[str] = RunnerOpt,
                   mode: str = typer.Option("active", "--mode", envvar="CAREFLOW_ENROLMENT",
                                            help="active: plans straight from the diagnosis codes; proposals: an "
                                                 "inclusion proposal for each patient's GP instead"),
@@ -84,8 +107,9 @@ def enrol_command(db: Optional[str] = DbOpt,
 
     running.use_database(db)
     with running.stop_on_interrupt():
-        result = running.run(flows.enrol_region, db_url=None, start=day, partitions=partitions, mode=mode,
-                             batch_size=batch_size)
+        _use_runner(runner)
+        result = running.run(flows.with_runner(flows.enrol_region, runner), db_url=None, start=day,
+                             partitions=partitions, mode=mode, batch_size=batch_size)
     if as_json:
         return _print_json(result)
     keys = ("proposed", "already-proposed-or-enrolled") if mode == "proposals" else ("enrolled", "already-enrolled")
@@ -95,7 +119,7 @@ def enrol_command(db: Optional[str] = DbOpt,
 
 def sweep_command(db: Optional[str] = DbOpt,
                   now: Optional[str] = typer.Option(None, "--now", help="sweep as of this date/time, default now"),
-                  partitions: int = PartitionsOpt, as_json: bool = JsonOpt) -> None:
+                  partitions: int = PartitionsOpt, as_json: bool = JsonOpt, runner: Optional[str] = RunnerOpt) -> None:
     """Run the follow-up sweep once: open due Tasks, escalate overdue ones, close finished plans."""
     moment = _moment(now)
     _engine()
@@ -103,7 +127,9 @@ def sweep_command(db: Optional[str] = DbOpt,
 
     running.use_database(db)
     with running.stop_on_interrupt():
-        result = running.run(flows.sweep_region, db_url=None, now=moment, partitions=partitions)
+        _use_runner(runner)
+        result = running.run(flows.with_runner(flows.sweep_region, runner), db_url=None, now=moment,
+                             partitions=partitions)
     if as_json:
         return _print_json(result)
     typer.echo("careflow: sweep done: " + _summary(result, ("plans", "tasks-opened", "tasks-overdue", "escalated",
@@ -173,20 +199,30 @@ def demo_command(inhabitants: int = typer.Option(100_000, "--inhabitants", min=1
                  reset: bool = typer.Option(False, "--reset", help="delete the SQLite store first and start afresh"),
                  as_json: bool = JsonOpt) -> None:
     """Generate the Zorgzaam Leuven demo region, enrol and sweep it, and serve the FHIR API."""
-    _engine()
     from workflows import running
-    from workflows.demo import build_demo, ready_line, reset_store, summary
-    from workflows.progress import stderr_progress
+    from workflows.progress import Heartbeat, stderr_progress
+
+    if not no_serve:
+        running.check_port_free(host, port)  # before any work, and before any line but the error
+    progress = Heartbeat(stderr_progress)
+    # importing Prefect and the engine takes 3-11 s on a busy machine: said, and filled if it lasts
+    progress.step("demo: starting (loading the engine's libraries)", "loading the engine's libraries")
+    _engine()
+    from workflows.demo import load_region, ready_line, reset_store, summary
 
     url = running.use_database(db)
-    if not no_serve:
-        running.check_port_free(host, port)
     if reset:
-        reset_store(url, stderr_progress)
+        reset_store(url, progress)
+    # a person waiting for the API gets it once the region is loaded, and watches enrolment and the
+    # sweep go on in the background; --no-serve and --json (scripts) get the result first
+    early = not no_serve and not as_json
     with running.stop_on_interrupt():
-        result = build_demo(None, inhabitants, seed, stderr_progress, partitions=partitions)
-        running.stop_temporary_prefect_server()
+        loaded = load_region(None, inhabitants, seed, progress)
+        result = None
+        if not early:
+            result = _finish_engine(loaded, progress, partitions)
     if no_serve:
+        assert result is not None
         if as_json:
             return _print_json(summary(result, url, None, None))
         typer.echo(ready_line(result, url, None, None))
@@ -194,17 +230,76 @@ def demo_command(inhabitants: int = typer.Option(100_000, "--inhabitants", min=1
     from careflow.api.login import demo_login_text
     from careflow.api.server import serve
 
+    engine_thread = None
+    if early:
+        import threading
+
+        def background() -> None:
+            try:
+                done = _finish_engine(loaded, progress, partitions)
+            except CareflowError as exc:
+                typer.echo(f"careflow: error: {exc}; the API keeps serving what was loaded", err=True)
+                return
+            except Exception as exc:  # noqa: BLE001 - one line, never a traceback under the server's lines
+                typer.echo(f"careflow: error: enrolment or sweep failed ({type(exc).__name__}); the API keeps "
+                           "serving; run the demo again to finish (nothing is duplicated)", err=True)
+                return
+            typer.echo(ready_line(done, url, None, None))
+
+        engine_thread = threading.Thread(target=background, name="careflow-demo-engine", daemon=True)
+
     def ready() -> None:  # called once the server listens, not before
+        progress.step(None, None)
         login = demo_login_text(url, host, port)  # tokens of the local issuer, which this server trusts
         if as_json:
+            assert result is not None
             _print_json(summary(result, url, host, port))
             typer.echo(login, err=True)
-        else:
+        elif result is not None:
             typer.echo(ready_line(result, url, host, port))
             typer.echo(login)
+        else:
+            typer.echo(serving_line(loaded, url, host, port))
+            typer.echo(login)
+            assert engine_thread is not None
+            engine_thread.start()  # after the first answer: the engine's CPU does not delay it
 
-    stderr_progress("demo: starting the FHIR API")
+    progress.step("demo: starting the FHIR API", "starting the FHIR API")
     serve(url, host, port, local_issuer=True, on_ready=ready)
+    progress.close()
+    if engine_thread is not None and engine_thread.is_alive():
+        running.stop_temporary_prefect_server()
+        import os
+        import sys
+
+        sys.stderr.write(running.INTERRUPTED)
+        sys.stderr.flush()
+        os._exit(130)  # the engine thread is mid-transaction: it rolls back, a rerun finishes the work
+
+
+def _finish_engine(loaded, progress, partitions: int):  # type: ignore[no-untyped-def]
+    """Enrol and sweep, then stop the temporary Prefect server and close the flows' store (its WAL
+    folded into the database)."""
+    from workflows import running
+    from workflows.demo import run_engine
+    from workflows.resources import close_all
+
+    result = run_engine(loaded, progress, partitions)
+    running.stop_temporary_prefect_server()
+    close_all()
+    return result
+
+
+def serving_line(loaded, url: str, host: str, port: int) -> str:  # type: ignore[no-untyped-def]
+    """The ready line when the API answers before enrolment and the sweep are done."""
+    from workflows.demo import _base, store_location
+
+    where, reset = store_location(url)
+    base = _base(host, port)
+    return (f"careflow: demo region loaded: {loaded.inhabitants:,} inhabitants ({loaded.resources:,} resources); "
+            f"store: {where} (to start afresh: {reset}); FHIR API at {base} (try {base}/Patient?_count=5); "
+            "enrolling and sweeping in the background (progress below; a line says when the care plans are ready); "
+            "Ctrl-C to stop")
 
 
 def register(app: typer.Typer) -> None:

@@ -33,27 +33,63 @@ def _count(result: dict[str, Any], key: str) -> int:
     return int(value or 0)
 
 
-def build_demo(db_url: str | None, inhabitants: int, seed: int, progress: Progress,
-               partitions: int = 8) -> DemoResult:
-    """Generate and load the region, enrol everyone eligible, sweep once."""
+@dataclass
+class Loaded:
+    """The region in the store, and the Prefect server starting meanwhile."""
+
+    inhabitants: int
+    resources: int
+    started: float
+    prefect_server: Any
+
+
+def load_region(db_url: str | None, inhabitants: int, seed: int, progress: Progress) -> Loaded:
+    """Generate the region and load it (create-if-absent), the temporary Prefect server starting meanwhile."""
     from careflow.region.generate import generate_region
-    from workflows import flows, running
+    from workflows import running
     from workflows.loading import load_resources, region_resources
     from workflows.resources import repository
 
     started = time.monotonic()
-    today = date.today()
     prefect_server = running.start_temporary_prefect_server(progress)  # starts while the region loads
-    region = generate_region(inhabitants, seed, reference_date=today)
-    progress(f"demo: generating and loading {region.name} ({inhabitants:,} inhabitants) into the store")
-    loaded = load_resources(repository(db_url), region_resources(region), what="load", progress=progress)
+    _step(progress, f"demo: generating the demo region ({inhabitants:,} inhabitants)", "generating the region")
+    region = generate_region(inhabitants, seed, reference_date=date.today())
+    _step(progress, "demo: opening the store (the first time: creating its tables and keys)", "opening the store")
+    repo = repository(db_url)
+    _step(progress, f"demo: loading {region.name} into the store", "loading the region")
+    loaded = load_resources(repo, region_resources(region), what="load", progress=progress)
     progress(f"load: {loaded.total:,} resources ({loaded.created:,} new) in {time.monotonic() - started:.0f}s")
-    prefect_server.wait()
-    progress("demo: enrolling every eligible patient")
+    return Loaded(inhabitants, loaded.total, started, prefect_server)
+
+
+def run_engine(loaded: Loaded, progress: Progress, partitions: int = 8) -> DemoResult:
+    """Enrol everyone eligible and sweep once (Prefect flows), after the Prefect server answers."""
+    from workflows import flows, running
+
+    today = date.today()
+    _step(progress, "demo: waiting for the temporary Prefect server", None)
+    loaded.prefect_server.wait()
+    _step(progress, "demo: enrolling every eligible patient", "enrolling")
     enrolment = running.run(flows.enrol_region, db_url=None, start=today, partitions=partitions)
-    progress("demo: sweeping the care plans once (the daily follow-up)")
+    _step(progress, "demo: sweeping the care plans once (the daily follow-up)", "sweeping")
     sweep = running.run(flows.sweep_region, db_url=None, now=datetime.now(timezone.utc), partitions=partitions)
-    return DemoResult(inhabitants, loaded.total, enrolment, sweep, time.monotonic() - started)
+    _step(progress, "demo: enrolment and sweep done", None)
+    return DemoResult(loaded.inhabitants, loaded.resources, enrolment, sweep, time.monotonic() - loaded.started)
+
+
+def build_demo(db_url: str | None, inhabitants: int, seed: int, progress: Progress,
+               partitions: int = 8) -> DemoResult:
+    """Generate and load the region, enrol everyone eligible, sweep once."""
+    return run_engine(load_region(db_url, inhabitants, seed, progress), progress, partitions)
+
+
+def _step(progress: Progress, line: str, doing: str | None) -> None:
+    """A step's first line; with a :class:`workflows.progress.Heartbeat`, silences in it are filled."""
+    step = getattr(progress, "step", None)
+    if step is not None:
+        step(line, doing)
+    else:
+        progress(line)
 
 
 def store_location(url: str) -> tuple[str, str]:

@@ -67,30 +67,60 @@ _TASK_OPTIONS: dict[str, Any] = dict(
 )
 
 
-def _runner() -> Any:
-    """The task runner named by ``$CAREFLOW_TASK_RUNNER``: ``threads`` (default; ``threads:4`` for 4
-    workers), ``dask`` (a local cluster) or ``dask:tcp://scheduler:8786``, ``ray`` or ``ray:ray://head:10001``.
-    Dask and Ray are optional extras (``pip install prefect-dask`` / ``prefect-ray``); a task needs
+RUNNER_ENV = "CAREFLOW_TASK_RUNNER"
+
+
+def task_runner(spec: str | None = None) -> Any:
+    """The task runner a spec names (default ``$CAREFLOW_TASK_RUNNER``, else ``threads``):
+
+    * ``threads`` / ``threads:6``: a thread pool in this process (default 3 workers);
+    * ``dask`` / ``dask:4``: a temporary Dask ``LocalCluster`` of worker *processes* (one per core,
+      or 4), one thread each, so partitions run on every core instead of sharing one interpreter;
+    * ``dask:tcp://scheduler:8786``: an existing Dask cluster (its workers need careflow installed
+      and ``$CAREFLOW_DATABASE_URL``);
+    * ``ray`` / ``ray:ray://head:10001``: ``prefect_ray.RayTaskRunner``.
+
+    Dask comes with the ``careflow[dask]`` extra, Ray with ``pip install prefect-ray``; a task needs
     only the database URL and ids, so partitions run on any machine that can reach the database."""
     import os
 
     from careflow.errors import EngineError
 
-    kind, _, where = os.environ.get("CAREFLOW_TASK_RUNNER", "threads").partition(":")
+    chosen = spec or os.environ.get(RUNNER_ENV) or "threads"
+    kind, _, where = chosen.partition(":")
     if kind == "threads":
-        return ThreadPoolTaskRunner(max_workers=int(where) if where.isdigit() else MAX_WORKERS)
+        if where and not where.isdigit():
+            raise EngineError(f"task runner {chosen!r}: threads takes a number of workers, like threads:4")
+        return ThreadPoolTaskRunner(max_workers=int(where) if where else MAX_WORKERS)
     try:
         if kind == "dask":
             from prefect_dask import DaskTaskRunner
 
-            return DaskTaskRunner(address=where) if where else DaskTaskRunner()
+            if where and not where.isdigit():
+                return DaskTaskRunner(address=where)
+            workers = int(where) if where else max(1, os.cpu_count() or 1)
+            # processes, not threads: the engine is Python, and one interpreter runs one thread at a time;
+            # no dashboard (it would take a port and wants bokeh)
+            return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True,
+                                                  "dashboard_address": None})
         if kind == "ray":
             from prefect_ray import RayTaskRunner
 
             return RayTaskRunner(address=where) if where else RayTaskRunner()
     except ImportError:
-        raise EngineError(f"CAREFLOW_TASK_RUNNER={kind} needs the prefect-{kind} package: pip install prefect-{kind}") from None
-    raise EngineError(f"CAREFLOW_TASK_RUNNER must be threads, dask or ray (optionally :address), not {kind!r}")
+        hint = "pip install 'careflow[dask]'" if kind == "dask" else f"pip install prefect-{kind}"
+        raise EngineError(f"task runner {kind} needs the prefect-{kind} package: {hint}") from None
+    raise EngineError(f"task runner must be threads, dask or ray (optionally :workers or :address), not {chosen!r}")
+
+
+def _runner() -> Any:
+    """The flows' default task runner: ``$CAREFLOW_TASK_RUNNER`` as the process starts (see task_runner)."""
+    return task_runner(None)
+
+
+def with_runner(flow_: Any, spec: str | None) -> Any:
+    """``flow_`` with the task runner ``spec`` names (``--runner``), or as it is when ``spec`` is None."""
+    return flow_ if not spec else flow_.with_options(task_runner=task_runner(spec))
 
 
 # --- run names: what the run does and on which partition, instead of Prefect's random names -----
@@ -224,6 +254,7 @@ def enrol_region(db_url: str | None = None, start: date | None = None,
             sizes[future] = len(ids)
     counts = _gather(futures, "enrol", sizes)
     repository(db_url).refresh_statistics()  # thousands of new plans and Tasks: plan searches for them
+    repository(db_url).checkpoint()  # and their journal folded into the store (SQLite's WAL)
     publish_enrolment_summary(counts, day)
     return counts.as_dict()
 
@@ -249,6 +280,7 @@ def sweep_region(db_url: str | None = None, now: datetime | None = None,
             futures.append(future)
             sizes[future] = len(ids)
     counts = _gather(futures, "sweep", sizes)
+    repository(db_url).checkpoint()
     publish_sweep_summary(counts, moment)
     return counts.as_dict()
 

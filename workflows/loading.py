@@ -16,6 +16,7 @@ from careflow.store.port import Repository
 
 BATCH = 2000
 PROGRESS_EVERY = 10_000
+CHECKPOINT_EVERY = 10  # batches between WAL checkpoints: the journal stays under ~100 MB during a load
 
 Progress = Callable[[str], None]
 
@@ -49,7 +50,7 @@ def load_resources(repo: Repository, resources: Iterable[dict[str, Any]], *, wha
     counts = LoadCounts()
     started = time.monotonic()
     next_report = PROGRESS_EVERY
-    for chunk in _batches(resources, batch):
+    for n, chunk in enumerate(_batches(resources, batch), start=1):
         with repo.unit_of_work(SYSTEM) as uow:
             for resource in chunk:
                 _, created = uow.create_if_absent(resource)
@@ -57,12 +58,15 @@ def load_resources(repo: Repository, resources: Iterable[dict[str, Any]], *, wha
                     counts.created += 1
                 else:
                     counts.existing += 1
+        if n % CHECKPOINT_EVERY == 0:
+            repo.checkpoint()
         if progress is not None and counts.total >= next_report:
             rate = counts.total / max(time.monotonic() - started, 1e-9)
             progress(f"{what}: {counts.total:,} resources ({rate:,.0f}/s)")
             next_report = (counts.total // PROGRESS_EVERY + 1) * PROGRESS_EVERY
     if counts.created:
         repo.refresh_statistics()  # a bulk load leaves the planner's statistics behind (issue #13)
+    repo.checkpoint()
     return counts
 
 

@@ -75,10 +75,11 @@ class PrefectServerStart:
 
     HEARTBEAT_SECONDS = 5.0
 
-    def __init__(self, progress: Callable[[str], None]) -> None:
+    def __init__(self, progress: Callable[[str], None], what: str = "demo") -> None:
         import threading
 
         self._progress = progress
+        self._what = what
         self._thread: Any = None
         self._started = 0.0
         if os.environ.get("PREFECT_API_URL"):
@@ -88,7 +89,7 @@ class PrefectServerStart:
         server = SubprocessASGIServer()
         if server.running:
             return
-        progress("demo: starting a temporary local Prefect server for the flow runs "
+        progress(f"{what}: starting a temporary local Prefect server for the flow runs "
                  "(its first start sets up its database: up to a minute)")
 
         def start() -> None:
@@ -108,15 +109,15 @@ class PrefectServerStart:
         while self._thread.is_alive():
             self._thread.join(self.HEARTBEAT_SECONDS)
             if self._thread.is_alive():
-                self._progress(f"demo: waiting for the temporary Prefect server to start "
+                self._progress(f"{self._what}: waiting for the temporary Prefect server to start "
                                f"({time.monotonic() - self._started:.0f}s)")
-        self._progress(f"demo: Prefect server ready ({time.monotonic() - self._started:.0f}s)")
+        self._progress(f"{self._what}: Prefect server ready ({time.monotonic() - self._started:.0f}s)")
         self._thread = None
 
 
-def start_temporary_prefect_server(progress: Callable[[str], None]) -> PrefectServerStart:
+def start_temporary_prefect_server(progress: Callable[[str], None], what: str = "demo") -> PrefectServerStart:
     """Start the temporary Prefect server in the background (no-op with ``PREFECT_API_URL``)."""
-    return PrefectServerStart(progress)
+    return PrefectServerStart(progress, what)
 
 
 def stop_temporary_prefect_server() -> None:

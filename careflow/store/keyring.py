@@ -205,7 +205,7 @@ class KeyRing:
         return kid
 
     def seal(self, res_pk: int, version: int, raw: bytes, key_id: int) -> bytes:
-        return self.cipher.encrypt(raw, content_context(res_pk, version), key_id)
+        return self.cipher.encrypt(raw, content_context(res_pk, version), key_id, deflate=True)
 
     def open(self, res_pk: int, version: int, blob: bytes, conn: Connection) -> bytes:
         kid = key_id_of(blob)

@@ -476,6 +476,9 @@ class MemoryRepository(RepositoryReads):
     def try_lead(self, name: str) -> Any:
         return self._leases.try_lead(name)
 
+    def checkpoint(self) -> None:
+        """No journal: the twin keeps nothing on disk."""
+
     def close(self) -> None:
         pass
 

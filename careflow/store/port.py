@@ -263,4 +263,9 @@ class Repository(Protocol):
         holds it, else None: what runs once across ``careflow serve --workers N`` takes it."""
         ...
 
+    def checkpoint(self) -> None:
+        """Fold the write-ahead journal into the store and empty it (SQLite's WAL): called between the
+        batches of bulk work, when it ends and at close, so the journal stays small on disk."""
+        ...
+
     def close(self) -> None: ...

@@ -26,7 +26,7 @@ from typing import Any, Callable
 import orjson
 from sqlalchemy import Connection, delete, func, select, update
 
-from careflow.crypto.envelope import FORMAT, HEADER_SIZE, key_id_of, unwrap, wrap
+from careflow.crypto.envelope import FORMATS, HEADER_SIZE, key_id_of, unwrap, wrap
 from careflow.crypto.master import KeyConfigError, fingerprint
 from careflow.fhir.identifying import Protection, hmac_blind
 from careflow.fhir.search_index import extract_index
@@ -71,7 +71,7 @@ def usage(conn: Connection) -> dict[int | str, int]:
     out: dict[int | str, int] = {}
     for h, n in rows:
         h = bytes(h)
-        if len(h) == HEADER_SIZE and h[0] == FORMAT:
+        if len(h) == HEADER_SIZE and h[0] in FORMATS:
             kid: int | str = struct.unpack(">BI", h)[1]
         else:
             kid = PLAINTEXT

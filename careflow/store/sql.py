@@ -787,7 +787,23 @@ class SqlRepository(RepositoryReads):
                 return leader.try_postgres(self.engine, name)
             return leader.try_file(str(self.engine.url.database), name)
 
+    def checkpoint(self) -> None:
+        from careflow.store.database import checkpoint
+
+        with _translated():
+            checkpoint(self.engine)
+
+    def _checkpoint_at_close(self) -> None:
+        from careflow.store.database import checkpoint
+
+        try:
+            with _translated():
+                checkpoint(self.engine, wait_seconds=2.0)
+        except TransientStoreError:
+            pass  # another process holds the file: its own close (the last one) folds the WAL in
+
     def close(self) -> None:
         if self.audit is not None:
             self.audit.close()  # nothing queued is lost on a clean shutdown
+        self._checkpoint_at_close()  # the WAL does not outlive the process (issue #13: 1.28 GB left behind)
         self.engine.dispose()

@@ -216,3 +216,34 @@ def test_rewrap_moves_every_data_key_to_a_new_master(tmp_path):
     again = SqlRepository(make_engine(url), keys=KeyRing(new))
     assert again.read("Patient", "p1").resource["identifier"][0]["value"] == NUMBER
     again.close()
+
+
+def test_stored_resources_are_deflated_before_encryption_and_older_values_still_read(sql):
+    from careflow.crypto.envelope import DEFLATED, FORMAT
+    from careflow.store.keyring import content_context
+
+    note = "Wandelt dagelijks een half uur; " * 40  # repetitive, as FHIR JSON is
+    with sql.unit_of_work(SYSTEM) as uow:
+        uow.update({**patient(), "extension": [{"url": "http://example.org/note", "valueString": note}]})
+        uow.update(patient("p2"))
+    with sql.engine.connect() as conn:
+        rows = {r.id: (r.pk, r.version, bytes(r.content)) for r in conn.execute(
+            select(resource.c.id, resource_version.c.res_pk.label("pk"), resource_version.c.version,
+                   resource_version.c.content).where(resource_version.c.res_pk == resource.c.pk))}
+    pk, version, blob = rows["p1"]
+    assert blob[0] == DEFLATED and len(blob) < len(note) / 2  # the whole resource, smaller than half its note
+    # a value written before deflating (format 1) is read as before
+    pk2, version2, _ = rows["p2"]
+    old = sql.keys.cipher.encrypt(b'{"resourceType":"Patient","id":"p2","gender":"male"}',
+                                  content_context(pk2, version2), key_id_of(blob))
+    assert old[0] == FORMAT
+    with sql.engine.begin() as conn:
+        conn.execute(update(resource_version).where(resource_version.c.res_pk == pk2).values(content=old))
+    assert sql.read("Patient", "p2").resource["gender"] == "male"
+    assert sql.read("Patient", "p1").resource["extension"][0]["valueString"] == note
+    # the format byte is authenticated: relabelling a deflated value as plain fails, it is not misread
+    forged = bytes([FORMAT]) + blob[1:]
+    with sql.engine.begin() as conn:
+        conn.execute(update(resource_version).where(resource_version.c.res_pk == pk).values(content=forged))
+    with pytest.raises(DecryptionError):
+        sql.read("Patient", "p1")

@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import subprocess
+from pathlib import Path
 
 import httpx
 import pytest
@@ -65,8 +66,15 @@ def test_demo_builds_an_enrolled_region_and_reruns_idempotently(tmp_path, prefec
     assert patients == 700
 
     assert f"store: SQLite file {tmp_path / 'demo.db'} (to start afresh: careflow demo --reset)" in lines[0]
-    # no silent wait while the Prefect server starts: the demo says what it is doing at each step
-    assert "demo: enrolling every eligible patient" in first.stderr and "demo: sweeping" in first.stderr
+    # no silent step: the demo says what it is doing at each step, in order (and "still ..." in a long one)
+    steps = ["demo: starting", "demo: generating the demo region (700 inhabitants)", "demo: opening the store",
+             "demo: loading", "load: ", "demo: enrolling every eligible patient", "enrol: partition 3/3 done",
+             "demo: sweeping", "demo: enrolment and sweep done"]
+    said = [line.removeprefix("careflow: ") for line in first.stderr.splitlines()]
+    at = [next((i for i, line in enumerate(said) if line.startswith(step)), -1) for step in steps]
+    assert -1 not in at and at == sorted(at), (steps, said)
+    assert not Path(db.removeprefix("sqlite:///") + "-wal").exists() or \
+        Path(db.removeprefix("sqlite:///") + "-wal").stat().st_size == 0  # checkpointed at exit
 
     second = run_careflow([*args, "--json"], env)
     assert second.returncode == 0, second.stderr
@@ -121,6 +129,16 @@ def test_demo_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path, prefect_api):
         assert httpx.get(gp_url, headers={"Authorization": f"Bearer {gp_token}"}, timeout=30).status_code == 200
         assert response.status_code == 200
         assert response.json()["resourceType"] == "Bundle"
+        # the API answered while enrolment and the sweep go on; a line says when the plans are ready
+        assert "enrolling and sweeping in the background" in line
+        rest = []
+        while not rest or not rest[-1].startswith("careflow: demo region ready"):
+            rest.append(proc.stdout.readline())
+            assert rest[-1], "the demo never said the care plans were ready"
+        assert re.match(r"careflow: demo region ready: 300 inhabitants, [1-9][\d,]* patients enrolled", rest[-1])
+        plans = httpx.get(url.split("/fhir")[0] + "/fhir/CarePlan?_count=1",
+                          headers={"Authorization": f"Bearer {token}"}, timeout=30).json()
+        assert plans.get("total", 0) > 0 or plans.get("entry")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)
