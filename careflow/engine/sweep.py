@@ -5,12 +5,23 @@ Plans are read in batches of patients with their Tasks (``_revinclude=Task:based
 work with If-Match. A concurrent edit of one of its Tasks or of the plan skips that plan (counted as
 ``conflict``); the next sweep sees the new state. Re-running a sweep at the same ``now`` writes
 nothing.
+
+Which patients: those the due-date index (``plan_due``, kept by the store) says may have work on
+``now``'s day, not every patient with an active plan. A patient for whom the sweep finds nothing to do
+gets their next day back (``careflow.triggers.next_due``: the earliest day the calendar alone could
+give one of their plans work); any write to their record marks them due again at once. A patient the
+sweep wrote for stays due, so the next sweep reads them once more and stores the day from what it
+wrote. The index holds days computed with one set of programmes (a fingerprint is kept): a sweep with
+other programmes first marks every patient due.
 """
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime
 from typing import Any, Mapping, Sequence
+
+import orjson
 
 from careflow.access.principal import SYSTEM
 from careflow.engine.apply import Applied, apply_actions
@@ -21,6 +32,7 @@ from careflow.errors import NotFound, VersionConflict
 from careflow.planning.shared import NO_SHARING, Part, is_shared_plan, shared_key, sharing
 from careflow.programs.model import Program
 from careflow.store.port import Repository, Stored
+from careflow.triggers.next_due import fact_next_due, plan_next_due
 from careflow.triggers.schedule import plan_period
 from careflow.triggers.sweep import day_of, sweep_plan
 
@@ -34,6 +46,31 @@ def plan_patients(repo: Repository, *, page_size: int = 500) -> list[str]:
             if pid:
                 found.add(pid)
     return sorted(found)
+
+
+def programs_stamp(programs: Mapping[str, Program]) -> str:
+    """A fingerprint of the programmes (their whole definitions): the due days follow from them."""
+    digest = hashlib.sha256()
+    for key in sorted(programs):
+        digest.update(orjson.dumps([key, programs[key].model_dump(mode="json")], option=orjson.OPT_SORT_KEYS))
+    return digest.hexdigest()
+
+
+def due_patients(repo: Repository, programs: Mapping[str, Program], now: datetime | date) -> list[str]:
+    """Ids of the patients the sweep may have work for on ``now``'s day (sorted): what a sweep partitions.
+
+    With other programmes than the due days were computed with, every patient is due first."""
+    stamp = programs_stamp(programs)
+    with repo.unit_of_work(SYSTEM) as uow:
+        if uow.due_stamp() != stamp:
+            uow.due_restamp(stamp)
+    with repo.unit_of_work(SYSTEM) as uow:
+        return uow.due_patients(day_of(now))
+
+
+def _min_day(*days: date | None) -> date | None:
+    found = [d for d in days if d is not None]
+    return min(found) if found else None
 
 
 def count_applied(counts: Counts, done: Applied, program: str, neighbourhood: str | None) -> None:
@@ -76,11 +113,14 @@ def sweep(
     *,
     page_size: int = 200,
 ) -> Counts:
-    """Sweep the active plans of ``patient_ids`` (all patients with an active plan when None)."""
+    """Sweep the active plans of ``patient_ids`` (when None: every patient the due-date index names)."""
     counts = Counts()
-    wanted = plan_patients(repo) if patient_ids is None else sorted(set(patient_ids))
+    wanted = due_patients(repo, programs, now) if patient_ids is None else sorted(set(patient_ids))
     today = day_of(now)
     for batch in chunks(wanted, max(1, min(page_size, 100))):
+        with repo.unit_of_work(SYSTEM) as uow:
+            generations = uow.due_generations(batch)  # before the plans: a write after this keeps them due
+        settled: dict[str, date | None] = {pid: None for pid in batch}  # a patient without active plans: never
         plans, tasks_of = _plans_with_tasks(repo, batch)
         contexts, _ = load_contexts(repo, batch, programs)
         per_patient: dict[str, list[tuple[Stored, Program | None]]] = {}
@@ -93,6 +133,7 @@ def sweep(
             parts = [(s, p) for s, p in patient_plans if not is_shared_plan(s.resource or {})]
             whole = next((s for s, _ in patient_plans if is_shared_plan(s.resource or {})), None)
             if ctx is not None and whole is not None and not parts:
+                settled.pop(pid, None)  # written (or conflicting): due again next time
                 _close_shared_plan(repo, whole, today, counts, ctx.neighbourhood)
                 continue
             share = sharing([Part(p, s.id, plan_period(s.resource or {})[0] or today) for s, p in parts if p is not None],
@@ -108,7 +149,10 @@ def sweep(
                 tasks = sorted(tasks_of.get(stored.id, []), key=lambda t: str(t.get("id")))
                 actions = sweep_plan(program, careplan, tasks, ctx, now, share=share, shared_tasks=shared_tasks)
                 if not actions:
+                    if pid in settled:
+                        settled[pid] = _min_day(settled[pid], plan_next_due(program, careplan, tasks, ctx, today))
                     continue
+                settled.pop(pid, None)
                 try:
                     with repo.unit_of_work(SYSTEM) as uow:
                         done = apply_actions(uow, actions)
@@ -116,6 +160,12 @@ def sweep(
                     counts.add("conflict", program=program.id, neighbourhood=hood)
                     continue
                 count_applied(counts, done, program.id, hood)
+            if pid in settled and ctx is not None and parts:
+                settled[pid] = _min_day(settled[pid], fact_next_due(ctx, programs.values(), today))
+        rows = [(pid, generations[pid], day) for pid, day in settled.items() if pid in generations]
+        if rows:
+            with repo.unit_of_work(SYSTEM) as uow:
+                uow.due_settle(rows)
     return counts
 
 
