@@ -138,14 +138,21 @@ def sweep(
                 continue
             share = sharing([Part(p, s.id, plan_period(s.resource or {})[0] or today) for s, p in parts if p is not None],
                             ctx, today) if ctx is not None else NO_SHARING
-            shared_tasks = _shared_tasks([tasks_of.get(s.id, []) for s, _ in parts])
-            for stored, program in parts:
-                careplan = stored.resource or {}
+            bodies = {s.id: dict(s.resource or {}) for s, _ in parts}  # each part's latest version, as written
+            queue = list(range(len(parts)))
+            visits = 0
+            while queue and visits <= 4 * len(parts):
+                visits += 1
+                i = queue.pop(0)
+                stored, program = parts[i]
+                careplan = bodies[stored.id]
                 if program is None or ctx is None:
                     counts.add("skipped-unknown-program" if program is None else "missing-patient")
                     continue
                 hood = ctx.neighbourhood
-                counts.add("plans", program=program.id, neighbourhood=hood)
+                if visits <= len(parts):
+                    counts.add("plans", program=program.id, neighbourhood=hood)
+                shared_tasks = _shared_tasks([tasks_of.get(s.id, []) for s, _ in parts])
                 tasks = sorted(tasks_of.get(stored.id, []), key=lambda t: str(t.get("id")))
                 actions = sweep_plan(program, careplan, tasks, ctx, now, share=share, shared_tasks=shared_tasks)
                 if not actions:
@@ -160,6 +167,16 @@ def sweep(
                     counts.add("conflict", program=program.id, neighbourhood=hood)
                     continue
                 count_applied(counts, done, program.id, hood)
+                # what was written is what the patient's other parts see next (a shared Task this part
+                # opened is theirs too, listed in their activities now, not by the next sweep: a rerun
+                # then finds nothing left to do); a part that receives one is looked at again
+                for j in _written(done, stored.id, bodies, tasks_of):
+                    k = next(n for n, (s, _) in enumerate(parts) if s.id == j)
+                    if k not in queue:
+                        queue.append(k)
+            if ctx is not None and whole is not None and all(b.get("status") != "active" for b in bodies.values()):
+                settled.pop(pid, None)  # the last part ended just now: the whole ends with it, today
+                _close_shared_plan(repo, whole, today, counts, ctx.neighbourhood)
             if pid in settled and ctx is not None and parts:
                 settled[pid] = _min_day(settled[pid], fact_next_due(ctx, programs.values(), today))
         rows = [(pid, generations[pid], day) for pid, day in settled.items() if pid in generations]
@@ -167,6 +184,38 @@ def sweep(
             with repo.unit_of_work(SYSTEM) as uow:
                 uow.due_settle(rows)
     return counts
+
+
+def _as_written(resource: dict[str, Any], version: int) -> dict[str, Any]:
+    return {**resource, "meta": {**(resource.get("meta") or {}), "versionId": str(version)}}
+
+
+def _written(done: Applied, own: str, bodies: dict[str, dict[str, Any]],
+             tasks_of: dict[str, list[dict[str, Any]]]) -> set[str]:
+    """Bring the batch's copies up to what ``done`` wrote (its versions too, for the next If-Match);
+    returns the patient's other parts that got a Task they did not hold."""
+    others: set[str] = set()
+    for p in done.plan_updates:
+        if p.id in bodies:
+            bodies[p.id] = _as_written(p.resource, (p.if_match_version or 0) + 1)
+    for u in done.task_updates:
+        fresh = _as_written(u.resource, (u.if_match_version or 0) + 1)
+        for tasks in tasks_of.values():
+            for n, t in enumerate(tasks):
+                if t.get("id") == u.id:
+                    tasks[n] = fresh
+    for c in done.created:
+        fresh = _as_written(c.resource, 1)
+        for ref in c.resource.get("basedOn") or ():
+            cid = ref_id(ref, "CarePlan")
+            if cid is None or cid not in bodies:
+                continue
+            held = tasks_of.setdefault(cid, [])
+            if not any(t.get("id") == c.id for t in held):
+                held.append(fresh)
+                if cid != own:
+                    others.add(cid)
+    return others
 
 
 def _shared_tasks(task_lists: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:

@@ -633,7 +633,7 @@ class SqlUnitOfWork(UnitOfWorkBase):
         for start in range(0, len(patient_ids), 500):
             chunk = patient_ids[start:start + 500]
             out.update(self._conn.execute(select(plan_due.c.patient_id, plan_due.c.gen)
-                                          .where(plan_due.c.patient_id.in_(chunk))).tuples().all())
+                                          .where(plan_due.c.patient_id.in_(chunk))).all())
         return out
 
     def _due_settle(self, rows: list[tuple[str, int, date]]) -> int:
