@@ -112,8 +112,12 @@ def sweep(
     patient_ids: Sequence[str] | None = None,
     *,
     page_size: int = 200,
+    record_due: bool = True,
 ) -> Counts:
-    """Sweep the active plans of ``patient_ids`` (when None: every patient the due-date index names)."""
+    """Sweep the active plans of ``patient_ids`` (when None: every patient the due-date index names).
+
+    ``record_due`` False leaves the due-date index as it was (a benchmark's full sweep beside the
+    indexed one must not do the index's work for it)."""
     counts = Counts()
     wanted = due_patients(repo, programs, now) if patient_ids is None else sorted(set(patient_ids))
     today = day_of(now)
@@ -180,7 +184,7 @@ def sweep(
             if pid in settled and ctx is not None and parts:
                 settled[pid] = _min_day(settled[pid], fact_next_due(ctx, programs.values(), today))
         rows = [(pid, generations[pid], day) for pid, day in settled.items() if pid in generations]
-        if rows:
+        if rows and record_due:
             with repo.unit_of_work(SYSTEM) as uow:
                 uow.due_settle(rows)
     return counts

@@ -38,15 +38,15 @@ from careflow.store.port import UNKNOWN, Listener, OutboxEvent, SearchResult, St
 from careflow.store.sql_access import access_clause
 from careflow.store.sql_search import after_clause, filter_clause, order_by, page_in_creation_order, sort_exprs
 from careflow.store.tables import (
-    plan_due,
-    sweep_state,
     INDEX_TABLES,
     access_grant,
     condition_key,
     idx_reference,
     outbox,
+    plan_due,
     resource,
     resource_version,
+    sweep_state,
 )
 from careflow.store.unit_of_work import DUE_NOW, Current, RepositoryReads, UnitOfWorkBase, utc_now
 

@@ -19,7 +19,7 @@ from datetime import date, timedelta
 from typing import Any, Iterable, Iterator
 
 from careflow.planning.patient import PatientContext
-from careflow.programs.durations import parse_duration
+from careflow.programs.durations import Duration, parse_duration
 from careflow.programs.model import Program
 from careflow.programs.seasons import season_opening
 from careflow.triggers.renewal import REVIEW_LEAD
@@ -104,8 +104,8 @@ def _next_opening(timing: Any, base: date, today: date, end: date | None) -> dat
     return nxt
 
 
-def _within_durations(programs: Iterable[Program]) -> list[Any]:
-    found: dict[str, Any] = {}
+def _within_durations(programs: Iterable[Program]) -> list[Duration]:
+    found: dict[str, Duration] = {}
     for program in programs:
         for activity in program.activities:
             if activity.only_if is None:
@@ -135,7 +135,7 @@ def fact_next_due(ctx: PatientContext, programs: Iterable[Program], today: date)
     return _after(today, days)
 
 
-def _expiry(within: Any, seen: date, today: date) -> date | None:
+def _expiry(within: Duration, seen: date, today: date) -> date:
     """The first day after ``today`` on which a value seen on ``seen`` is older than ``within``
     (``observation_holds``: ``seen < within.before(day)``), found with that same function."""
     guess = max(today + timedelta(days=1), within.after(seen) - timedelta(days=4))

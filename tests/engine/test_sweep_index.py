@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import PG_ENV
+from engine_world import edit_task
 
 from careflow.access.principal import SYSTEM
 from careflow.engine import enrolment
@@ -22,8 +24,6 @@ from careflow.engine.reading import search_all
 from careflow.engine.sweep import due_patients, plan_patients, sweep
 from careflow.programs.loader import load_directory
 from careflow.triggers.task_facts import FINAL_STATUSES
-from conftest import PG_ENV
-from engine_world import edit_task
 
 START = date(2026, 11, 2)
 COUNTS_OF_WORK_DONE = ("plans",)  # "plans" counts the plans read, which is the point of the index
