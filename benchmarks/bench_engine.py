@@ -112,12 +112,12 @@ def load(url: str, inhabitants: int, seed: int) -> tuple[int, float]:
 def straight_json(repo, url: str) -> tuple[int, float]:
     """The enrolment's resources (read back, untimed) written again as plain JSON rows into a scratch
     table of the same database: the floor for writing what enrolment writes."""
-    import orjson
     from sqlalchemy import create_engine, text
 
     from careflow.engine.reading import search_all
+    from careflow.fhir import exact_json
 
-    bodies = [orjson.dumps(s.resource) for rtype in ("CareTeam", "Goal", "CarePlan", "Task")
+    bodies = [exact_json.dumps(s.resource) for rtype in ("CareTeam", "Goal", "CarePlan", "Task")
               for s in search_all(repo, rtype, []) if s.resource]
     engine = create_engine(url)
     blob = "BYTEA" if engine.dialect.name == "postgresql" else "BLOB"
