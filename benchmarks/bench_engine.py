@@ -1,14 +1,18 @@
 """Benchmark: enrol and sweep the demo region through the Prefect flows, next to a baseline that
 calls the same engine functions straight on the store (no orchestration), in the same run.
 
-    .venv/bin/python benchmarks/bench_engine.py [--inhabitants 100000] [--pg URL | --sqlite-only]
+    .venv/bin/python benchmarks/bench_engine.py [--inhabitants 100000] [--days 45] [--pg URL | --sqlite-only]
     .venv/bin/python benchmarks/bench_engine.py --feed-cost --inhabitants 5000   # the Subscription feed's cost
 
 For each backend the region is loaded once (timed separately), then copied (SQLite: the file;
 PostgreSQL: CREATE DATABASE ... TEMPLATE) so the baseline and the flows start from identical
 stores.  Prefect overhead = flow wall time minus the wall time during which engine code was running
 inside the task runs (union of their intervals); the temporary Prefect server's start-up is a
-one-off and reported on its own.  PostgreSQL URL: --pg, else $CAREFLOW_TEST_DATABASE_URL; the
+one-off and reported on its own.  Enrolment is also compared with writing the same JSON straight into
+the database (the resources it created, one plain insert each, batched per 500), and the sweep is run
+every morning from the day after enrolment to ``--days`` later (occurrences open, Tasks turn overdue,
+escalations fire), each day next to a full sweep of that day (every active plan read, nothing left
+to write), which is what the sweep did before the due-date index.  PostgreSQL URL: --pg, else $CAREFLOW_TEST_DATABASE_URL; the
 benchmark creates and drops its own databases next to the one named.
 """
 
@@ -23,8 +27,9 @@ import tempfile
 import threading
 import time
 import uuid
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -38,6 +43,7 @@ configure(quiet_console=True)
 
 START = date(2026, 11, 2)
 SWEEP_AT = datetime(2026, 11, 3, 6, 0, tzinfo=timezone.utc)  # the next morning's daily sweep
+WORK = ("tasks-opened", "tasks-overdue", "escalated", "plan-reviews", "plans-completed")
 
 
 class Intervals:
@@ -104,8 +110,35 @@ def load(url: str, inhabitants: int, seed: int) -> tuple[int, float]:
     return n, elapsed
 
 
-def baseline(url: str) -> dict[str, float]:
-    """The engine on its own: find, enrol, sweep in this thread, no Prefect."""
+def straight_json(repo, url: str) -> tuple[int, float]:
+    """The enrolment's resources (read back, untimed) written again as plain JSON rows into a scratch
+    table of the same database: the floor for writing what enrolment writes."""
+    from sqlalchemy import create_engine, text
+
+    from careflow.engine.reading import search_all
+    from careflow.fhir import exact_json
+
+    bodies = [exact_json.dumps(s.resource) for rtype in ("CareTeam", "Goal", "CarePlan", "Task")
+              for s in search_all(repo, rtype, []) if s.resource]
+    engine = create_engine(url)
+    blob = "BYTEA" if engine.dialect.name == "postgresql" else "BLOB"
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE TABLE bench_json (pk INTEGER PRIMARY KEY, content {blob} NOT NULL)"))
+    t0 = time.perf_counter()
+    with engine.connect() as conn:
+        for i in range(0, len(bodies), 500):
+            with conn.begin():
+                conn.execute(text("INSERT INTO bench_json (pk, content) VALUES (:pk, :c)"),
+                             [{"pk": i + k, "c": b} for k, b in enumerate(bodies[i:i + 500])])
+    elapsed = time.perf_counter() - t0
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE bench_json"))
+    engine.dispose()
+    return len(bodies), elapsed
+
+
+def baseline(url: str, days: int) -> dict[str, Any]:
+    """The engine on its own: find, enrol, then every morning's sweep, in this thread, no Prefect."""
     from careflow.engine import enrolment, sweep
     from careflow.programs.loader import load_directory
     from careflow.store.database import open_repository
@@ -116,12 +149,25 @@ def baseline(url: str) -> dict[str, float]:
     ids = enrolment.find_candidates(repo, programs)
     counts = enrolment.enrol(repo, programs, ids, START)
     t1 = time.perf_counter()
-    swept = sweep.sweep(repo, programs, SWEEP_AT)
-    t2 = time.perf_counter()
+    raw_n, raw_s = straight_json(repo, url)
+    mornings = []
+    for n in range(1, days + 1):
+        at = SWEEP_AT + timedelta(days=n - 1)
+        due = len(sweep.due_patients(repo, programs, at))
+        t2 = time.perf_counter()
+        swept = sweep.sweep(repo, programs, at)
+        t3 = time.perf_counter()
+        everyone = sweep.plan_patients(repo)
+        full = sweep.sweep(repo, programs, at, everyone, record_due=False)  # what it used to read: every plan
+        t4 = time.perf_counter()
+        assert not {k for k in WORK if full.total.get(k)}, "the full sweep found work the indexed one left"
+        mornings.append({"day": n, "due": due, "patients": len(everyone), "s": t3 - t2, "full_s": t4 - t3,
+                         **{k: swept.total.get(k, 0) for k in WORK}})
     repo.close()
-    return {"enrol_s": t1 - t0, "sweep_s": t2 - t1, "patients": counts.total.get("enrolled", 0),
-            "resources": counts.total.get("resources-created", 0), "plans": swept.total.get("plans", 0),
-            "opened": swept.total.get("tasks-opened", 0)}
+    return {"enrol_s": t1 - t0, "patients": counts.total.get("enrolled", 0),
+            "resources": counts.total.get("resources-created", 0), "raw_n": raw_n, "raw_s": raw_s,
+            "mornings": mornings, "sweep_s": mornings[0]["s"], "opened": mornings[0]["tasks-opened"],
+            "plans": mornings[0]["patients"]}
 
 
 def orchestrated(url: str, partitions: int) -> dict[str, float]:
@@ -129,11 +175,11 @@ def orchestrated(url: str, partitions: int) -> dict[str, float]:
     from workflows import flows, resources
 
     enrol_time, sweep_time = Intervals(), Intervals()
-    real = (flows.enrolment.enrol, flows.enrolment.find_candidates, flows.sweep.sweep, flows.sweep.plan_patients)
+    real = (flows.enrolment.enrol, flows.enrolment.find_candidates, flows.sweep.sweep, flows.sweep.due_patients)
     flows.enrolment.enrol = enrol_time.wrap(real[0])
     flows.enrolment.find_candidates = enrol_time.wrap(real[1])
     flows.sweep.sweep = sweep_time.wrap(real[2])
-    flows.sweep.plan_patients = sweep_time.wrap(real[3])
+    flows.sweep.due_patients = sweep_time.wrap(real[3])
     try:
         resources.repository(url)  # open (and migrate-check) outside the timed runs, as a worker would
         t0 = time.perf_counter()
@@ -142,7 +188,7 @@ def orchestrated(url: str, partitions: int) -> dict[str, float]:
         swept = flows.sweep_region(url, now=SWEEP_AT, partitions=partitions)
         t2 = time.perf_counter()
     finally:
-        (flows.enrolment.enrol, flows.enrolment.find_candidates, flows.sweep.sweep, flows.sweep.plan_patients) = real
+        (flows.enrolment.enrol, flows.enrolment.find_candidates, flows.sweep.sweep, flows.sweep.due_patients) = real
         resources.close_all()
     return {"enrol_s": t1 - t0, "sweep_s": t2 - t1, "enrol_engine_s": enrol_time.union(),
             "sweep_engine_s": sweep_time.union(), "patients": enrolled["total"].get("enrolled", 0),
@@ -213,15 +259,30 @@ def report(backend: str, loaded: tuple[int, float], base: dict, flow: dict) -> N
     n, load_s = loaded
     print(f"\n== {backend} ==")
     print(f"load region: {n:,} resources in {load_s:.1f}s ({n / load_s:,.0f} resources/s)")
-    print(f"{'':24}{'baseline (no Prefect)':>24}{'Prefect flows':>24}")
+    print(f"{'':24}{'baseline (no Prefect)':>24}{'Prefect flows':>24}   (sweep: the first morning)")
     for phase in ("enrol", "sweep"):
         b, f = base[f"{phase}_s"], flow[f"{phase}_s"]
         print(f"{phase + ' wall time':24}{b:>23.1f}s{f:>23.1f}s")
     print(f"{'patients enrolled':24}{base['patients']:>24,}{flow['patients']:>24,}")
     print(f"{'enrol patients/s':24}{base['patients'] / base['enrol_s']:>24,.0f}{flow['patients'] / flow['enrol_s']:>24,.0f}")
     print(f"{'enrol resources/s':24}{base['resources'] / base['enrol_s']:>24,.0f}{flow['resources'] / flow['enrol_s']:>24,.0f}")
-    print(f"{'sweep plans/s':24}{base['plans'] / max(base['sweep_s'], 1e-9):>24,.0f}{flow['plans'] / max(flow['sweep_s'], 1e-9):>24,.0f}")
     print(f"{'sweep tasks opened':24}{base['opened']:>24,}{flow['opened']:>24,}")
+    print(f"enrol vs the same JSON straight into the database: {base['raw_n']:,} resources in "
+          f"{base['raw_s']:.1f}s ({base['raw_n'] / max(base['raw_s'], 1e-9):,.0f}/s); enrolment "
+          f"{base['enrol_s']:.1f}s = {base['enrol_s'] / max(base['raw_s'], 1e-9):.1f}x (aim: within 2x)")
+    print("daily sweep through the due-date index vs a full sweep of the same morning (every active plan read):")
+    print(f"{'day':>5}{'due':>8}{'of':>8}{'index s':>9}{'full s':>9}" + "".join(f"{k:>16}" for k in WORK))
+    mornings = base["mornings"]
+    busiest = max(mornings[1:] or mornings, key=lambda m: (sum(m[k] for k in WORK), m["day"]))
+    shown = {mornings[0]["day"], mornings[1]["day"] if len(mornings) > 1 else 1, busiest["day"], mornings[-1]["day"]}
+    for m in mornings:
+        if m["day"] in shown:
+            print(f"{m['day']:>5}{m['due']:>8,}{m['patients']:>8,}{m['s']:>9.2f}{m['full_s']:>9.2f}"
+                  + "".join(f"{m[k]:>16,}" for k in WORK))
+    later = mornings[1:] or mornings
+    print(f"days 2-{mornings[-1]['day']}: index {sum(m['s'] for m in later) / len(later):.2f}s a morning on average "
+          f"(max {max(m['s'] for m in later):.2f}s), full {sum(m['full_s'] for m in later) / len(later):.2f}s; "
+          f"work done: " + ", ".join(f"{k} {sum(m[k] for m in mornings):,}" for k in WORK))
     for phase in ("enrol", "sweep"):
         wall, engine = flow[f"{phase}_s"], flow[f"{phase}_engine_s"]
         print(f"Prefect overhead in {phase}: {max(wall - engine, 0):.1f}s of {wall:.1f}s "
@@ -233,6 +294,7 @@ def main() -> None:
     ap.add_argument("--inhabitants", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--partitions", type=int, default=8)
+    ap.add_argument("--days", type=int, default=60, help="mornings swept after enrolment (baseline run)")
     ap.add_argument("--pg", default=os.environ.get("CAREFLOW_TEST_DATABASE_URL"))
     ap.add_argument("--sqlite-only", action="store_true")
     ap.add_argument("--pg-only", action="store_true")
@@ -261,7 +323,7 @@ def main() -> None:
             loaded = load(f"sqlite:///{src}", args.inhabitants, args.seed)
             for name in ("base.db", "flow.db"):
                 shutil.copy(src, tmp / name)
-            base = baseline(f"sqlite:///{tmp / 'base.db'}")
+            base = baseline(f"sqlite:///{tmp / 'base.db'}", args.days)
             flow = orchestrated(f"sqlite:///{tmp / 'flow.db'}", args.partitions)
             report("SQLite", loaded, base, flow)
         finally:
@@ -279,7 +341,7 @@ def main() -> None:
             create_engine(src).dispose()
             base_url = fresh_pg(admin, names["base"], template=names["src"])
             flow_url = fresh_pg(admin, names["flow"], template=names["src"])
-            base = baseline(base_url)
+            base = baseline(base_url, args.days)
             flow = orchestrated(flow_url, args.partitions)
             report("PostgreSQL", loaded, base, flow)
         finally:

@@ -173,9 +173,10 @@ def enrol_partition(db_url: str | None, index: int, patient_ids: Sequence[str], 
 
 
 @task(name="find-plans", task_run_name="find-plans", **_TASK_OPTIONS)
-def find_plans(db_url: str | None, partitions: int) -> list[list[str]]:
-    """Ids of patients with an active CarePlan, cut into ``partitions`` stable-hash slices."""
-    ids = sweep.plan_patients(repository(db_url))
+def find_plans(db_url: str | None, partitions: int, now: datetime) -> list[list[str]]:
+    """Ids of the patients the due-date index says may have work on ``now``'s day, cut into
+    ``partitions`` stable-hash slices."""
+    ids = sweep.due_patients(repository(db_url), programs(), now)
     return enrolment.partition(ids, partitions)
 
 
@@ -270,8 +271,8 @@ def sweep_region(db_url: str | None = None, now: datetime | None = None,
     moment = now or datetime.now(timezone.utc)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    slices = find_plans(db_url, max(1, partitions))
-    _report(f"sweep: {sum(map(len, slices)):,} patients with an active care plan in {len(slices)} partitions")
+    slices = find_plans(db_url, max(1, partitions), moment)
+    _report(f"sweep: {sum(map(len, slices)):,} patients with work due in {len(slices)} partitions")
     futures = []
     sizes: dict[Any, int] = {}
     for index, ids in enumerate(slices):

@@ -18,7 +18,7 @@ import os
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
 
 from careflow.access.compartment import ORPHAN, patient_of
@@ -37,7 +37,7 @@ from careflow.fhir.search_query import TOTAL_CAP, SearchQuery
 from careflow.fhir.search_values import to_utc_naive
 from careflow.store.leader import InProcessLeases
 from careflow.store.port import Listener, OutboxEvent, SearchResult, Stored
-from careflow.store.unit_of_work import Current, RepositoryReads, UnitOfWorkBase, utc_now
+from careflow.store.unit_of_work import DUE_NOW, Current, RepositoryReads, UnitOfWorkBase, utc_now
 
 OUTBOX_LEASE = timedelta(minutes=5)
 MAX_INCLUDE_ROUNDS = 4
@@ -63,6 +63,8 @@ class _State:
         self.outbox: dict[int, tuple[OutboxEvent, datetime | None]] = {}
         self.seq = itertools.count(1)
         self.outbox_seq = itertools.count(1)
+        self.due: dict[str, tuple[date, int]] = {}  # the sweep's due-date index: patient -> (next due, generation)
+        self.due_stamp: str | None = None
 
 
 def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -371,6 +373,7 @@ class MemoryUnitOfWork(UnitOfWorkBase):
         for k in keys:
             del self._s.keys[k]
         grants = self._s.grants.pop(patient, None) if patient is not None else None
+        due_row = self._s.due.pop(patient, None) if patient is not None else None
         names = {f'"{i}"' for _, i in removed} | {f"{t}/{i}" for t, i in removed}
         events = {eid: item for eid, item in self._s.outbox.items()
                   if names and any(n in exact_json.dumps(item[0].payload).decode() for n in names)}
@@ -383,10 +386,68 @@ class MemoryUnitOfWork(UnitOfWorkBase):
             self._s.keys.update(keys)
             if grants is not None and patient is not None:
                 self._s.grants[patient] = grants
+            if due_row is not None and patient is not None:
+                self._s.due[patient] = due_row
             self._s.outbox.update(events)
 
         self._undo.append(undo)
         return removed
+
+    # --- the sweep's due-date index -----------------------------------------------------------
+    def _due_touch(self, patient_ids: list[str], create: list[str]) -> None:
+        self._write()
+        due = self._s.due
+        before = {p: due.get(p) for p in patient_ids}
+        for p in patient_ids:
+            row = due.get(p)
+            if row is None and p in create:
+                row = (DUE_NOW, 0)
+            if row is not None:
+                due[p] = (DUE_NOW, row[1] + 1)
+
+        def undo() -> None:
+            for p, row in before.items():
+                if row is None:
+                    due.pop(p, None)
+                else:
+                    due[p] = row
+
+        self._undo.append(undo)
+
+    @_locked
+    def _due_select(self, today: date) -> list[str]:
+        return sorted(p for p, (d, _) in self._s.due.items() if d <= today)
+
+    @_locked
+    def _due_generations(self, patient_ids: list[str]) -> dict[str, int]:
+        return {p: self._s.due[p][1] for p in patient_ids if p in self._s.due}
+
+    def _due_settle(self, rows: list[tuple[str, int, date]]) -> int:
+        self._write()
+        due = self._s.due
+        done: dict[str, tuple[date, int]] = {}
+        for p, gen, day in rows:
+            row = due.get(p)
+            if row is not None and row[1] == gen:
+                done[p] = row
+                due[p] = (day, gen)
+        self._undo.append(lambda: due.update(done))
+        return len(done)
+
+    @_locked
+    def _due_stamp(self) -> str | None:
+        return self._s.due_stamp
+
+    def _due_reset(self, stamp: str) -> None:
+        self._write()
+        old, old_stamp = dict(self._s.due), self._s.due_stamp
+        self._s.due = {p: (DUE_NOW, g + 1) for p, (_, g) in old.items()}
+        self._s.due_stamp = stamp
+
+        def undo() -> None:
+            self._s.due, self._s.due_stamp = old, old_stamp
+
+        self._undo.append(undo)
 
     # --- outbox -------------------------------------------------------------------------------
     def outbox_add(self, topic: str, payload: dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Callable, Literal, Protocol, Sequence, runtime_checkable
 
 from careflow.access.principal import Principal
@@ -202,6 +202,30 @@ class UnitOfWork(Protocol):
 
     def outbox_add(self, topic: str, payload: dict[str, Any]) -> None:
         """Record an event that commits (or not) with this unit of work."""
+        ...
+
+    # the sweep's due-date index (careflow.engine.sweep; system only): every unit of work marks the
+    # patients whose resources it wrote due at once, before it commits
+    due_touched: frozenset[str]  # after the unit of work ended: the patients it marked due
+
+    def due_patients(self, today: date) -> list[str]:
+        """Patients the sweep may have work for on ``today``, sorted."""
+        ...
+
+    def due_generations(self, patient_ids: list[str]) -> dict[str, int]:
+        """Each patient's write generation, read before their plans are read."""
+        ...
+
+    def due_settle(self, rows: list[tuple[str, int, date | None]]) -> int:
+        """(patient, generation read, next due day; None: never) where the generation still holds."""
+        ...
+
+    def due_stamp(self) -> str | None:
+        """The programme fingerprint the due days were computed with."""
+        ...
+
+    def due_restamp(self, stamp: str) -> None:
+        """Every patient due now, computed from here on with the programmes ``stamp`` names."""
         ...
 
     def grant_emergency(self, patient_id: str, reason: str) -> Any:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, Iterator, Sequence
 
 import orjson
@@ -46,12 +46,14 @@ from careflow.store.tables import (
     condition_key,
     idx_reference,
     outbox,
+    plan_due,
     resource,
     resource_version,
+    sweep_state,
     task_performer,
     task_worklist,
 )
-from careflow.store.unit_of_work import Current, RepositoryReads, UnitOfWorkBase, utc_now
+from careflow.store.unit_of_work import DUE_NOW, Current, RepositoryReads, UnitOfWorkBase, utc_now
 
 OUTBOX_LEASE = timedelta(minutes=5)
 MANY_CHUNK = 1000  # values per statement of search_many (well under SQLite's bound-parameter limit)
@@ -392,6 +394,7 @@ class SqlUnitOfWork(UnitOfWorkBase):
             self._conn.execute(delete(condition_key).where(condition_key.c.rtype == rtype, condition_key.c.res_id == rid))
         if patient is not None:
             self._conn.execute(delete(access_grant).where(access_grant.c.patient_id == patient))
+            self._conn.execute(delete(plan_due).where(plan_due.c.patient_id == patient))
         names = {f'"{i}"'.encode() for _, i in removed} | {f"{t}/{i}".encode() for t, i in removed}
         if names:
             naming = [r.id for r in self._conn.execute(select(outbox.c.id, outbox.c.payload))
@@ -655,6 +658,50 @@ class SqlUnitOfWork(UnitOfWorkBase):
         if inc.param is not None:
             stmt = stmt.where(idx_reference.c.param == inc.param)
         self._fetch(resource.c.pk.in_(stmt), seen, found, None if inc.source == "*" else [inc.source])
+
+    # --- the sweep's due-date index -----------------------------------------------------------
+    def _due_touch(self, patient_ids: list[str], create: list[str]) -> None:
+        self._begin("write")
+        if create:
+            self._conn.execute(self._insert_ignoring_conflict(plan_due).on_conflict_do_nothing(),
+                               [{"patient_id": p, "next_due": DUE_NOW, "gen": 0} for p in create])
+        for start in range(0, len(patient_ids), 500):
+            chunk = patient_ids[start:start + 500]
+            self._conn.execute(update(plan_due).where(plan_due.c.patient_id.in_(chunk))
+                               .values(next_due=DUE_NOW, gen=plan_due.c.gen + 1))
+
+    def _due_select(self, today: date) -> list[str]:
+        self._begin("read")
+        rows = self._conn.execute(select(plan_due.c.patient_id).where(plan_due.c.next_due <= today))
+        return sorted(r[0] for r in rows)
+
+    def _due_generations(self, patient_ids: list[str]) -> dict[str, int]:
+        self._begin("read")
+        out: dict[str, int] = {}
+        for start in range(0, len(patient_ids), 500):
+            chunk = patient_ids[start:start + 500]
+            out.update(self._conn.execute(select(plan_due.c.patient_id, plan_due.c.gen)
+                                          .where(plan_due.c.patient_id.in_(chunk))).all())
+        return out
+
+    def _due_settle(self, rows: list[tuple[str, int, date]]) -> int:
+        if not rows:
+            return 0
+        self._begin("write")
+        stmt = (update(plan_due).where(plan_due.c.patient_id == bindparam("p"), plan_due.c.gen == bindparam("g"))
+                .values(next_due=bindparam("d")))
+        result = self._conn.execute(stmt, [{"p": p, "g": g, "d": d} for p, g, d in rows])
+        return int(result.rowcount)
+
+    def _due_stamp(self) -> str | None:
+        self._begin("read")
+        return self._conn.execute(select(sweep_state.c.value).where(sweep_state.c.name == "programs")).scalar()
+
+    def _due_reset(self, stamp: str) -> None:
+        self._begin("write")
+        self._conn.execute(update(plan_due).values(next_due=DUE_NOW, gen=plan_due.c.gen + 1))
+        self._conn.execute(delete(sweep_state).where(sweep_state.c.name == "programs"))
+        self._conn.execute(sweep_state.insert().values(name="programs", value=stamp))
 
     # --- outbox -------------------------------------------------------------------------------
     def outbox_add(self, topic: str, payload: dict[str, Any]) -> None:

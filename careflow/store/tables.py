@@ -26,6 +26,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Float,
     Index,
@@ -307,4 +308,25 @@ measure_watermark = Table(
     Column("patient", String(64), nullable=False),
     Column("fingerprint", String(120), nullable=False),
     PrimaryKeyConstraint("measure_set", "period", "patient"),
+)
+
+# The sweep's due-date index (careflow.engine.sweep, migration 0011): one row per patient who has had
+# a CarePlan, the first day the sweep may have work for them.  Every unit of work that writes one of
+# the patient's resources sets ``next_due`` to DUE_NOW and adds 1 to ``gen`` before it commits; the
+# sweep, having found nothing to do, writes the next day back only while ``gen`` is what it read
+# before reading the plans (a write in between keeps the patient due).
+plan_due = Table(
+    "plan_due", metadata,
+    Column("patient_id", String(64), primary_key=True),
+    Column("next_due", Date, nullable=False),
+    Column("gen", BigInteger, nullable=False),
+    Index(None, "next_due"),
+)
+
+# One value: the fingerprint of the programmes the stored due days were computed with (a different
+# programme set marks every patient due, since the days follow from the programmes' timings).
+sweep_state = Table(
+    "sweep_state", metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", Text, nullable=False),
 )

@@ -15,7 +15,7 @@ import re
 import uuid
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager, contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 from careflow.access import rules
@@ -51,6 +51,9 @@ _OUTSIDE = ("{rtype} would be outside what you may see (no consent, care-team re
             "right for this patient)")
 # writes of these change who may see the patient: the patient's grants are recomputed
 GRANT_TYPES = frozenset({"Patient", "CareTeam", "Consent"})
+# the sweep's due-date index (``plan_due``): a patient whose resources a unit of work wrote is due now
+DUE_NOW = date(1, 1, 1)
+NEVER_DUE = date(9999, 12, 31)
 
 
 class Current(NamedTuple):
@@ -233,6 +236,10 @@ class UnitOfWorkBase(ABC):
         self._audit_frame: AuditRecord | None = None
         self._audit_depth = 0
         self._audit_done: list[AuditRecord] = []
+        # the sweep's due-date index: patients whose resources this unit of work wrote (True: one of
+        # them is a CarePlan, so the patient gets a row if they have none), applied before commit
+        self._due_marks: dict[str, bool] = {}
+        self.due_touched: frozenset[str] = frozenset()
 
     # --- audit --------------------------------------------------------------------------------
     def _frame_start(self, subtype: str, *, rtype: str | None = None, rid: str | None = None,
@@ -356,8 +363,9 @@ class UnitOfWorkBase(ABC):
         return old
 
     def _after_write(self, stored: Stored, old_patient: str | None = None) -> None:
-        """Grant bookkeeping, then (for checked principals) the written resource must be visible to
-        its writer: nobody writes data into a patient record they may not see."""
+        """Due-date and grant bookkeeping, then (for checked principals) the written resource must be
+        visible to its writer: nobody writes data into a patient record they may not see."""
+        self._mark_due(stored, old_patient)
         if stored.type in GRANT_TYPES:
             for pid in (old_patient, patient_of(stored.resource) if not stored.deleted else None):
                 if pid:
@@ -371,6 +379,24 @@ class UnitOfWorkBase(ABC):
                 self.read(stored.type, stored.id)
             except (NotFound, Gone):
                 raise Forbidden(_OUTSIDE.format(rtype=stored.type)) from None
+
+    def _mark_due(self, stored: Stored, old_patient: str | None) -> None:
+        """The patient of a written resource is due for the sweep now (and the one it left, for the
+        grant types whose old patient is known): whatever changed in their record, the sweep's next
+        decision for them may change with it, so their next due day is recomputed by the sweep."""
+        if stored.deleted:
+            with self.unrestricted():
+                try:
+                    before = self.vread(stored.type, stored.id, stored.version - 1).resource
+                except (NotFound, Gone):
+                    before = None
+            pid = patient_of(before) if before is not None else None
+        else:
+            pid = patient_of(stored.resource)
+        creates = stored.type == "CarePlan" and not stored.deleted
+        for p in (pid, old_patient):
+            if p:
+                self._due_marks[p] = self._due_marks.get(p, False) or (creates and p == pid)
 
     def _old_patient(self, rtype: str, rid: str) -> str | None:
         """The patient a grant-relevant resource belonged to before this write (its subject may change)."""
@@ -447,6 +473,42 @@ class UnitOfWorkBase(ABC):
 
     def before_commit(self) -> None:
         self.refresh_grants()
+        if self._due_marks:
+            marks, self._due_marks = self._due_marks, {}
+            self._due_touch(sorted(marks), sorted(p for p, creates in marks.items() if creates))
+            self.due_touched = frozenset(marks)
+
+    # --- the sweep's due-date index (careflow.engine.sweep) -----------------------------------------
+    def _system_only(self) -> None:
+        if not self.principal.unlimited:
+            raise Forbidden("the sweep's due-date index is the engine's bookkeeping")
+
+    def due_patients(self, today: date) -> list[str]:
+        """Patients the sweep may have work for on ``today`` (due now, or their next day has come), sorted."""
+        self._system_only()
+        return self._due_select(today)
+
+    def due_generations(self, patient_ids: list[str]) -> dict[str, int]:
+        """The write generation of each patient's row (read before their plans: see ``due_settle``)."""
+        self._system_only()
+        return self._due_generations(patient_ids)
+
+    def due_settle(self, rows: list[tuple[str, int, date | None]]) -> int:
+        """Store (patient, generation read, next due day or None for never) for patients the sweep
+        found nothing to do for; a row whose generation moved since (a write) stays due. Returns how
+        many were stored."""
+        self._system_only()
+        return self._due_settle([(p, g, d or NEVER_DUE) for p, g, d in rows])
+
+    def due_stamp(self) -> str | None:
+        """The programme fingerprint the stored due days were computed with."""
+        self._system_only()
+        return self._due_stamp()
+
+    def due_restamp(self, stamp: str) -> None:
+        """Other programmes from now on: every patient is due at once, and ``stamp`` is recorded."""
+        self._system_only()
+        self._due_reset(stamp)
 
     # --- primitives each backend implements ---------------------------------------------------
     @abstractmethod
@@ -491,6 +553,25 @@ class UnitOfWorkBase(ABC):
         """Remove for good every version and index row of ``targets`` and, when ``patient`` is
         given, of every resource in that patient's compartment, with their conditional-create keys,
         the patient's grants and the outbox events naming any of them; returns what was removed."""
+
+    @abstractmethod
+    def _due_touch(self, patient_ids: list[str], create: list[str]) -> None:
+        """Make ``patient_ids`` due now (generation + 1); ``create``: give those a row first if absent."""
+
+    @abstractmethod
+    def _due_select(self, today: date) -> list[str]: ...
+
+    @abstractmethod
+    def _due_generations(self, patient_ids: list[str]) -> dict[str, int]: ...
+
+    @abstractmethod
+    def _due_settle(self, rows: list[tuple[str, int, date]]) -> int: ...
+
+    @abstractmethod
+    def _due_stamp(self) -> str | None: ...
+
+    @abstractmethod
+    def _due_reset(self, stamp: str) -> None: ...
 
     @abstractmethod
     def read(self, type: str, id: str) -> Stored: ...

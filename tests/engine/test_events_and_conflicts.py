@@ -81,17 +81,20 @@ class TestEventProcessingIsSafeToReplay:
 
 
 class _EditsFirst:
-    """The store, with a person saving a Task edit just before the engine's next unit of work."""
+    """The store, with a person saving a Task edit after the engine read the plans and just before
+    its next unit of work (the due-date bookkeeping before the reads does not count)."""
 
     def __init__(self, inner: Any, task_id: str) -> None:
-        self._inner, self._task_id, self.fired = inner, task_id, False
+        self._inner, self._task_id, self.fired, self.read = inner, task_id, False, False
 
     def __getattr__(self, name: str) -> Any:
+        if name == "search":
+            self.read = True
         return getattr(self._inner, name)
 
     @contextmanager
     def unit_of_work(self, principal: Any) -> Iterator[Any]:
-        if not self.fired:
+        if not self.fired and self.read:
             self.fired = True
             edit_task(self._inner, self._task_id, note=[{"text": "nurse called the patient"}])
         with self._inner.unit_of_work(principal) as uow:
