@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PG_ENV
 from engine_world import edit_task
 
 from careflow.access.principal import SYSTEM
@@ -24,6 +23,8 @@ from careflow.engine.reading import search_all
 from careflow.engine.sweep import due_patients, plan_patients, sweep
 from careflow.programs.loader import load_directory
 from careflow.triggers.task_facts import FINAL_STATUSES
+
+PG_ENV = "CAREFLOW_TEST_DATABASE_URL"  # not imported from a conftest: under xdist "conftest" may name another folder's
 
 START = date(2026, 11, 2)
 COUNTS_OF_WORK_DONE = ("plans",)  # "plans" counts the plans read, which is the point of the index
