@@ -35,7 +35,11 @@ from careflow.web.worklist import HAND_BACK_FROM, OWNER_ACTIONS, TRANSITION, wor
 HERE = Path(__file__).resolve().parent
 LANG_COOKIE = "careflow_lang"
 LOINC_WEIGHT = {"system": "http://loinc.org", "code": "29463-7", "display": "Body weight"}
-DEMO_ROLES = ("gp", "home-nurse", "pharmacist", "physiotherapist", "dietitian", "care-coach", "case-manager")
+DEMO_ROLES = ("gp", "home-nurse", "pharmacist", "physiotherapist", "dietitian", "care-coach", "case-manager",
+              "region")
+# the region signs in as a read-only system client of the region (careflow.population.shared_views):
+# it has no PractitionerRole of its own, and it comes for the dashboard and the financing
+REGION_SCOPES = "system/*.rs"
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 _env = Environment(loader=FileSystemLoader(str(HERE / "templates")), autoescape=select_autoescape(["html"]),
@@ -107,10 +111,13 @@ def login(request: Request, token: str = Form(""), role: str = Form(""), next: s
         from careflow.api.login import claims_for
 
         try:
-            claims = claims_for(_state(request).repository, role, None)
+            claims = claims_for(_state(request).repository, "system" if role == "region" else role,
+                                REGION_SCOPES if role == "region" else None)
         except CareflowError:
             return RedirectResponse(f"{PREFIX}/login?error=demo", status_code=303)
         token = issuer.mint(claims, minutes=8 * 60)
+        if role == "region" and _safe_next(next) == f"{PREFIX}/":
+            next = f"{PREFIX}/dashboard"  # the region's own page: it holds no Tasks
     verifier = getattr(request.app.state, "token_verifier", None)
     try:
         if verifier is None or not token:

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from web_world import PID, START, owner_of_open
 
 from careflow.api.login import claims_for
+from careflow.fhir.search_query import parse_search
 
 
 def _signed_in(world: dict[str, Any], who: str) -> TestClient:
@@ -81,6 +82,20 @@ def test_the_demo_signs_in_per_role(world: dict[str, Any]) -> None:
     assert client.get("/app/").status_code == 200
     out = client.post("/app/logout", follow_redirects=False)
     assert out.status_code == 303 and client.get("/app/", follow_redirects=False).status_code == 303
+
+
+def test_the_demo_signs_in_as_the_region_read_only(world: dict[str, Any]) -> None:
+    client = TestClient(world["app"])
+    assert 'value="region"' in client.get("/app/login?lang=nl").text and "De regio" in client.get("/app/login?lang=nl").text
+    r = client.post("/app/login", data={"role": "region", "next": "/app/"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/app/dashboard"  # its own page, not a worklist
+    assert client.get("/app/dashboard").status_code == 200
+    assert client.get("/app/financing").status_code == 200
+    # read-only: the region's sign-in cannot change a Task
+    task = next(iter(world["repo"].search(parse_search("Task", [("status", "requested"), ("_count", "1")],
+                                                        strict=True)).matches))
+    client.post(f"/app/tasks/{task.id}/accept", data={"version": task.version}, follow_redirects=False)
+    assert world["repo"].read("Task", task.id).resource["status"] == "requested"
 
 
 def test_a_post_from_another_site_is_refused(world: dict[str, Any]) -> None:
