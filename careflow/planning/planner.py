@@ -41,6 +41,7 @@ from careflow.programs.codes import SNOMED, UCUM
 from careflow.programs.durations import Duration, parse_duration
 from careflow.programs.model import Activity, Coding, Goal, Program, Quantity, Target, Text
 from careflow.programs.seasons import current_season
+from careflow.programs.units import display_unit
 
 TRANSLATION = "http://hl7.org/fhir/StructureDefinition/translation"
 CARE_PLAN_CATEGORY = {"system": SNOMED, "code": "734163000", "display": "Care plan"}
@@ -114,7 +115,9 @@ def _text(text: Text) -> tuple[str, dict[str, Any]]:
 
 
 def _quantity(q: Quantity, comparator: str | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"value": q.value, "unit": q.unit, "system": UCUM, "code": q.unit}
+    out: dict[str, Any] = {"value": q.value, "system": UCUM, "code": q.unit}
+    if display_unit(q.unit):  # a score has no unit to show (Quantity.unit is for people, code for machines)
+        out["unit"] = display_unit(q.unit)
     if comparator:
         out["comparator"] = comparator
     return out

@@ -86,7 +86,16 @@ def _name(resource: dict[str, Any]) -> str:
     return " ".join([*n.get("given", []), n.get("family", "")]).strip() or n.get("text", "") or "?"
 
 
-def _target(goal: dict[str, Any]) -> tuple[str | None, str | None]:
+def _number(value: Any, lang: str) -> str:
+    """A target's value as the reader writes numbers (``7,5`` in Dutch and French)."""
+    from babel.numbers import format_decimal
+
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return str(value)
+    return format_decimal(value, locale={"nl": "nl_BE", "fr": "fr_BE"}.get(lang, "en"), decimal_quantization=False)
+
+
+def _target(goal: dict[str, Any], lang: str = "en") -> tuple[str | None, str | None]:
     for t in goal.get("target") or ():
         measure = (t.get("measure") or {})
         code = next((f"{c.get('system')}|{c.get('code')}" for c in measure.get("coding") or ()), None)
@@ -94,9 +103,10 @@ def _target(goal: dict[str, Any]) -> tuple[str | None, str | None]:
         r = t.get("detailRange")
         text = None
         if q:
-            text = f"{q.get('comparator', '')} {q.get('value')} {q.get('unit', '')}".strip()
+            text = f"{q.get('comparator', '')} {_number(q.get('value'), lang)} {q.get('unit', '')}".strip()
         elif r:
-            text = f"{(r.get('low') or {}).get('value')}–{(r.get('high') or {}).get('value')} {(r.get('low') or {}).get('unit', '')}"
+            low, high = r.get("low") or {}, r.get("high") or {}
+            text = f"{_number(low.get('value'), lang)}–{_number(high.get('value'), lang)} {low.get('unit', '')}".strip()
         elif t.get("detailString"):
             text = str(t["detailString"])
         return code, text
@@ -153,7 +163,7 @@ def patient_page(repo: Repository, principal: Principal, patient_id: str, today:
     page.plans = sorted(({**p, "title": localised(p.get("title"), p.get("_title"), lang)} for p in plans),
                         key=lambda p: (not is_shared_plan(p), str(p.get("title"))))
     for g in goals:
-        code, target = _target(g)
+        code, target = _target(g, lang)
         mine = (g.get("expressedBy") or {}).get("reference") == ref
         points = []
         for o in observations:
