@@ -23,6 +23,7 @@ from careflow.api.subscriptions import jwks_router
 from careflow.auth.tokens import TokenVerifier
 from careflow.store.port import Repository
 from careflow.web.pages import HERE as WEB_DIR
+from careflow.web.pages import error_page as page_error
 from careflow.web.pages import router as pages_router
 from careflow.web.session import PREFIX as PAGES
 from careflow.web.session import PageSession
@@ -69,6 +70,7 @@ def create_app(
     app.state.authenticator = auth if auth is not None else RefuseEveryone()
     # the web pages beside the API (careflow.web): their own router and static files, public sign-in
     app.include_router(pages_router)
+    app.state.page_errors = (PAGES, page_error)  # a browser under /app gets HTML errors, not OperationOutcomes
     app.mount(f"{PAGES}/static", StaticFiles(directory=str(WEB_DIR / "static")), name="web-static")
     app.state.programs = {p.id: p for p in progs}
     app.add_middleware(AuthMiddleware, authenticator=lambda: app.state.authenticator,

@@ -123,6 +123,10 @@ async def _handle(request: Request, exc: Exception) -> FhirResponse:
         rtype = segments[1] if len(segments) > 1 and segments[1][:1].isupper() else "-"
         log.error("unhandled %s on %s of %s (request %s)", type(exc).__name__, request.method, rtype,
                   request.headers.get("x-request-id", "-"))
+    pages = getattr(request.app.state, "page_errors", None)  # (prefix, page maker) when the web pages are served
+    if pages is not None and (request.url.path + "/").startswith(pages[0] + "/") \
+            and not request.url.path.startswith(pages[0] + "/static/"):
+        return pages[1](request, status)  # type: ignore[no-any-return]
     response = error_response(exc)
     if status == 405:
         allowed = allowed_methods(request)

@@ -76,6 +76,16 @@ def _page(request: Request, template: str, status: int = 200, **values: Any) -> 
     return response
 
 
+def error_page(request: Request, status: int) -> HTMLResponse:
+    """What a browser gets for an error under the pages that no page handled itself (an unknown
+    path, a method a page does not take, a failure): an HTML page in the reader's language, where
+    the API would answer with an OperationOutcome."""
+    _ = translator(_lang(request))
+    message = {404: _("This page does not exist."), 405: _("This page cannot be used that way.")}.get(
+        status, _("Something went wrong; please try again later."))
+    return _page(request, "error.html", status, message=message)
+
+
 def _state(request: Request) -> Any:
     return request.app.state.careflow
 

@@ -190,3 +190,11 @@ def test_a_language_link_keeps_the_pages_query(world: dict[str, Any]) -> None:
     english = client.get(f"/app/?patient=Patient%2F{PID}&overdue=1&lang=en")
     assert english.status_code == 200 and "<h1>My worklist</h1>" in english.text
     assert 'href="/app/login?lang=fr"' in TestClient(world["app"]).get("/app/login").text  # no query: none kept
+
+
+def test_an_unknown_page_is_an_html_page_in_the_readers_language(world: dict[str, Any]) -> None:
+    client = _signed_in(world, owner_of_open(world["repo"], "gp"))
+    r = client.get("/app/nonexistent?lang=nl")
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+    assert "Deze pagina bestaat niet." in r.text and "OperationOutcome" not in r.text
+    assert client.get("/fhir/nonexistent").headers["content-type"].startswith("application/fhir+json")  # the API: FHIR
