@@ -8,6 +8,7 @@ cycles, duplicate ids) are collected side by side before anything is raised.
 from __future__ import annotations
 
 import difflib
+import re
 import warnings
 from pathlib import Path
 from typing import Any, Iterable, get_args, get_origin
@@ -35,6 +36,9 @@ def portability_warnings(text: str, filename: str = "<string>") -> list[Problem]
 
 def _sentence(err: dict[str, Any]) -> str:
     kind, msg, loc = err["type"], err["msg"], err["loc"]
+    if not loc and kind in ("extra_forbidden", "missing"):
+        # a key that looks like a union tag (``0[``) is dropped from the path with the tags
+        return "unknown key" if kind == "extra_forbidden" else "a required key is missing"
     if kind == "extra_forbidden":
         key = str(loc[-1])
         close = difflib.get_close_matches(key, _model_keys(loc), n=1)
@@ -85,11 +89,16 @@ def _model_keys(loc: Loc) -> list[str]:
     return list(model.model_fields) if model else []
 
 
+# pydantic's names for union alternatives in an error's path (``function-after[_one(), Criterion]``),
+# which are not keys of the file; a key an author wrote, such as ``0[``, stays in the path
+_TAG = re.compile(r"^[\w-]+\[.*\]$")
+
+
 def _dedupe(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Union-typed fields give one error per alternative; keep one per location, joined by 'or'."""
     by_loc: dict[Loc, list[dict[str, Any]]] = {}
     for e in errors:
-        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and ("[" in p or p in ("constrained-str", "str"))))
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and (_TAG.match(p) or p in ("constrained-str", "str"))))
         by_loc.setdefault(loc, []).append({**e, "loc": loc})
     out = []
     for group in by_loc.values():

@@ -199,3 +199,17 @@ def test_every_programme_title_is_in_dutch_french_and_english():
                  *(t.then.create_task.title for t in program.triggers if t.then.create_task)]
         untranslated = [t.en for t in texts if not t.fr or not t.nl or t.fr == t.en and t.en not in ("NT-proBNP", "Case manager", "Case management")]
         assert not untranslated, f"{program.id}: no French for {untranslated}"
+
+
+def test_a_key_that_looks_like_a_union_tag_is_a_problem_not_a_crash():
+    # found by the viewer's fuzz test: "0[" was dropped from the error's path with the union tags
+    with pytest.raises(ProgramError) as info:
+        parse_program("0[:\n", "p.yaml")
+    assert "p.yaml:1:1: 0[: unknown key '0['" in [str(p) for p in info.value.problems]
+    from careflow.measures.loader import parse_measures
+    from careflow.population.loader import parse_case_rules, parse_rules
+
+    for parse in (parse_rules, parse_measures, parse_case_rules):  # the same reading of pydantic's errors
+        with pytest.raises(ProgramError) as info:
+            parse("0[:\n", "p.yaml")
+        assert "p.yaml:1:1: 0[: unknown key '0['" in [str(p) for p in info.value.problems]
